@@ -1,0 +1,1 @@
+"""BFD (RFC 5880/5881/5883) session library. Knows nothing of Kubernetes."""

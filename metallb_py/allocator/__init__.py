@@ -1,0 +1,1 @@
+"""Pure IP allocation: pools, sharing, address families. No I/O."""

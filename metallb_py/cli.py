@@ -1,0 +1,322 @@
+"""`metallb-py` command line: one binary, one subcommand per component.
+
+Flag names are a contract (DESIGN.md). MetalLB's own flag names and environment variables are
+accepted as aliases so that MetalLB's manifests can run our image unchanged. Expected errors are
+one line on stderr and exit status 2; no traceback reaches the user.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import importlib
+import os
+import signal
+import sys
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, NoReturn
+
+from metallb_py import __version__
+from metallb_py.log import LEVEL_NAMES, configure, get_logger
+from metallb_py.metrics import MetricsServer, Readiness
+
+EXIT_USAGE = 2
+
+# Default metrics ports; distinct so every component can share one host.
+PORT_CONTROLLER = 7472
+PORT_SPEAKER = 7473
+PORT_OPERATOR = 7474
+PORT_WEBHOOK_METRICS = 7475
+PORT_APISERVER_METRICS = 7476
+PORT_WEBHOOK = 9443
+PORT_MEMBERLIST = 7946
+DEFAULT_NAMESPACE = "metallb-system"
+
+
+class UsageError(Exception):
+    """A bad flag or argument: reported as one line, exit 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(f"{self.prog}: {message}")
+
+
+@dataclass
+class RunContext:
+    """What the harness hands a component: its flags, readiness, and the stop signal."""
+
+    args: argparse.Namespace
+    readiness: Readiness
+    stop: asyncio.Event
+    signals: list[str] = field(default_factory=list)
+
+    @property
+    def last_signal(self) -> str | None:
+        return self.signals[-1] if self.signals else None
+
+
+ComponentMain = Callable[[RunContext], Awaitable[int]]
+# One-shot commands (config validate) take the parsed flags and return the exit status.
+OneShotMain = Callable[[argparse.Namespace], int]
+
+
+@dataclass(frozen=True)
+class Component:
+    """Where a subcommand's implementation lives and which issue delivers it."""
+
+    module: str
+    issue: int
+    long_running: bool = True
+
+
+COMPONENTS: dict[str, Component] = {
+    "controller": Component("metallb_py.controller.main", 5),
+    "speaker": Component("metallb_py.speaker.main", 9),
+    "webhook": Component("webhooks.main", 4),
+    "operator": Component("metallb_py.operator.main", 10),
+    "apiserver": Component("metallb_py.kube.apiserver.main", 3),
+    "config validate": Component("metallb_py.config.validate_cli", 4, long_running=False),
+    "demo": Component("metallb_py.demo", 11),
+}
+
+
+def _env(*names: str, default: Any = None) -> Any:
+    for name in names:
+        value = os.environ.get(name)
+        if value not in (None, ""):
+            return value
+    return default
+
+
+def _env_int(*names: str, default: int) -> int:
+    raw = _env(*names)
+    if raw is None:
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise UsageError(f"environment variable {names[0]}={raw!r} is not an integer") from None
+
+
+def _common(p: argparse.ArgumentParser, metrics_port: int | None, metrics_env: str = "") -> None:
+    p.add_argument(
+        "--log-level",
+        choices=LEVEL_NAMES,
+        default=_env("METALLB_LOG_LEVEL", default="info"),
+        help="log verbosity (default info)",
+    )
+    if metrics_port is not None:
+        port = _env_int(metrics_env, default=metrics_port) if metrics_env else metrics_port
+        p.add_argument(
+            "--metrics-port",
+            "--port" if p.prog.split()[-1] != "webhook" else "--metrics-listen-port",
+            dest="metrics_port",
+            type=int,
+            default=port,
+            help=f"HTTP port for /metrics, /healthz, /readyz; 0 disables (default {metrics_port})",
+        )
+        p.add_argument(
+            "--metrics-bind-address",
+            "--host",
+            dest="metrics_host",
+            default=_env("METALLB_METRICS_HOST", default=""),
+            help="address for the metrics server (default: all)",
+        )
+
+
+def _kube(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--kubeconfig",
+        default=_env("KUBECONFIG"),
+        help="kubeconfig file (default: in-cluster config, then ~/.kube/config)",
+    )
+    p.add_argument(
+        "--namespace",
+        default=_env("METALLB_NAMESPACE", default=DEFAULT_NAMESPACE),
+        help=f"namespace holding the MetalLB configuration (default {DEFAULT_NAMESPACE})",
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    root = _Parser(
+        prog="metallb-py",
+        description="A bare-metal LoadBalancer for Kubernetes, drop-in compatible with MetalLB.",
+    )
+    root.add_argument("--version", action="version", version=f"metallb-py {__version__}")
+    sub = root.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+
+    p = sub.add_parser("controller", help="allocate IPs to Services of type LoadBalancer")
+    _common(p, PORT_CONTROLLER, "METALLB_METRICS_PORT")
+    _kube(p)
+    p.add_argument(
+        "--lb-class",
+        default=_env("METALLB_LB_CLASS", default=""),
+        help="only handle Services with this loadBalancerClass (default: only those without one)",
+    )
+    p.add_argument(
+        "--on-config-change",
+        choices=("keep", "reallocate"),
+        default="keep",
+        help="an allocation the new configuration forbids: keep and flag it (default), or "
+        "reallocate it as MetalLB does",
+    )
+
+    p = sub.add_parser("speaker", help="announce service IPs from this node (BGP, ARP/NDP)")
+    _common(p, PORT_SPEAKER, "METALLB_METRICS_PORT")
+    _kube(p)
+    p.add_argument(
+        "--node-name",
+        default=_env("METALLB_NODE_NAME"),
+        help="this node's name (env METALLB_NODE_NAME; required)",
+    )
+    p.add_argument("--pod-name", default=_env("METALLB_POD_NAME"), help="this speaker's Pod")
+    p.add_argument(
+        "--ml-bind-addr",
+        "--ml-bindaddr",
+        dest="ml_bind_addr",
+        default=_env("METALLB_ML_BIND_ADDR"),
+        help="address for the membership protocol (unset disables membership)",
+    )
+    p.add_argument(
+        "--ml-bind-port",
+        "--ml-bindport",
+        dest="ml_bind_port",
+        type=int,
+        default=_env_int("METALLB_ML_BIND_PORT", default=PORT_MEMBERLIST),
+        help=f"membership UDP/TCP port (default {PORT_MEMBERLIST})",
+    )
+    p.add_argument(
+        "--ml-labels",
+        default=_env("METALLB_ML_LABELS", default=""),
+        help="label selector of the speaker Pods taking part in membership",
+    )
+    p.add_argument(
+        "--ml-secret-key-path",
+        default=_env("METALLB_ML_SECRET_KEY_PATH"),
+        help="file with the membership encryption key",
+    )
+    p.add_argument("--lb-class", default=_env("METALLB_LB_CLASS", default=""))
+    p.add_argument(
+        "--ignore-exclude-lb",
+        action="store_true",
+        help="ignore the node.kubernetes.io/exclude-from-external-load-balancers label",
+    )
+    p.add_argument(
+        "--l2-require-node-ready",
+        action="store_true",
+        help="also drop nodes that are not Ready from layer-2 candidates (off by default)",
+    )
+
+    p = sub.add_parser("webhook", help="validating admission webhooks for metallb.io resources")
+    _common(p, PORT_WEBHOOK_METRICS)
+    _kube(p)
+    p.add_argument("--port", dest="port", type=int, default=PORT_WEBHOOK, help="HTTPS port")
+    p.add_argument(
+        "--cert-dir",
+        default=None,
+        help="directory with tls.crt/tls.key (default: generate, store and rotate our own)",
+    )
+
+    p = sub.add_parser("operator", help="deploy controller and speakers from a MetalLB resource")
+    _common(p, PORT_OPERATOR)
+    _kube(p)
+
+    p = sub.add_parser("apiserver", help="the embedded Kubernetes-API-compatible server")
+    _common(p, PORT_APISERVER_METRICS)
+    p.add_argument("--listen", default="127.0.0.1:6443", help="HOST:PORT (default 127.0.0.1:6443)")
+    p.add_argument("--kubeconfig-out", required=False, help="write an admin kubeconfig here")
+    p.add_argument("--data", default=None, help="SQLite file for persistent state")
+
+    p = sub.add_parser("config", help="configuration tools")
+    csub = p.add_subparsers(dest="config_command", metavar="ACTION", parser_class=_Parser)
+    v = csub.add_parser("validate", help="validate metallb.io manifests offline")
+    v.add_argument("files", nargs="+", metavar="FILE", help="YAML files, or - for stdin")
+    v.add_argument("--log-level", choices=LEVEL_NAMES, default="error")
+
+    p = sub.add_parser("demo", help="run the whole system on the embedded API server")
+    _common(p, None)
+    return root
+
+
+def _command_key(args: argparse.Namespace) -> str | None:
+    if args.command == "config":
+        sub = getattr(args, "config_command", None)
+        return f"config {sub}" if sub else None
+    return args.command
+
+
+def _load(component: Component, key: str) -> Any:
+    try:
+        module = importlib.import_module(component.module)
+    except ModuleNotFoundError as exc:
+        if exc.name and component.module.startswith(exc.name):
+            raise UsageError(
+                f"metallb-py {key}: not implemented yet (tracked in issue #{component.issue})"
+            ) from None
+        raise
+    run = getattr(module, "run", None)
+    if run is None:
+        raise UsageError(f"metallb-py {key}: not implemented yet (issue #{component.issue})")
+    return run
+
+
+async def run_component(main: ComponentMain, args: argparse.Namespace, name: str) -> int:
+    """Serve metrics, translate SIGTERM/SIGINT into `ctx.stop`, and run the component."""
+    readiness = Readiness()
+    ctx = RunContext(args=args, readiness=readiness, stop=asyncio.Event())
+    loop = asyncio.get_running_loop()
+
+    def on_signal(sig: signal.Signals) -> None:
+        ctx.signals.append(sig.name)
+        ctx.stop.set()
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, on_signal, sig)
+    port = getattr(args, "metrics_port", 0) or 0
+    server = MetricsServer(getattr(args, "metrics_host", ""), port, readiness)
+    log = get_logger(name)
+    try:
+        await server.start()
+    except OSError as exc:
+        msg = f"metallb-py {name}: cannot serve metrics on port {port}: {exc.strerror}"
+        raise UsageError(msg) from None
+    if port:
+        log.info("metricsServing", port=port)
+    try:
+        return await main(ctx)
+    finally:
+        await server.stop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(sig)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+        key = _command_key(args)
+        if key is None:
+            if args.command == "config":
+                raise UsageError("metallb-py config: missing ACTION (validate)")
+            parser.print_help()
+            return EXIT_USAGE
+        if key == "speaker" and not args.node_name:
+            raise UsageError("metallb-py speaker: --node-name (or METALLB_NODE_NAME) is required")
+        component = COMPONENTS[key]
+        run = _load(component, key)
+        configure(args.log_level, component=key.split()[0])
+        if not component.long_running:
+            one_shot: OneShotMain = run
+            return one_shot(args)
+        return asyncio.run(run_component(run, args, key))
+    except UsageError as exc:
+        print(str(exc).splitlines()[0], file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

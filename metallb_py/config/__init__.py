@@ -1,0 +1,1 @@
+"""metallb.io resources parsed into one immutable Config, with every validation rule."""

@@ -1,0 +1,1 @@
+"""Service reconciler: watch, allocate, write status, record events."""

@@ -1,0 +1,1 @@
+"""Kubernetes client layer and the embedded API server."""

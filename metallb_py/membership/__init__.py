@@ -1,0 +1,1 @@
+"""Speaker liveness for fast layer-2 failover."""

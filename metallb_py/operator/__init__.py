@@ -1,0 +1,1 @@
+"""MetalLB resource -> controller Deployment and speaker DaemonSet."""

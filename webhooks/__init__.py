@@ -1,0 +1,1 @@
+"""Validating admission webhooks for metallb.io resources."""
