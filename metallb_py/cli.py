@@ -67,7 +67,7 @@ class Component:
     """Where a subcommand's implementation lives and which issue delivers it."""
 
     module: str
-    issue: int
+    issue: int | None
     long_running: bool = True
 
 
@@ -75,10 +75,10 @@ COMPONENTS: dict[str, Component] = {
     "controller": Component("metallb_py.controller.main", 5),
     "speaker": Component("metallb_py.speaker.main", 9),
     "webhook": Component("webhooks.main", 4),
-    "operator": Component("metallb_py.operator.main", 10),
+    "operator": Component("metallb_py.operator.main", None),
     "apiserver": Component("metallb_py.kube.apiserver.main", 3),
     "config validate": Component("metallb_py.config.validate_cli", 4, long_running=False),
-    "demo": Component("metallb_py.demo", 11),
+    "demo": Component("metallb_py.demo", None),
 }
 
 
@@ -248,17 +248,16 @@ def _command_key(args: argparse.Namespace) -> str | None:
 
 
 def _load(component: Component, key: str) -> Any:
+    tracked = f" (tracked in issue #{component.issue})" if component.issue else ""
     try:
         module = importlib.import_module(component.module)
     except ModuleNotFoundError as exc:
         if exc.name and component.module.startswith(exc.name):
-            raise UsageError(
-                f"metallb-py {key}: not implemented yet (tracked in issue #{component.issue})"
-            ) from None
+            raise UsageError(f"metallb-py {key}: not implemented yet{tracked}") from None
         raise
     run = getattr(module, "run", None)
     if run is None:
-        raise UsageError(f"metallb-py {key}: not implemented yet (issue #{component.issue})")
+        raise UsageError(f"metallb-py {key}: not implemented yet{tracked}")
     return run
 
 

@@ -56,6 +56,24 @@ def test_loss_injection_and_link_cut(lan: Lan) -> None:
     wait_for(lambda: ping(lab, "client", lan.nodes[0].ipv4), 10, what="node1 back")
 
 
+def rtt_ms(lab: Lab, role: str, dst: str) -> float:
+    out = lab.exec(role, ["ping", "-n", "-q", "-c", "5", "-i", "0.05", "-W", "2", dst], timeout=30)
+    # rtt min/avg/max/mdev = 0.040/0.052/0.071/0.010 ms
+    return float(out.strip().splitlines()[-1].split("=")[1].split("/")[1])
+
+
+def test_delay_injection_adds_latency_both_ways(lan: Lan) -> None:
+    lab = lan.lab
+    node = lan.nodes[0]
+    assert rtt_ms(lab, "client", node.ipv4) < 20
+    lan.delay("node1", 40)
+    rtt = rtt_ms(lab, "client", node.ipv4)
+    assert 80 <= rtt < 400, rtt  # 40 ms each way; generous upper bound for a loaded machine
+    assert rtt_ms(lab, "client", lan.nodes[1].ipv4) < 40, "delay leaked onto another port"
+    lan.undelay("node1")
+    assert rtt_ms(lab, "client", node.ipv4) < 40
+
+
 def test_teardown_removes_namespaces_and_processes() -> None:
     with Lab() as lab:
         lab.add_ns("solo")

@@ -15,9 +15,11 @@ use the top of the LAN (L2_POOL4/L2_POOL6, on-link for the client); BGP tests us
 from __future__ import annotations
 
 import ipaddress
+import sys
 from dataclasses import dataclass, field
+from pathlib import Path
 
-from tests.lab.netns import Lab
+from tests.lab.netns import Lab, LabProcess, wait_for
 
 LAN4 = ipaddress.ip_network("198.51.100.0/24")
 LAN6 = ipaddress.ip_network("2001:db8:100::/64")
@@ -26,6 +28,7 @@ SERVICE6 = ipaddress.ip_network("2001:db8:200::/64")
 L2_POOL4 = "198.51.100.200-198.51.100.250"
 L2_POOL6 = "2001:db8:100::200-2001:db8:100::2ff"
 SWITCH = "switch"
+REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 @dataclass
@@ -44,6 +47,7 @@ class Lan:
     router: Host
     client: Host
     nodes: list[Host] = field(default_factory=list)
+    _relays: dict[str, LabProcess] = field(default_factory=dict)
 
     def host(self, role: str) -> Host:
         for h in [self.router, self.client, *self.nodes]:
@@ -87,6 +91,50 @@ class Lan:
 
     def heal(self, role: str) -> None:
         self.drop(role, 0)
+
+    def delay(self, role: str, ms: float, *, jitter_ms: float = 0, loss_percent: float = 0) -> None:
+        """Delay every frame to and from a host by `ms` (each direction), netem-style.
+
+        This kernel has no netem and nftables cannot hold packets, so the host's switch port is
+        taken out of the bridge and spliced to it through a userspace relay (tests/lab/relay.py)
+        that forwards frames after the delay. `undelay()` puts the port back.
+        """
+        self.undelay(role)
+        port, inner, outer = f"p-{role}", f"d-{role}", f"e-{role}"
+        lab = self.lab
+        lab.exec(SWITCH, ["ip", "link", "set", port, "nomaster"])
+        lab.exec(SWITCH, ["ip", "link", "add", inner, "type", "veth", "peer", "name", outer])
+        for dev in (port, inner):
+            lab.exec(SWITCH, ["ip", "link", "set", dev, "promisc", "on", "up"])
+            lab.exec(SWITCH, ["sysctl", "-qw", f"net.ipv6.conf.{dev}.disable_ipv6=1"], check=False)
+        lab.exec(SWITCH, ["ip", "link", "set", outer, "master", "br0", "up"])
+        proc = lab.spawn(
+            SWITCH,
+            [
+                sys.executable,
+                "-m",
+                "tests.lab.relay",
+                port,
+                inner,
+                str(ms),
+                str(jitter_ms),
+                str(loss_percent),
+            ],
+            name=f"relay-{role}",
+            env={"PYTHONPATH": str(REPO_ROOT)},
+        )
+        self._relays[role] = proc
+        wait_for(lambda: "relay ready" in proc.output() or not proc.alive(), 10, what="relay")
+        if not proc.alive():
+            raise RuntimeError(f"delay relay failed: {proc.output()}")
+
+    def undelay(self, role: str) -> None:
+        proc = self._relays.pop(role, None)
+        if proc is None:
+            return
+        proc.stop()
+        self.lab.exec(SWITCH, ["ip", "link", "del", f"d-{role}"], check=False)
+        self.lab.exec(SWITCH, ["ip", "link", "set", f"p-{role}", "master", "br0"])
 
 
 def build_lan(lab: Lab, nodes: int = 2, *, snooping: bool = False, querier: bool = False) -> Lan:
