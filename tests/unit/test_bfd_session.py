@@ -19,7 +19,7 @@ def make(discr: int = 1, params: SessionParams = FAST, seed: int = 1) -> Session
 
 
 def events(s: Session) -> list[object]:
-    out = []
+    out: list[object] = []
     while (ev := s.next_event()) is not None:
         out.append(ev)
     return out
