@@ -1,0 +1,364 @@
+"""`python -m bgp speak`: originate routes to BGP peers from the command line (a debugging tool).
+
+    python -m bgp speak --local-as 64512 --router-id 198.51.100.11 --peer 64500@198.51.100.1 \
+        [--peer 64501@[2001:db8:1::1]:1179 ...] [--local-address IP] [--passive]
+        [--hold-time S] [--keepalive S] [--password PW] [--ebgp-multihop N] [--graceful-restart]
+        [--announce PREFIX ...] [--announce-file FILE] [--community C ...]
+        [--large-community C ...] [--local-pref N] [--stdin]
+
+Announces the prefixes to every peer; with --stdin it also reads `announce PREFIX [community C]
+[large-community C] [local-pref N] [med N]` and `withdraw PREFIX` lines while running. Logs one
+JSON object per line. SIGINT/SIGTERM send Cease and exit 0; with --graceful-restart, SIGTERM is a
+planned restart (the peer keeps our routes as stale) while SIGINT still sends Cease.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import sys
+from dataclasses import dataclass, field
+from typing import NoReturn
+
+from bgp.packing import DEFAULT_ATTRS, RouteAttrs
+
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+# RFC 1997, 3765, 7999, 8326, 9494 well-known communities.
+WELL_KNOWN_COMMUNITIES = {
+    "graceful-shutdown": 0xFFFF0000,
+    "accept-own": 0xFFFF0001,
+    "llgr-stale": 0xFFFF0006,
+    "no-llgr": 0xFFFF0007,
+    "blackhole": 0xFFFF029A,
+    "no-export": 0xFFFFFF01,
+    "no-advertise": 0xFFFFFF02,
+    "no-export-subconfed": 0xFFFFFF03,
+    "no-peer": 0xFFFFFF04,
+}
+
+
+class RouteSpecError(ValueError):
+    """A prefix, community or command line that cannot be understood; the message says why."""
+
+
+def parse_prefix(text: str) -> IPNetwork:
+    """`198.51.100.7`, `203.0.113.0/24`, `2001:db8::/64`; host bits must be zero."""
+    try:
+        return ipaddress.ip_network(text.strip(), strict=True)
+    except ValueError as exc:
+        raise RouteSpecError(f"bad prefix {text!r}: {exc}") from exc
+
+
+def _u(text: str, bits: int, what: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise RouteSpecError(f"bad {what} {text!r}: not a number") from None
+    if not 0 <= value < (1 << bits):
+        raise RouteSpecError(f"bad {what} {text!r}: out of range 0..{(1 << bits) - 1}")
+    return value
+
+
+def parse_community(text: str) -> int:
+    """`65000:100`, a well-known name (`no-export`, ...), or a 32-bit number."""
+    t = text.strip().lower()
+    if t in WELL_KNOWN_COMMUNITIES:
+        return WELL_KNOWN_COMMUNITIES[t]
+    parts = t.split(":")
+    if len(parts) == 2:
+        return (_u(parts[0], 16, "community") << 16) | _u(parts[1], 16, "community")
+    if len(parts) == 1 and t.isdigit():
+        return _u(t, 32, "community")
+    raise RouteSpecError(
+        f"bad community {text!r}: want ASN16:VALUE16 or one of "
+        + ", ".join(sorted(WELL_KNOWN_COMMUNITIES))
+    )
+
+
+def parse_large_community(text: str) -> tuple[int, int, int]:
+    """`GLOBAL:LOCAL1:LOCAL2`, three 32-bit numbers (RFC 8092)."""
+    parts = text.strip().split(":")
+    if len(parts) != 3:
+        raise RouteSpecError(f"bad large community {text!r}: want GLOBAL:LOCAL1:LOCAL2")
+    a, b, c = (_u(p, 32, "large community") for p in parts)
+    return (a, b, c)
+
+
+def format_community(value: int) -> str:
+    for name, v in WELL_KNOWN_COMMUNITIES.items():
+        if v == value:
+            return name
+    return f"{value >> 16}:{value & 0xFFFF}"
+
+
+@dataclass
+class _Builder:
+    communities: list[int] = field(default_factory=list)
+    large: list[tuple[int, int, int]] = field(default_factory=list)
+    local_pref: int | None = None
+    med: int | None = None
+
+
+def parse_route_words(words: list[str], base: RouteAttrs = DEFAULT_ATTRS) -> RouteAttrs:
+    """`community C`, `large-community C`, `local-pref N`, `med N` pairs after a prefix.
+
+    Communities add to those of `base`; local-pref and med replace them.
+    """
+    b = _Builder(list(base.communities), list(base.large_communities), base.local_pref, base.med)
+    if len(words) % 2:
+        raise RouteSpecError(f"attribute {words[-1]!r} needs a value")
+    for key, value in zip(words[::2], words[1::2], strict=True):
+        if key == "community":
+            b.communities.append(parse_community(value))
+        elif key == "large-community":
+            b.large.append(parse_large_community(value))
+        elif key == "local-pref":
+            b.local_pref = _u(value, 32, "local-pref")
+        elif key == "med":
+            b.med = _u(value, 32, "med")
+        else:
+            raise RouteSpecError(
+                f"unknown attribute {key!r}: want community, large-community, local-pref or med"
+            )
+    return RouteAttrs(tuple(b.communities), tuple(b.large), b.local_pref, b.med).normalized()
+
+
+def parse_route_line(line: str, base: RouteAttrs = DEFAULT_ATTRS) -> tuple[IPNetwork, RouteAttrs]:
+    """`PREFIX [community C]... [large-community C]... [local-pref N] [med N]`."""
+    words = line.split()
+    if not words:
+        raise RouteSpecError("empty route line")
+    return parse_prefix(words[0]), parse_route_words(words[1:], base)
+
+
+# -- command line ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PeerSpec:
+    """`ASN@ADDR[:PORT]`: ASN is a number, asdot `A.B`, `internal` or `external`."""
+
+    address: ipaddress.IPv4Address | ipaddress.IPv6Address
+    port: int = 179
+    asn: int | None = None  # None with `internal`/`external`: learned from the peer's OPEN
+    dynamic: str | None = None  # "internal" or "external"
+
+    @property
+    def key(self) -> str:
+        host = f"[{self.address}]" if self.address.version == 6 else str(self.address)
+        return f"{host}:{self.port}"
+
+
+def parse_asn(text: str) -> int:
+    t = text.strip()
+    try:
+        if "." in t:
+            hi, lo = t.split(".", 1)
+            value = (int(hi) << 16) | int(lo)
+            if not (0 <= int(hi) <= 0xFFFF and 0 <= int(lo) <= 0xFFFF):
+                raise ValueError
+        else:
+            value = int(t)
+    except ValueError:
+        raise RouteSpecError(f"bad AS number {text!r}") from None
+    if not 1 <= value <= 0xFFFFFFFF:
+        raise RouteSpecError(f"bad AS number {text!r}: out of range 1..4294967295")
+    return value
+
+
+def parse_peer(text: str) -> PeerSpec:
+    """`64500@198.51.100.1`, `64500@198.51.100.1:1179`, `64501@[2001:db8::1]:1179`,
+    `64501@2001:db8::1`, `internal@...`, `external@...`."""
+    asn_text, sep, where = text.partition("@")
+    if not sep or not asn_text or not where:
+        raise RouteSpecError(f"bad peer {text!r}: want ASN@ADDRESS[:PORT]")
+    port = 179
+    if where.startswith("["):
+        host, bracket, tail = where[1:].partition("]")
+        if not bracket:
+            raise RouteSpecError(f"bad peer {text!r}: missing ']'")
+        if tail:
+            if not tail.startswith(":"):
+                raise RouteSpecError(f"bad peer {text!r}: junk after ']'")
+            port = _port(tail[1:], text)
+    elif where.count(":") == 1:
+        host, _, port_text = where.partition(":")
+        port = _port(port_text, text)
+    else:
+        host = where
+    try:
+        addr = ipaddress.ip_address(host)
+    except ValueError:
+        raise RouteSpecError(f"bad peer {text!r}: {host!r} is not an IP address") from None
+    if asn_text in ("internal", "external"):
+        return PeerSpec(addr, port, None, asn_text)
+    return PeerSpec(addr, port, parse_asn(asn_text))
+
+
+def _port(text: str, whole: str) -> int:
+    if not text.isdigit() or not 1 <= int(text) <= 65535:
+        raise RouteSpecError(f"bad peer {whole!r}: port {text!r} not in 1..65535")
+    return int(text)
+
+
+@dataclass
+class SpeakConfig:
+    local_as: int
+    peers: list[PeerSpec]
+    router_id: str | None = None
+    local_address: str | None = None
+    passive: bool = False
+    hold_time: int = 90
+    keepalive: int | None = None
+    password: str | None = None
+    ebgp_multihop: int | None = None
+    graceful_restart: bool = False
+    restart_time: int = 120
+    listen_port: int | None = None
+    routes: dict[IPNetwork, RouteAttrs] = field(default_factory=dict)
+    base_attrs: RouteAttrs = DEFAULT_ATTRS
+    stdin: bool = False
+    log_level: str = "info"
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        # One line and status 2, as every metallb-py tool does for a bad flag.
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(
+        prog="python -m bgp speak",
+        description="Originate routes to BGP peers (a debugging tool; see docs/bgp.md).",
+    )
+    p.add_argument("--local-as", required=True, help="our AS number (plain or asdot)")
+    p.add_argument("--router-id", help="BGP identifier (default: the session's IPv4 source, ...)")
+    p.add_argument(
+        "--peer",
+        action="append",
+        required=True,
+        metavar="ASN@ADDR[:PORT]",
+        help="a peer; ASN may be internal/external; IPv6 with a port as [ADDR]:PORT",
+    )
+    p.add_argument("--local-address", help="source address of our connections")
+    p.add_argument("--passive", action="store_true", help="never connect; wait for the peers")
+    p.add_argument(
+        "--listen-port",
+        type=int,
+        help="port to accept peers on (default 179 with --passive, none otherwise)",
+    )
+    p.add_argument("--hold-time", type=int, default=90, help="seconds; 0 or 3..65535 (90)")
+    p.add_argument("--keepalive", type=int, help="seconds (default hold time / 3)")
+    p.add_argument("--password", help="TCP MD5 signature key (RFC 2385)")
+    p.add_argument("--ebgp-multihop", type=int, metavar="TTL", help="TTL for eBGP (default 1)")
+    p.add_argument(
+        "--graceful-restart",
+        action="store_true",
+        help="advertise graceful restart; SIGTERM becomes a planned restart",
+    )
+    p.add_argument("--restart-time", type=int, default=120, help="graceful restart time (120)")
+    p.add_argument("--announce", nargs="+", action="extend", default=[], metavar="PREFIX")
+    p.add_argument(
+        "--announce-file",
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="one `PREFIX [community C] [large-community C] [local-pref N]` per line",
+    )
+    p.add_argument("--community", action="append", default=[], help="ASN:VALUE or a name")
+    p.add_argument("--large-community", action="append", default=[], help="GLOBAL:LOCAL1:LOCAL2")
+    p.add_argument("--local-pref", type=int, help="LOCAL_PREF for iBGP peers (default 100)")
+    p.add_argument("--med", type=int, help="MULTI_EXIT_DISC")
+    p.add_argument("--stdin", action="store_true", help="read announce/withdraw commands")
+    p.add_argument("--log-level", default="info", choices=["debug", "info", "warn", "error"])
+    return p
+
+
+def load_route_file(path: str, base: RouteAttrs) -> dict[IPNetwork, RouteAttrs]:
+    out: dict[IPNetwork, RouteAttrs] = {}
+    try:
+        f = open(path, encoding="utf-8")  # noqa: SIM115
+    except OSError as exc:
+        raise RouteSpecError(f"cannot read {path}: {exc.strerror}") from None
+    with f:
+        for lineno, raw in enumerate(f, 1):
+            line = raw.split("#", 1)[0].strip()
+            if not line:
+                continue
+            try:
+                prefix, attrs = parse_route_line(line, base)
+            except RouteSpecError as exc:
+                raise RouteSpecError(f"{path}:{lineno}: {exc}") from None
+            out[prefix] = attrs
+    return out
+
+
+def parse_args(argv: list[str]) -> SpeakConfig:
+    """Parse and validate; a bad flag exits 2 with one line on stderr."""
+    parser = build_parser()
+    ns = parser.parse_args(argv)
+    try:
+        local_as = parse_asn(ns.local_as)
+        peers = [parse_peer(p) for p in ns.peer]
+        if ns.router_id:
+            from bgp.router_id import parse_router_id
+
+            parse_router_id(ns.router_id)
+        if ns.local_address:
+            ipaddress.ip_address(ns.local_address)
+        if ns.hold_time != 0 and not 3 <= ns.hold_time <= 65535:
+            raise RouteSpecError("--hold-time must be 0 or 3..65535")
+        if ns.keepalive is not None and not 0 <= ns.keepalive <= max(ns.hold_time, 0):
+            raise RouteSpecError("--keepalive must be 0..hold time")
+        if ns.ebgp_multihop is not None and not 1 <= ns.ebgp_multihop <= 255:
+            raise RouteSpecError("--ebgp-multihop must be 1..255")
+        if not 0 <= ns.restart_time <= 4095:
+            raise RouteSpecError("--restart-time must be 0..4095")
+        if ns.listen_port is not None and not 0 <= ns.listen_port <= 65535:
+            raise RouteSpecError("--listen-port must be 0..65535")
+        if ns.password is not None and len(ns.password.encode()) > 80:
+            raise RouteSpecError("--password longer than 80 bytes (TCP MD5 limit)")
+        words: list[str] = []
+        for c in ns.community:
+            words += ["community", c]
+        for c in ns.large_community:
+            words += ["large-community", c]
+        if ns.local_pref is not None:
+            words += ["local-pref", str(ns.local_pref)]
+        if ns.med is not None:
+            words += ["med", str(ns.med)]
+        base = parse_route_words(words)
+        routes: dict[IPNetwork, RouteAttrs] = {}
+        for path in ns.announce_file:
+            routes.update(load_route_file(path, base))
+        for text in ns.announce:
+            routes[parse_prefix(text)] = base
+    except (RouteSpecError, ValueError) as exc:
+        parser.error(str(exc))
+    return SpeakConfig(
+        local_as=local_as,
+        peers=peers,
+        router_id=ns.router_id,
+        local_address=ns.local_address,
+        passive=ns.passive,
+        hold_time=ns.hold_time,
+        keepalive=ns.keepalive,
+        password=ns.password,
+        ebgp_multihop=ns.ebgp_multihop,
+        graceful_restart=ns.graceful_restart,
+        restart_time=ns.restart_time,
+        listen_port=ns.listen_port,
+        routes=routes,
+        base_attrs=base,
+        stdin=ns.stdin,
+        log_level=ns.log_level,
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    cfg = parse_args(list(sys.argv[1:] if argv is None else argv))
+    print("python -m bgp speak: the session layer is not implemented yet", file=sys.stderr)
+    del cfg
+    return 2
