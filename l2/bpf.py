@@ -1,0 +1,237 @@
+"""Classic BPF programs that keep everything but our ARP/NDP work out of Python.
+
+A raw socket sees every frame of its protocol on the interface; on a busy segment that is mostly
+ARP for other hosts and IPv6 we do not care about. The kernel runs these filters before queueing a
+frame, so a frame that is not for us costs no Python at all. Each program also drops our own
+outgoing frames (PACKET_OUTGOING) through the packet-type ancillary load.
+
+Two levels: with the announced addresses given, a program accepts only frames that name one of
+them (target, or sender for conflict detection); without them, or when the list is too long for
+one program, it accepts every ARP request / Neighbor Solicitation and Python does the rest.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ipaddress
+import socket
+import struct
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+SO_ATTACH_FILTER = 26
+SO_DETACH_FILTER = 27
+BPF_MAXINSNS = 4096
+
+# Instruction classes and modes (linux/filter.h).
+BPF_LD, BPF_JMP, BPF_RET = 0x00, 0x05, 0x06
+BPF_W, BPF_H, BPF_B = 0x00, 0x08, 0x10
+BPF_ABS = 0x20
+BPF_JEQ, BPF_JSET = 0x10, 0x40
+BPF_K = 0x00
+SKF_AD_OFF = -0x1000
+SKF_AD_PKTTYPE = 4
+PACKET_OUTGOING = 4
+
+ACCEPT = 0x40000  # snap length: the whole frame
+DROP = 0
+
+# Offsets from the start of the Ethernet header.
+OFF_DST_MAC = 0
+OFF_ETHERTYPE = 12
+OFF_ARP_HTYPE = 14
+OFF_ARP_PTYPE = 16
+OFF_ARP_OP = 20
+OFF_ARP_SPA = 28
+OFF_ARP_TPA = 38
+OFF_IP6_NEXT = 20
+OFF_IP6_DST = 38
+OFF_ICMP6_TYPE = 54
+OFF_NDP_TARGET = 62
+
+# Beyond this many addresses the exact program is replaced by the generic one (still correct).
+MAX_EXACT_V4 = 1000
+MAX_EXACT_V6 = 400
+
+
+@dataclass(frozen=True)
+class Insn:
+    code: int
+    jt: int
+    jf: int
+    k: int
+
+    def pack(self) -> bytes:
+        return struct.pack("=HBBI", self.code, self.jt, self.jf, self.k & 0xFFFFFFFF)
+
+
+Program = tuple[Insn, ...]
+
+
+def _ld(size: int, offset: int) -> Insn:
+    return Insn(BPF_LD | size | BPF_ABS, 0, 0, offset)
+
+
+def _jeq(k: int, jt: int = 0, jf: int = 0) -> Insn:
+    return Insn(BPF_JMP | BPF_JEQ | BPF_K, jt, jf, k)
+
+
+def _ret(k: int) -> Insn:
+    return Insn(BPF_RET | BPF_K, 0, 0, k)
+
+
+class _Builder:
+    """Straight-line programs with symbolic forward jumps to "accept" and "drop"."""
+
+    def __init__(self) -> None:
+        self.insns: list[tuple[int, int, int, int | str, int | str]] = []
+
+    def ld(self, size: int, offset: int) -> None:
+        self.insns.append((BPF_LD | size | BPF_ABS, offset, 0, 0, 0))
+
+    def jeq(self, k: int, jt: int | str, jf: int | str) -> None:
+        """jt/jf: an int (relative skip) or a label ("accept", "drop")."""
+        self.insns.append((BPF_JMP | BPF_JEQ | BPF_K, k, 0, jt, jf))
+
+    def ret(self, k: int) -> None:
+        self.insns.append((BPF_RET | BPF_K, k, 0, 0, 0))
+
+    def finish(self) -> Program:
+        """Append the accept and drop returns and resolve labels into relative skips."""
+        n = len(self.insns)
+        labels = {"accept": n, "drop": n + 1}
+        out: list[Insn] = []
+        for pc, (code, k, _unused, jt, jf) in enumerate(self.insns):
+
+            def rel(target: int | str, pc: int = pc) -> int:
+                if isinstance(target, int):
+                    return target
+                skip = labels[target] - pc - 1
+                if skip > 255:
+                    raise ValueError("BPF jump too long")
+                return skip
+
+            if code == BPF_JMP | BPF_JEQ | BPF_K:
+                out.append(Insn(code, rel(jt), rel(jf), k))
+            else:
+                out.append(Insn(code, 0, 0, k))
+        out += [_ret(ACCEPT), _ret(DROP)]
+        return tuple(out)
+
+
+def _reject_outgoing(b: _Builder) -> None:
+    b.ld(BPF_B, SKF_AD_OFF + SKF_AD_PKTTYPE)
+    b.jeq(PACKET_OUTGOING, "drop", 0)
+
+
+def arp_program(addresses: Iterable[ipaddress.IPv4Address] | None = None) -> Program:
+    """ARP requests, and broadcast (gratuitous) replies, for Ethernet/IPv4.
+
+    With `addresses`, only frames whose target or sender address is one of them: targets are the
+    requests we answer; senders are other hosts claiming our addresses (conflicts).
+    """
+    ips = None if addresses is None else sorted(set(addresses))
+    if ips is not None and len(ips) > MAX_EXACT_V4:
+        ips = None
+    b = _Builder()
+    _reject_outgoing(b)
+    b.ld(BPF_H, OFF_ETHERTYPE)
+    b.jeq(0x0806, 0, "drop")
+    b.ld(BPF_H, OFF_ARP_HTYPE)
+    b.jeq(1, 0, "drop")
+    b.ld(BPF_H, OFF_ARP_PTYPE)
+    b.jeq(0x0800, 0, "drop")
+    b.ld(BPF_H, OFF_ARP_OP)
+    b.jeq(1, 5, 0)  # request: skip the broadcast check below
+    b.jeq(2, 0, "drop")
+    b.ld(BPF_W, OFF_DST_MAC)
+    b.jeq(0xFFFFFFFF, 0, "drop")
+    b.ld(BPF_H, OFF_DST_MAC + 4)
+    b.jeq(0xFFFF, 0, "drop")
+    if ips is None:
+        b.ret(ACCEPT)
+        return b.finish()
+    for offset in (OFF_ARP_TPA, OFF_ARP_SPA):
+        b.ld(BPF_W, offset)
+        for ip in ips:
+            # `jeq ip, 0, 1; ret accept` keeps every jump short however long the list is.
+            b.jeq(int(ip), 0, 1)
+            b.ret(ACCEPT)
+    b.ret(DROP)
+    return b.finish()
+
+
+def ndp_program(addresses: Iterable[ipaddress.IPv6Address] | None = None) -> Program:
+    """Neighbor Solicitations, and multicast (unsolicited) Neighbor Advertisements.
+
+    With `addresses`, only those whose target is one of them. IPv6 extension headers before the
+    ICMPv6 header are not followed (Neighbor Discovery does not use them).
+    """
+    ips = None if addresses is None else sorted(set(addresses))
+    if ips is not None and len(ips) > MAX_EXACT_V6:
+        ips = None
+    b = _Builder()
+    _reject_outgoing(b)
+    b.ld(BPF_H, OFF_ETHERTYPE)
+    b.jeq(0x86DD, 0, "drop")
+    b.ld(BPF_B, OFF_IP6_NEXT)
+    b.jeq(58, 0, "drop")
+    b.ld(BPF_B, OFF_ICMP6_TYPE)
+    b.jeq(135, 3, 0)  # solicitation: skip the multicast check below
+    b.jeq(136, 0, "drop")
+    b.ld(BPF_B, OFF_IP6_DST)
+    b.jeq(0xFF, 0, "drop")
+    if ips is None:
+        b.ret(ACCEPT)
+        return b.finish()
+    for ip in ips:
+        words = struct.unpack("!4I", ip.packed)
+        # Block of 9: (ld, jeq) x 4 then ret accept; a mismatch skips to the next block.
+        for i, word in enumerate(words):
+            b.ld(BPF_W, OFF_NDP_TARGET + 4 * i)
+            b.jeq(word, 0, 7 - 2 * i)
+        b.ret(ACCEPT)
+    b.ret(DROP)
+    return b.finish()
+
+
+def drop_all_program() -> Program:
+    return (_ret(DROP),)
+
+
+def run(program: Sequence[Insn], frame: bytes, pkttype: int = 0) -> int:
+    """Interpret `program` over `frame` as the kernel would (the subset we emit), for tests."""
+    acc = 0
+    pc = 0
+    while True:
+        insn = program[pc]
+        cls = insn.code & 0x07
+        if cls == BPF_RET:
+            return insn.k
+        if cls == BPF_LD:
+            size = {BPF_W: 4, BPF_H: 2, BPF_B: 1}[insn.code & 0x18]
+            if insn.k & 0xFFFFFFFF == (SKF_AD_OFF + SKF_AD_PKTTYPE) & 0xFFFFFFFF:
+                acc = pkttype
+            elif insn.k + size > len(frame):
+                return 0  # the kernel drops a frame when a load runs past its end
+            else:
+                acc = int.from_bytes(frame[insn.k : insn.k + size], "big")
+            pc += 1
+        elif cls == BPF_JMP:
+            pc += 1 + (insn.jt if acc == insn.k else insn.jf)
+        else:
+            raise ValueError(f"unsupported BPF instruction {insn}")
+
+
+def attach(sock: socket.socket, program: Sequence[Insn]) -> None:
+    """SO_ATTACH_FILTER: atomically replaces any filter already on the socket."""
+    if not 0 < len(program) <= BPF_MAXINSNS:
+        raise ValueError("BPF program length out of range")
+    code = b"".join(insn.pack() for insn in program)
+    buf = ctypes.create_string_buffer(code, len(code))
+    fprog = struct.pack("HL", len(program), ctypes.addressof(buf))
+    sock.setsockopt(socket.SOL_SOCKET, SO_ATTACH_FILTER, fprog)
+
+
+def detach(sock: socket.socket) -> None:
+    sock.setsockopt(socket.SOL_SOCKET, SO_DETACH_FILTER, 0)
