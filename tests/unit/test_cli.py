@@ -98,3 +98,11 @@ def test_default_ports_are_distinct() -> None:
     ]
     assert len(set(ports)) == len(ports)
     assert 9443 not in ports and 7946 not in ports
+
+
+def test_demo_reports_each_component_honestly() -> None:
+    out = run_cli("demo")
+    assert out.returncode == 0, out.stderr
+    for name in ("controller", "speaker", "webhook", "apiserver", "config validate"):
+        line = next(x for x in out.stdout.splitlines() if f"metallb-py {name} " in x)
+        assert line.endswith(("ready", "not implemented yet"))
