@@ -114,6 +114,10 @@ class Session:
         return min(tx, detect)
 
     @property
+    def detect_deadline(self) -> float | None:
+        return self._timers.detect_deadline
+
+    @property
     def detection_time_us(self) -> int:
         """Remote multiplier x agreed interval (RFC 5880 §6.8.4, asynchronous mode)."""
         return self.remote_detect_mult * max(

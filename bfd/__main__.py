@@ -1,0 +1,7 @@
+"""`python -m bfd` entry point."""
+
+import sys
+
+from bfd.cli import main
+
+sys.exit(main())

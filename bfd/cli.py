@@ -1,0 +1,149 @@
+"""`python -m bfd session ...`: run BFD sessions from the command line and log state changes.
+
+Each state change is one JSON line (`{"event": "bfdStateChange", "peer": ..., "state": "up", ...}`).
+SIGINT or SIGTERM sends AdminDown to every peer and exits 0. A bad flag exits 2 with one line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import ipaddress
+import logging
+import signal
+import sys
+from collections.abc import Sequence
+
+from bfd.dispatch import SessionKey
+from bfd.engine import Engine, tune_gc
+from bfd.profile import DEFAULT_FLOOR_MS, Profile, ProfileError
+from netkit import jsonlog
+
+log = logging.getLogger("bfd.cli")
+
+
+def _ip(text: str) -> str:
+    try:
+        return str(ipaddress.ip_address(text))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an IP address: {text!r}") from None
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m bfd", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    s = sub.add_parser("session", help="run BFD sessions to one or more peers")
+    s.add_argument(
+        "--local",
+        type=_ip,
+        action="append",
+        required=True,
+        help="local address (repeat for several; each pairs with every peer)",
+    )
+    s.add_argument("--peer", type=_ip, action="append", required=True, help="peer address")
+    s.add_argument("--multihop", action="store_true", help="RFC 5883 multihop (UDP 4784)")
+    s.add_argument("--tx-ms", type=int, default=300, help="desired transmit interval (300)")
+    s.add_argument("--rx-ms", type=int, default=300, help="required receive interval (300)")
+    s.add_argument("--multiplier", type=int, default=3, help="detection multiplier (3)")
+    s.add_argument("--passive", action="store_true", help="wait for the peer to speak first")
+    s.add_argument("--echo-ms", type=int, default=None, help="enable echo mode at this interval")
+    s.add_argument("--min-ttl", type=int, default=254, help="multihop minimum TTL (254)")
+    s.add_argument(
+        "--floor-ms",
+        type=int,
+        default=DEFAULT_FLOOR_MS,
+        help=f"shortest interval we advertise or use ({DEFAULT_FLOOR_MS})",
+    )
+    s.add_argument(
+        "--stats-interval",
+        type=float,
+        default=0.0,
+        help="log counters and timer lateness every N seconds (0: only at exit)",
+    )
+    s.add_argument("--log-level", choices=sorted(jsonlog.LEVELS), default="info")
+    return parser
+
+
+def _profile(args: argparse.Namespace) -> Profile:
+    return Profile(
+        name="cli",
+        receive_interval_ms=args.rx_ms,
+        transmit_interval_ms=args.tx_ms,
+        detect_multiplier=args.multiplier,
+        echo_interval_ms=args.echo_ms if args.echo_ms is not None else 50,
+        echo_mode=args.echo_ms is not None,
+        passive_mode=args.passive,
+        minimum_ttl=args.min_ttl,
+    )
+
+
+def _keys(args: argparse.Namespace) -> list[SessionKey]:
+    keys = []
+    for local in args.local:
+        for peer in args.peer:
+            if ipaddress.ip_address(local).version == ipaddress.ip_address(peer).version:
+                keys.append(SessionKey(peer, local, args.multihop))
+    return keys
+
+
+def _log_stats(engine: Engine) -> None:
+    log.info(
+        "bfdStats",
+        extra={
+            "sessions": {f"{k.local}>{k.peer}": ms.metrics() for k, ms in engine.sessions.items()},
+            "lateness": engine.lateness.as_dict(),
+            "drops": dict(engine.dispatcher.drops),
+        },
+    )
+
+
+async def run_sessions(args: argparse.Namespace, profile: Profile, keys: list[SessionKey]) -> int:
+    engine = Engine(floor_ms=args.floor_ms)
+    await engine.start()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        for key in keys:
+            engine.add(key, profile)
+    except (OSError, ValueError) as exc:
+        log.error("bfdSessionFailed", extra={"error": str(exc)})
+        await engine.close(admin_down=True)
+        return 1
+    log.info(
+        "bfdStarted",
+        extra={"sessions": len(keys), "floorMs": engine.floor_ms, "profile": profile.name},
+    )
+    tune_gc()
+    while not stop.is_set():
+        timeout = args.stats_interval if args.stats_interval > 0 else None
+        try:
+            await asyncio.wait_for(stop.wait(), timeout)
+        except TimeoutError:
+            _log_stats(engine)
+    _log_stats(engine)
+    await engine.close(admin_down=True)
+    log.info("bfdStopped")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    jsonlog.setup(args.log_level)
+    try:
+        profile = _profile(args)
+        if args.floor_ms < 1:
+            raise ProfileError("--floor-ms must be at least 1")
+    except ProfileError as exc:
+        print(f"python -m bfd: error: {exc}", file=sys.stderr)
+        return 2
+    keys = _keys(args)
+    if not keys:
+        print("python -m bfd: error: no --local/--peer pair of the same family", file=sys.stderr)
+        return 2
+    if profile.echo_mode and (args.multihop or any(":" in k.peer for k in keys)):
+        print("python -m bfd: error: echo mode needs IPv4 single-hop sessions", file=sys.stderr)
+        return 2
+    return asyncio.run(run_sessions(args, profile, keys))
