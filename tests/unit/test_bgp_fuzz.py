@@ -1,0 +1,93 @@
+"""The decoder raises nothing but BGPError on arbitrary bytes.
+
+A short run in the normal suite; METALLB_FUZZ=long runs many more examples.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from bgp import messages as M
+from bgp.errors import BGPError
+from tests.lab.bgp_codec_strategies import contexts
+
+LONG = os.environ.get("METALLB_FUZZ") == "long"
+EXAMPLES = 20000 if LONG else 300
+FUZZ = settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+MARKER = b"\xff" * 16
+
+
+def check(wire: bytes, ctx: object) -> None:
+    try:
+        msg = M.decode(wire, ctx)  # type: ignore[arg-type]
+    except BGPError as err:
+        assert 1 <= err.code <= 7
+        return
+    # Whatever decodes must be describable and re-encodable without surprises.
+    repr(msg)
+
+
+@FUZZ
+@given(st.binary(max_size=200), contexts())
+def test_random_bytes(data: bytes, ctx: object) -> None:
+    check(data, ctx)
+
+
+@st.composite
+def framed(draw: st.DrawFn) -> bytes:
+    """Valid header around a random body, so the fuzzing reaches the body parsers."""
+    msg_type = draw(st.sampled_from([1, 2, 3, 4, 5]))
+    body = draw(st.binary(max_size=400))
+    if msg_type == 2 and draw(st.booleans()):
+        # A plausible UPDATE skeleton: lengths that fit, random attributes and NLRI.
+        attrs = draw(st.binary(max_size=300))
+        nlri = draw(st.binary(max_size=40))
+        body = b"\x00\x00" + struct.pack("!H", len(attrs)) + attrs + nlri
+    return MARKER + struct.pack("!HB", 19 + len(body), msg_type) + body
+
+
+@st.composite
+def attribute_soup(draw: st.DrawFn) -> bytes:
+    """Well-framed attribute TLVs with random flags, codes and values."""
+    parts = []
+    for _ in range(draw(st.integers(0, 6))):
+        code = draw(
+            st.one_of(
+                st.sampled_from([1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 14, 15, 16, 17, 18, 32]),
+                st.integers(0, 255),
+            )
+        )
+        flags = draw(st.integers(0, 255)) & 0xEF
+        value = draw(st.binary(max_size=60))
+        parts.append(struct.pack("!BBB", flags, code, len(value)) + value)
+    attrs = b"".join(parts)
+    nlri = draw(st.binary(max_size=20))
+    body = b"\x00\x00" + struct.pack("!H", len(attrs)) + attrs + nlri
+    return MARKER + struct.pack("!HB", 19 + len(body), 2) + body
+
+
+@FUZZ
+@given(framed(), contexts())
+def test_framed_bodies(wire: bytes, ctx: object) -> None:
+    check(wire, ctx)
+
+
+@FUZZ
+@given(attribute_soup(), contexts())
+def test_attribute_soup(wire: bytes, ctx: object) -> None:
+    check(wire, ctx)
+
+
+@FUZZ
+@given(st.binary(max_size=600))
+def test_stream_splitter(data: bytes) -> None:
+    buf = bytearray(MARKER + data)
+    try:
+        for raw in M.iter_messages(buf, 4096):
+            check(raw, M.DEFAULT_CONTEXT)
+    except BGPError as err:
+        assert err.code == 1
