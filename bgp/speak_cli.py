@@ -20,34 +20,22 @@ import sys
 from dataclasses import dataclass, field
 from typing import NoReturn
 
-from bgp.packing import DEFAULT_ATTRS, RouteAttrs
+from bgp import attributes
+from bgp.packing import DEFAULT_ATTRS, PrefixError, RouteAttrs, prefix_key
 
-IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
-
-# RFC 1997, 3765, 7999, 8326, 9494 well-known communities.
-WELL_KNOWN_COMMUNITIES = {
-    "graceful-shutdown": 0xFFFF0000,
-    "accept-own": 0xFFFF0001,
-    "llgr-stale": 0xFFFF0006,
-    "no-llgr": 0xFFFF0007,
-    "blackhole": 0xFFFF029A,
-    "no-export": 0xFFFFFF01,
-    "no-advertise": 0xFFFFFF02,
-    "no-export-subconfed": 0xFFFFFF03,
-    "no-peer": 0xFFFFFF04,
-}
+RouteKey = tuple[int, bytes]  # (AFI, NLRI wire bytes), see bgp.packing
 
 
 class RouteSpecError(ValueError):
     """A prefix, community or command line that cannot be understood; the message says why."""
 
 
-def parse_prefix(text: str) -> IPNetwork:
+def parse_prefix(text: str) -> RouteKey:
     """`198.51.100.7`, `203.0.113.0/24`, `2001:db8::/64`; host bits must be zero."""
     try:
-        return ipaddress.ip_network(text.strip(), strict=True)
-    except ValueError as exc:
-        raise RouteSpecError(f"bad prefix {text!r}: {exc}") from exc
+        return prefix_key(text)
+    except PrefixError as exc:
+        raise RouteSpecError(str(exc)) from None
 
 
 def _u(text: str, bits: int, what: str) -> int:
@@ -61,75 +49,84 @@ def _u(text: str, bits: int, what: str) -> int:
 
 
 def parse_community(text: str) -> int:
-    """`65000:100`, a well-known name (`no-export`, ...), or a 32-bit number."""
-    t = text.strip().lower()
-    if t in WELL_KNOWN_COMMUNITIES:
-        return WELL_KNOWN_COMMUNITIES[t]
-    parts = t.split(":")
-    if len(parts) == 2:
-        return (_u(parts[0], 16, "community") << 16) | _u(parts[1], 16, "community")
-    if len(parts) == 1 and t.isdigit():
-        return _u(t, 32, "community")
-    raise RouteSpecError(
-        f"bad community {text!r}: want ASN16:VALUE16 or one of "
-        + ", ".join(sorted(WELL_KNOWN_COMMUNITIES))
-    )
+    """`65000:100` or a well-known name (`no-export`, `blackhole`, ...)."""
+    try:
+        return attributes.parse_community(text)
+    except ValueError as exc:
+        raise RouteSpecError(str(exc)) from None
 
 
 def parse_large_community(text: str) -> tuple[int, int, int]:
     """`GLOBAL:LOCAL1:LOCAL2`, three 32-bit numbers (RFC 8092)."""
-    parts = text.strip().split(":")
-    if len(parts) != 3:
-        raise RouteSpecError(f"bad large community {text!r}: want GLOBAL:LOCAL1:LOCAL2")
-    a, b, c = (_u(p, 32, "large community") for p in parts)
-    return (a, b, c)
+    try:
+        return attributes.parse_large_community(text)
+    except ValueError as exc:
+        raise RouteSpecError(str(exc)) from None
 
 
-def format_community(value: int) -> str:
-    for name, v in WELL_KNOWN_COMMUNITIES.items():
-        if v == value:
-            return name
-    return f"{value >> 16}:{value & 0xFFFF}"
+class AttrParser:
+    """Parses attribute words; equal results are returned as one shared object (memory)."""
+
+    def __init__(self) -> None:
+        self._interned: dict[RouteAttrs, RouteAttrs] = {}
+        self._by_text: dict[tuple[str, RouteAttrs], RouteAttrs] = {}
+
+    def words(self, words: list[str], base: RouteAttrs = DEFAULT_ATTRS) -> RouteAttrs:
+        """`community C`, `large-community C`, `local-pref N`, `med N` pairs after a prefix.
+
+        Communities add to those of `base`; local-pref and med replace them.
+        """
+        if not words:
+            return self.intern(base)
+        text = " ".join(words)
+        hit = self._by_text.get((text, base))
+        if hit is not None:
+            return hit
+        communities = list(base.communities)
+        large = list(base.large_communities)
+        local_pref, med = base.local_pref, base.med
+        if len(words) % 2:
+            raise RouteSpecError(f"attribute {words[-1]!r} needs a value")
+        for key, value in zip(words[::2], words[1::2], strict=True):
+            if key == "community":
+                communities.append(parse_community(value))
+            elif key == "large-community":
+                large.append(parse_large_community(value))
+            elif key == "local-pref":
+                local_pref = _u(value, 32, "local-pref")
+            elif key == "med":
+                med = _u(value, 32, "med")
+            else:
+                raise RouteSpecError(
+                    f"unknown attribute {key!r}: want community, large-community, local-pref or med"
+                )
+        result = self.intern(
+            RouteAttrs(tuple(communities), tuple(large), local_pref, med).normalized()
+        )
+        if len(self._by_text) < 100_000:
+            self._by_text[(text, base)] = result
+        return result
+
+    def intern(self, attrs: RouteAttrs) -> RouteAttrs:
+        return self._interned.setdefault(attrs, attrs)
+
+    def line(self, line: str, base: RouteAttrs = DEFAULT_ATTRS) -> tuple[RouteKey, RouteAttrs]:
+        """`PREFIX [community C]... [large-community C]... [local-pref N] [med N]`."""
+        words = line.split()
+        if not words:
+            raise RouteSpecError("empty route line")
+        return parse_prefix(words[0]), self.words(words[1:], base)
 
 
-@dataclass
-class _Builder:
-    communities: list[int] = field(default_factory=list)
-    large: list[tuple[int, int, int]] = field(default_factory=list)
-    local_pref: int | None = None
-    med: int | None = None
+_default_parser = AttrParser()
 
 
 def parse_route_words(words: list[str], base: RouteAttrs = DEFAULT_ATTRS) -> RouteAttrs:
-    """`community C`, `large-community C`, `local-pref N`, `med N` pairs after a prefix.
-
-    Communities add to those of `base`; local-pref and med replace them.
-    """
-    b = _Builder(list(base.communities), list(base.large_communities), base.local_pref, base.med)
-    if len(words) % 2:
-        raise RouteSpecError(f"attribute {words[-1]!r} needs a value")
-    for key, value in zip(words[::2], words[1::2], strict=True):
-        if key == "community":
-            b.communities.append(parse_community(value))
-        elif key == "large-community":
-            b.large.append(parse_large_community(value))
-        elif key == "local-pref":
-            b.local_pref = _u(value, 32, "local-pref")
-        elif key == "med":
-            b.med = _u(value, 32, "med")
-        else:
-            raise RouteSpecError(
-                f"unknown attribute {key!r}: want community, large-community, local-pref or med"
-            )
-    return RouteAttrs(tuple(b.communities), tuple(b.large), b.local_pref, b.med).normalized()
+    return _default_parser.words(words, base)
 
 
-def parse_route_line(line: str, base: RouteAttrs = DEFAULT_ATTRS) -> tuple[IPNetwork, RouteAttrs]:
-    """`PREFIX [community C]... [large-community C]... [local-pref N] [med N]`."""
-    words = line.split()
-    if not words:
-        raise RouteSpecError("empty route line")
-    return parse_prefix(words[0]), parse_route_words(words[1:], base)
+def parse_route_line(line: str, base: RouteAttrs = DEFAULT_ATTRS) -> tuple[RouteKey, RouteAttrs]:
+    return _default_parser.line(line, base)
 
 
 # -- command line ------------------------------------------------------------------------------
@@ -216,7 +213,7 @@ class SpeakConfig:
     graceful_restart: bool = False
     restart_time: int = 120
     listen_port: int | None = None
-    routes: dict[IPNetwork, RouteAttrs] = field(default_factory=dict)
+    routes: dict[RouteKey, RouteAttrs] = field(default_factory=dict)
     base_attrs: RouteAttrs = DEFAULT_ATTRS
     stdin: bool = False
     log_level: str = "info"
@@ -276,19 +273,27 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def load_route_file(path: str, base: RouteAttrs) -> dict[IPNetwork, RouteAttrs]:
-    out: dict[IPNetwork, RouteAttrs] = {}
+def load_route_file(path: str, base: RouteAttrs) -> dict[RouteKey, RouteAttrs]:
+    """One route per line; `#` starts a comment. Plain prefixes take a fast path."""
+    out: dict[RouteKey, RouteAttrs] = {}
+    parser = _default_parser
+    base = parser.intern(base)
     try:
         f = open(path, encoding="utf-8")  # noqa: SIM115
     except OSError as exc:
         raise RouteSpecError(f"cannot read {path}: {exc.strerror}") from None
     with f:
         for lineno, raw in enumerate(f, 1):
-            line = raw.split("#", 1)[0].strip()
+            line = raw.strip()
+            if "#" in line:
+                line = line.split("#", 1)[0].strip()
             if not line:
                 continue
             try:
-                prefix, attrs = parse_route_line(line, base)
+                if " " not in line and "\t" not in line:
+                    out[parse_prefix(line)] = base
+                    continue
+                prefix, attrs = parser.line(line, base)
             except RouteSpecError as exc:
                 raise RouteSpecError(f"{path}:{lineno}: {exc}") from None
             out[prefix] = attrs
@@ -330,7 +335,7 @@ def parse_args(argv: list[str]) -> SpeakConfig:
         if ns.med is not None:
             words += ["med", str(ns.med)]
         base = parse_route_words(words)
-        routes: dict[IPNetwork, RouteAttrs] = {}
+        routes: dict[RouteKey, RouteAttrs] = {}
         for path in ns.announce_file:
             routes.update(load_route_file(path, base))
         for text in ns.announce:

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import ipaddress
 from pathlib import Path
 
 import pytest
 
-from bgp.packing import RouteAttrs
+from bgp.packing import RouteAttrs, prefix_key
 from bgp.speak_cli import (
     RouteSpecError,
     parse_args,
@@ -74,7 +73,7 @@ def test_communities() -> None:
     assert parse_community("NO-ADVERTISE") == 0xFFFFFF02
     assert parse_community("blackhole") == 0xFFFF029A
     assert parse_large_community("4200000000:1:2") == (4200000000, 1, 2)
-    for bad in ("65536:1", "1:2:3", "x"):
+    for bad in ("65536:1", "1:2:3", "x", "-1:5"):
         with pytest.raises(RouteSpecError):
             parse_community(bad)
     with pytest.raises(RouteSpecError):
@@ -87,11 +86,11 @@ def test_route_line_merges_with_base_and_normalizes() -> None:
         "203.0.113.0/24 community 65000:2 community 65000:1 large-community 1:2:3 local-pref 200",
         base,
     )
-    assert prefix == ipaddress.ip_network("203.0.113.0/24")
+    assert prefix == prefix_key("203.0.113.0/24")
     assert attrs.communities == ((65000 << 16) | 1, (65000 << 16) | 2)
     assert attrs.large_communities == ((1, 2, 3),)
     assert attrs.local_pref == 200
-    with pytest.raises(RouteSpecError, match="host bits"):
+    with pytest.raises(RouteSpecError, match="host bits set"):
         parse_route_line("203.0.113.1/24")
     with pytest.raises(RouteSpecError, match="unknown attribute"):
         parse_route_line("203.0.113.1 color 3")
@@ -139,9 +138,9 @@ def test_full_command_line(tmp_path: Path) -> None:
     assert cfg.passive and cfg.graceful_restart and cfg.stdin
     assert (cfg.hold_time, cfg.keepalive, cfg.password, cfg.ebgp_multihop) == (9, 3, "pw", 4)
     assert len(cfg.routes) == 5
-    file_v6 = cfg.routes[ipaddress.ip_network("2001:db8:200::7/128")]
+    file_v6 = cfg.routes[prefix_key("2001:db8:200::7/128")]
     assert 0xFFFFFF01 in file_v6.communities and (65000 << 16) | 1 in file_v6.communities
-    assert cfg.routes[ipaddress.ip_network("203.0.113.10/32")].local_pref == 150
+    assert cfg.routes[prefix_key("203.0.113.10/32")].local_pref == 150
 
 
 @pytest.mark.parametrize(
@@ -183,3 +182,10 @@ def test_bad_line_in_announce_file_names_file_and_line(
     with pytest.raises(SystemExit):
         parse_args([*BASE, "--announce-file", str(f)])
     assert f"{f}:2:" in capsys.readouterr().err
+
+
+def test_equal_attribute_sets_share_one_object(tmp_path: Path) -> None:
+    f = tmp_path / "routes"
+    f.write_text("".join(f"198.18.0.{i} community 65000:{i % 2}\n" for i in range(10)))
+    cfg = parse_args([*BASE, "--announce-file", str(f)])
+    assert len({id(a) for a in cfg.routes.values()}) == 2
