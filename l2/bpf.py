@@ -27,7 +27,7 @@ BPF_MAXINSNS = 4096
 BPF_LD, BPF_JMP, BPF_RET = 0x00, 0x05, 0x06
 BPF_W, BPF_H, BPF_B = 0x00, 0x08, 0x10
 BPF_ABS = 0x20
-BPF_JEQ, BPF_JSET = 0x10, 0x40
+BPF_JA, BPF_JEQ = 0x00, 0x10
 BPF_K = 0x00
 SKF_AD_OFF = -0x1000
 SKF_AD_PKTTYPE = 4
@@ -68,55 +68,58 @@ class Insn:
 Program = tuple[Insn, ...]
 
 
-def _ld(size: int, offset: int) -> Insn:
-    return Insn(BPF_LD | size | BPF_ABS, 0, 0, offset)
-
-
-def _jeq(k: int, jt: int = 0, jf: int = 0) -> Insn:
-    return Insn(BPF_JMP | BPF_JEQ | BPF_K, jt, jf, k)
-
-
 def _ret(k: int) -> Insn:
     return Insn(BPF_RET | BPF_K, 0, 0, k)
 
 
 class _Builder:
-    """Straight-line programs with symbolic forward jumps to "accept" and "drop"."""
+    """Straight-line programs with symbolic forward jumps to labels ("accept", "drop", ...)."""
 
     def __init__(self) -> None:
-        self.insns: list[tuple[int, int, int, int | str, int | str]] = []
+        self.insns: list[tuple[int, int, int | str, int | str]] = []
+        self.labels: dict[str, int] = {}
 
     def ld(self, size: int, offset: int) -> None:
-        self.insns.append((BPF_LD | size | BPF_ABS, offset, 0, 0, 0))
+        self.insns.append((BPF_LD | size | BPF_ABS, offset, 0, 0))
 
     def jeq(self, k: int, jt: int | str, jf: int | str) -> None:
-        """jt/jf: an int (relative skip) or a label ("accept", "drop")."""
-        self.insns.append((BPF_JMP | BPF_JEQ | BPF_K, k, 0, jt, jf))
+        """jt/jf: an int (relative skip) or a label."""
+        self.insns.append((BPF_JMP | BPF_JEQ | BPF_K, k, jt, jf))
+
+    def ja(self, skip: int) -> None:
+        self.insns.append((BPF_JMP | BPF_JA, skip, 0, 0))
 
     def ret(self, k: int) -> None:
-        self.insns.append((BPF_RET | BPF_K, k, 0, 0, 0))
+        self.insns.append((BPF_RET | BPF_K, k, 0, 0))
+
+    def label(self, name: str) -> None:
+        self.labels[name] = len(self.insns)
 
     def finish(self) -> Program:
-        """Append the accept and drop returns and resolve labels into relative skips."""
-        n = len(self.insns)
-        labels = {"accept": n, "drop": n + 1}
+        """Resolve labels; "accept" and "drop" default to returns appended at the end."""
+        for name, verdict in (("accept", ACCEPT), ("drop", DROP)):
+            if name not in self.labels:
+                self.label(name)
+                self.ret(verdict)
         out: list[Insn] = []
-        for pc, (code, k, _unused, jt, jf) in enumerate(self.insns):
+        for pc, (code, k, jt, jf) in enumerate(self.insns):
 
             def rel(target: int | str, pc: int = pc) -> int:
                 if isinstance(target, int):
                     return target
-                skip = labels[target] - pc - 1
-                if skip > 255:
-                    raise ValueError("BPF jump too long")
+                skip = self.labels[target] - pc - 1
+                if not 0 <= skip <= 255:
+                    raise ValueError("BPF jump out of range")
                 return skip
 
-            if code == BPF_JMP | BPF_JEQ | BPF_K:
-                out.append(Insn(code, rel(jt), rel(jf), k))
-            else:
-                out.append(Insn(code, 0, 0, k))
-        out += [_ret(ACCEPT), _ret(DROP)]
+            out.append(Insn(code, rel(jt), rel(jf), k))
         return tuple(out)
+
+    def local_drop(self) -> None:
+        """A `ret 0` reachable by short jumps from the header checks, skipped by the rest."""
+        self.ja(1)
+        self.label("drop")
+        self.ret(DROP)
 
 
 def _reject_outgoing(b: _Builder) -> None:
@@ -151,6 +154,7 @@ def arp_program(addresses: Iterable[ipaddress.IPv4Address] | None = None) -> Pro
     if ips is None:
         b.ret(ACCEPT)
         return b.finish()
+    b.local_drop()
     for offset in (OFF_ARP_TPA, OFF_ARP_SPA):
         b.ld(BPF_W, offset)
         for ip in ips:
@@ -184,6 +188,7 @@ def ndp_program(addresses: Iterable[ipaddress.IPv6Address] | None = None) -> Pro
     if ips is None:
         b.ret(ACCEPT)
         return b.finish()
+    b.local_drop()
     for ip in ips:
         words = struct.unpack("!4I", ip.packed)
         # Block of 9: (ld, jeq) x 4 then ret accept; a mismatch skips to the next block.
@@ -217,6 +222,8 @@ def run(program: Sequence[Insn], frame: bytes, pkttype: int = 0) -> int:
             else:
                 acc = int.from_bytes(frame[insn.k : insn.k + size], "big")
             pc += 1
+        elif insn.code == BPF_JMP | BPF_JA:
+            pc += 1 + insn.k
         elif cls == BPF_JMP:
             pc += 1 + (insn.jt if acc == insn.k else insn.jf)
         else:

@@ -1,0 +1,233 @@
+"""The responder's decisions on real frame bytes (built with scapy, an independent codec)."""
+
+from __future__ import annotations
+
+import ipaddress
+
+from scapy.layers.inet6 import (
+    ICMPv6ND_NA,
+    ICMPv6ND_NS,
+    ICMPv6NDOptDstLLAddr,
+    ICMPv6NDOptSrcLLAddr,
+    IPv6,
+)
+from scapy.layers.l2 import ARP, Ether
+
+from l2 import packets as p
+from l2.responder import (
+    PACKET_OUTGOING,
+    InterfaceInfo,
+    Responder,
+    diff_announcements,
+)
+
+MAC = "02:00:00:00:00:11"
+CLIENT_MAC = "02:00:00:00:00:64"
+OTHER_MAC = "02:00:00:00:00:99"
+VIP4 = ipaddress.IPv4Address("198.51.100.200")
+VIP6 = ipaddress.IPv6Address("2001:db8:100::200")
+LL = ipaddress.IPv6Address("fe80::11")
+
+
+def make(na_source: str = "target") -> Responder:
+    r = Responder(na_source)  # type: ignore[arg-type]
+    r.set_interface(InterfaceInfo("eth0", p.parse_mac(MAC), LL))
+    r.set_interface(InterfaceInfo("eth1", p.parse_mac("02:00:00:00:01:11")))
+    r.set_announced({"eth0": [VIP4, VIP6]})
+    return r
+
+
+def arp_request(
+    target: str = str(VIP4),
+    dst: str = "ff:ff:ff:ff:ff:ff",
+    sender: str = "198.51.100.100",
+    hwsrc: str = CLIENT_MAC,
+    op: int = 1,
+) -> bytes:
+    return bytes(Ether(src=hwsrc, dst=dst) / ARP(op=op, hwsrc=hwsrc, psrc=sender, pdst=target))
+
+
+def ns(
+    target: str = str(VIP6),
+    src: str = "2001:db8:100::64",
+    dst: str | None = None,
+    slla: str | None = CLIENT_MAC,
+    eth_src: str = CLIENT_MAC,
+    eth_dst: str | None = None,
+) -> bytes:
+    dst_ip = ipaddress.IPv6Address(dst or p.solicited_node(ipaddress.IPv6Address(target)))
+    if eth_dst is None:
+        eth_dst = p.mac_str(p.multicast_mac(dst_ip)) if dst_ip.is_multicast else MAC
+    dst = str(dst_ip)
+    pkt = (
+        Ether(src=eth_src, dst=eth_dst) / IPv6(src=src, dst=dst, hlim=255) / ICMPv6ND_NS(tgt=target)
+    )
+    if slla:
+        pkt = pkt / ICMPv6NDOptSrcLLAddr(lladdr=slla)
+    return bytes(pkt)
+
+
+def test_arp_request_for_announced_ip_gets_one_reply_with_interface_mac() -> None:
+    r = make()
+    (reply,) = r.handle_frame("eth0", arp_request())
+    pkt = Ether(reply)
+    assert pkt.dst == CLIENT_MAC and pkt.src == MAC
+    assert pkt[ARP].op == 2 and pkt[ARP].hwsrc == MAC and pkt[ARP].psrc == str(VIP4)
+    assert pkt[ARP].hwdst == CLIENT_MAC and pkt[ARP].pdst == "198.51.100.100"
+    assert r.counters.requests_received[str(VIP4)] == 1
+    assert r.counters.responses_sent[str(VIP4)] == 1
+
+
+def test_unicast_arp_request_to_our_mac_is_answered_but_not_to_another_mac() -> None:
+    r = make()
+    assert len(r.handle_frame("eth0", arp_request(dst=MAC))) == 1
+    assert r.handle_frame("eth0", arp_request(dst=OTHER_MAC)) == []
+    assert r.counters.dropped["not-for-us"] == 1
+
+
+def test_never_answers_unannounced_ip_other_interface_or_own_frames() -> None:
+    r = make()
+    assert r.handle_frame("eth0", arp_request(target="198.51.100.201")) == []
+    assert r.handle_frame("eth1", arp_request()) == []  # announced, but not on eth1
+    assert r.handle_frame("eth9", arp_request()) == []  # not a served interface
+    assert r.handle_frame("eth0", arp_request(), PACKET_OUTGOING) == []
+    assert r.handle_frame("eth0", ns(target="2001:db8:100::201")) == []
+    assert r.counters.responses_sent == {}
+    assert r.counters.dropped["outgoing"] == 1
+    assert r.counters.dropped["interface-not-served"] == 1
+
+
+def test_withdrawn_ip_is_no_longer_answered() -> None:
+    r = make()
+    r.set_announced({"eth0": [VIP6]})
+    assert r.handle_frame("eth0", arp_request()) == []
+    r.set_announced({})
+    assert r.handle_frame("eth0", ns()) == []
+
+
+def test_another_mac_claiming_our_ip_is_a_conflict_and_gratuitous_is_not_answered() -> None:
+    r = make()
+    garp = arp_request(sender=str(VIP4), hwsrc=OTHER_MAC)
+    assert r.handle_frame("eth0", garp) == []
+    reply = arp_request(op=2, sender=str(VIP4), hwsrc=OTHER_MAC, target=str(VIP4))
+    assert r.handle_frame("eth0", reply) == []
+    assert r.counters.conflicts[str(VIP4)] == 2
+    event = r.next_event()
+    assert event is not None and event.mac == OTHER_MAC and event.ip == str(VIP4)
+    assert event.how == "arp-sender"
+    # Our own MAC as sender (another of our sockets' frames looped back) is not a conflict.
+    r.handle_frame("eth0", arp_request(sender=str(VIP4), hwsrc=MAC))
+    assert r.counters.conflicts[str(VIP4)] == 2
+
+
+def test_ns_with_slla_gets_solicited_override_na_from_target() -> None:
+    r = make()
+    (reply,) = r.handle_frame("eth0", ns())
+    pkt = Ether(reply)
+    assert pkt.dst == CLIENT_MAC and pkt.src == MAC
+    assert pkt[IPv6].hlim == 255 and pkt[IPv6].src == str(VIP6)
+    assert pkt[IPv6].dst == "2001:db8:100::64"
+    na = pkt[ICMPv6ND_NA]
+    assert (na.S, na.O, na.R) == (1, 1, 0) and na.tgt == str(VIP6)
+    assert pkt[ICMPv6NDOptDstLLAddr].lladdr == MAC
+    cksum = na.cksum
+    del pkt[ICMPv6ND_NA].cksum
+    assert Ether(bytes(pkt))[ICMPv6ND_NA].cksum == cksum
+    assert r.counters.responses_sent[str(VIP6)] == 1
+
+
+def test_unicast_ns_without_slla_is_answered_to_frame_source() -> None:
+    """MetalLB #2920: NUD probes carry no SLLA; reply to the Ethernet source."""
+    r = make()
+    frame = ns(dst=str(VIP6), slla=None, eth_src=OTHER_MAC, eth_dst=MAC)
+    (reply,) = r.handle_frame("eth0", frame)
+    assert Ether(reply).dst == OTHER_MAC
+
+
+def test_slla_wins_over_frame_source() -> None:
+    r = make()
+    (reply,) = r.handle_frame("eth0", ns(slla=CLIENT_MAC, eth_src=OTHER_MAC))
+    assert Ether(reply).dst == CLIENT_MAC
+
+
+def test_link_local_source_option_falls_back_to_target_while_tentative() -> None:
+    r = make("link-local")
+    (reply,) = r.handle_frame("eth0", ns())
+    assert Ether(reply)[IPv6].src == str(LL)
+    r.set_interface(InterfaceInfo("eth0", p.parse_mac(MAC), None))  # link-local tentative
+    (reply,) = r.handle_frame("eth0", ns())
+    assert Ether(reply)[IPv6].src == str(VIP6)
+
+
+def test_dad_probe_for_our_address_is_defended_and_reported() -> None:
+    r = make()
+    (reply,) = r.handle_frame("eth0", ns(src="::", slla=None, eth_src=OTHER_MAC))
+    pkt = Ether(reply)
+    assert pkt[IPv6].dst == "ff02::1" and pkt.dst == "33:33:00:00:00:01"
+    assert (pkt[ICMPv6ND_NA].S, pkt[ICMPv6ND_NA].O) == (0, 1)
+    assert r.counters.conflicts[str(VIP6)] == 1
+
+
+def test_na_from_another_mac_for_our_address_is_a_conflict() -> None:
+    r = make()
+    na = bytes(
+        Ether(src=OTHER_MAC, dst="33:33:00:00:00:01")
+        / IPv6(src=str(VIP6), dst="ff02::1", hlim=255)
+        / ICMPv6ND_NA(tgt=str(VIP6), O=1)
+        / ICMPv6NDOptDstLLAddr(lladdr=OTHER_MAC)
+    )
+    assert r.handle_frame("eth0", na) == []
+    assert r.counters.conflicts[str(VIP6)] == 1
+
+
+def test_ns_to_wrong_group_or_other_unicast_mac_is_dropped() -> None:
+    r = make()
+    assert r.handle_frame("eth0", ns(dst="ff02::1:ff00:999")) == []
+    assert r.counters.malformed["ndp-bad-destination"] == 1
+    assert r.handle_frame("eth0", ns(dst=str(VIP6), eth_dst=OTHER_MAC)) == []
+    assert r.counters.dropped["not-for-us"] == 1
+
+
+def test_malformed_frames_are_dropped_and_counted() -> None:
+    r = make()
+    good = ns()
+    bad = bytearray(good)
+    bad[-10] ^= 0x55  # breaks the ICMPv6 checksum
+    assert r.handle_frame("eth0", bytes(bad)) == []
+    assert r.handle_frame("eth0", good[:20]) == []
+    assert r.handle_frame("eth0", arp_request()[:30]) == []
+    assert r.handle_frame("eth0", b"\x01") == []
+    assert r.counters.malformed == {
+        "icmpv6-bad-checksum": 1,
+        "ipv6-truncated": 1,
+        "arp-truncated": 1,
+        "ethernet-truncated": 1,
+    }
+    assert r.counters.malformed_total == 4
+    assert r.counters.responses_sent == {}
+    assert len(r.handle_frame("eth0", good)) == 1  # and the next good one still works
+
+
+def test_gratuitous_round_arp_request_and_reply_and_unsolicited_na() -> None:
+    r = make()
+    req, rep = (Ether(f) for f in r.gratuitous("eth0", VIP4))
+    for pkt in (req, rep):
+        assert pkt.dst == "ff:ff:ff:ff:ff:ff" and pkt[ARP].psrc == pkt[ARP].pdst == str(VIP4)
+        assert pkt[ARP].hwsrc == MAC
+    assert req[ARP].op == 1 and rep[ARP].op == 2 and rep[ARP].hwdst == MAC
+    (na,) = (Ether(f) for f in r.gratuitous("eth0", VIP6))
+    assert na[IPv6].dst == "ff02::1" and na[IPv6].hlim == 255
+    assert (na[ICMPv6ND_NA].S, na[ICMPv6ND_NA].O) == (0, 1)
+    assert na[ICMPv6NDOptDstLLAddr].lladdr == MAC
+    assert r.counters.gratuitous_sent == {str(VIP4): 2, str(VIP6): 1}
+    assert r.gratuitous("eth1", VIP4) == []  # not announced there
+
+
+def test_diff_announcements_bursts_only_for_new_pairs() -> None:
+    a = frozenset({VIP4})
+    added, removed = diff_announcements({"eth0": a}, {"eth0": a})
+    assert added == set() and removed == set()
+    added, removed = diff_announcements({"eth0": a}, {"eth0": a, "eth1": a})
+    assert added == {("eth1", VIP4)} and removed == set()
+    added, removed = diff_announcements({"eth0": a}, {})
+    assert removed == {("eth0", VIP4)}
