@@ -1,0 +1,112 @@
+"""A local object cache with secondary indexes, fed by an informer.
+
+Keys are `namespace/name` (or `name` for cluster-scoped objects), as in client-go. Objects are
+the raw JSON dicts from the API server; treat them as read-only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
+
+JSON = dict[str, Any]
+IndexFunc = Callable[[JSON], Iterable[str]]
+
+
+def object_key(obj: JSON) -> str:
+    meta = obj.get("metadata") or {}
+    ns = meta.get("namespace")
+    return f"{ns}/{meta.get('name', '')}" if ns else str(meta.get("name", ""))
+
+
+def resource_version(obj: JSON | None) -> str:
+    return str(((obj or {}).get("metadata") or {}).get("resourceVersion") or "")
+
+
+def by_namespace(obj: JSON) -> Iterable[str]:
+    ns = (obj.get("metadata") or {}).get("namespace")
+    return (ns,) if ns else ()
+
+
+class Cache:
+    def __init__(self, indexers: dict[str, IndexFunc] | None = None) -> None:
+        self._items: dict[str, JSON] = {}
+        self._indexers: dict[str, IndexFunc] = dict(indexers or {})
+        self._indexes: dict[str, dict[str, set[str]]] = {n: {} for n in self._indexers}
+        self._values: dict[str, dict[str, tuple[str, ...]]] = {n: {} for n in self._indexers}
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._items
+
+    def get(self, key: str) -> JSON | None:
+        return self._items.get(key)
+
+    def keys(self) -> list[str]:
+        return list(self._items)
+
+    def items(self) -> Iterator[tuple[str, JSON]]:
+        return iter(list(self._items.items()))
+
+    def values(self) -> list[JSON]:
+        return list(self._items.values())
+
+    def by_index(self, index: str, value: str) -> list[JSON]:
+        keys = self._indexes[index].get(value, ())
+        return [self._items[k] for k in sorted(keys)]
+
+    def index_keys(self, index: str, value: str) -> list[str]:
+        return sorted(self._indexes[index].get(value, ()))
+
+    def add_indexer(self, name: str, func: IndexFunc) -> None:
+        self._indexers[name] = func
+        self._indexes[name] = {}
+        self._values[name] = {}
+        for key, obj in self._items.items():
+            self._index(name, key, obj)
+
+    def upsert(self, obj: JSON) -> tuple[str, JSON | None]:
+        key = object_key(obj)
+        old = self._items.get(key)
+        self._items[key] = obj
+        for name in self._indexers:
+            self._unindex(name, key)
+            self._index(name, key, obj)
+        return key, old
+
+    def delete(self, key: str) -> JSON | None:
+        old = self._items.pop(key, None)
+        if old is not None:
+            for name in self._indexers:
+                self._unindex(name, key)
+        return old
+
+    def replace(self, objs: Iterable[JSON]) -> tuple[list[tuple[str, JSON | None, JSON]], list]:
+        """Swap in a full list. Returns (changed: key, old, new) and (deleted: key, old)."""
+        fresh = {object_key(o): o for o in objs}
+        deleted = [(k, self._items[k]) for k in list(self._items) if k not in fresh]
+        for key, _ in deleted:
+            self.delete(key)
+        changed: list[tuple[str, JSON | None, JSON]] = []
+        for key, obj in fresh.items():
+            old = self._items.get(key)
+            if old is None or resource_version(old) != resource_version(obj):
+                self.upsert(obj)
+                changed.append((key, old, obj))
+        return changed, deleted
+
+    def _index(self, name: str, key: str, obj: JSON) -> None:
+        values = tuple(self._indexers[name](obj))
+        self._values[name][key] = values
+        for value in values:
+            self._indexes[name].setdefault(value, set()).add(key)
+
+    def _unindex(self, name: str, key: str) -> None:
+        for value in self._values[name].pop(key, ()):
+            members = self._indexes[name].get(value)
+            if members is not None:
+                members.discard(key)
+                if not members:
+                    del self._indexes[name][value]

@@ -1,0 +1,191 @@
+"""Leader election on a coordination.k8s.io/v1 Lease, with fencing.
+
+The algorithm is client-go's: the leader renews the Lease every `retry_period`; a candidate takes
+it over only after seeing the same record unchanged for `lease_duration` (measured on its own
+monotonic clock, so clock skew between hosts does not matter). Updates carry the Lease's
+resourceVersion, so two candidates can never both win a round.
+
+Fencing: the leader may write only while `may_write()` holds, i.e. until `renew_deadline`
+(< lease_duration) after its last successful renewal. A deposed or partitioned leader therefore
+stops writing before any standby can have acquired the Lease.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+import time
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import aiohttp
+
+from metallb_py.kube.rest import LEASES, ApiError, Rest
+
+log = logging.getLogger("metallb_py.kube.leader")
+
+
+def default_identity() -> str:
+    pod = os.environ.get("METALLB_POD_NAME") or os.environ.get("POD_NAME")
+    base = pod or socket.gethostname()
+    return f"{base}_{uuid.uuid4().hex[:8]}"
+
+
+def _micro_time(ts: float) -> str:
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+class LeaderElector:
+    def __init__(
+        self,
+        rest: Rest,
+        namespace: str,
+        name: str,
+        identity: str | None = None,
+        *,
+        lease_duration: float = 4.0,
+        renew_deadline: float = 3.0,
+        retry_period: float = 0.5,
+        clock: Callable[[], float] = time.monotonic,
+        wall_clock: Callable[[], float] = time.time,
+    ) -> None:
+        if not retry_period < renew_deadline < lease_duration:
+            raise ValueError("need retry_period < renew_deadline < lease_duration")
+        self.rest = rest
+        self.namespace = namespace
+        self.name = name
+        self.identity = identity or default_identity()
+        self.lease_duration = lease_duration
+        self.renew_deadline = renew_deadline
+        self.retry_period = retry_period
+        self.clock = clock
+        self.wall_clock = wall_clock
+        self.leading = asyncio.Event()
+        self.lost = asyncio.Event()
+        self._valid_until = 0.0
+        self._observed: tuple[str, str] | None = None  # (holder, renewTime) last seen
+        self._observed_at = 0.0
+        self.transitions = 0
+        self.on_started: list[Callable[[], None]] = []
+        self.on_stopped: list[Callable[[], None]] = []
+
+    def may_write(self) -> bool:
+        """True only while this replica holds a Lease it renewed recently enough."""
+        return self.leading.is_set() and self.clock() < self._valid_until
+
+    @property
+    def holder(self) -> str:
+        return self._observed[0] if self._observed else ""
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Campaign, lead, and on losing the Lease go back to campaigning, until `stop`."""
+        try:
+            while not stop.is_set():
+                acquired = await self._attempt()
+                if acquired and not self.leading.is_set():
+                    self._start_leading()
+                elif not acquired and self.leading.is_set() and not self.may_write():
+                    self._stop_leading("renew deadline passed")
+                if self.leading.is_set() and not self.may_write():
+                    self._stop_leading("renew deadline passed")
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(stop.wait(), self.retry_period)
+        finally:
+            if self.leading.is_set():
+                self._stop_leading("shutting down")
+                await self._release()
+
+    def _start_leading(self) -> None:
+        self.lost.clear()
+        self.leading.set()
+        log.info("acquired leadership", extra={"lease": self.name, "identity": self.identity})
+        for cb in self.on_started:
+            cb()
+
+    def _stop_leading(self, why: str) -> None:
+        self._valid_until = 0.0
+        self.leading.clear()
+        self.lost.set()
+        log.warning("lost leadership", extra={"lease": self.name, "reason": why})
+        for cb in self.on_stopped:
+            cb()
+
+    async def _attempt(self) -> bool:
+        started = self.clock()
+        try:
+            return await asyncio.wait_for(self._try_acquire_or_renew(started), self.renew_deadline)
+        except (TimeoutError, ApiError, aiohttp.ClientError, OSError, ValueError) as exc:
+            log.debug("lease round failed", extra={"lease": self.name, "error": str(exc)})
+            return False
+
+    async def _try_acquire_or_renew(self, started: float) -> bool:
+        path = LEASES.path(self.namespace, self.name)
+        now_wall = _micro_time(self.wall_clock())
+        try:
+            lease = await self.rest.get(path)
+        except ApiError as exc:
+            if not exc.not_found:
+                raise
+            body = {
+                "apiVersion": "coordination.k8s.io/v1",
+                "kind": "Lease",
+                "metadata": {"name": self.name, "namespace": self.namespace},
+                "spec": self._spec(now_wall, now_wall, 0),
+            }
+            await self.rest.create(LEASES.path(self.namespace), body)
+            self._renewed(started, (self.identity, now_wall))
+            return True
+        spec: dict[str, Any] = lease.get("spec") or {}
+        holder = spec.get("holderIdentity") or ""
+        record = (holder, str(spec.get("renewTime") or ""))
+        if record != self._observed:
+            self._observed = record
+            self._observed_at = self.clock()
+        duration = float(spec.get("leaseDurationSeconds") or self.lease_duration)
+        if holder and holder != self.identity and self.clock() < self._observed_at + duration:
+            return False  # someone else holds a live lease
+        transitions = int(spec.get("leaseTransitions") or 0)
+        acquire = spec.get("acquireTime") or now_wall
+        if holder != self.identity:
+            transitions += 1
+            acquire = now_wall
+        lease["spec"] = self._spec(acquire, now_wall, transitions)
+        await self.rest.replace(path, lease)  # carries resourceVersion: a race loses with 409
+        self.transitions = transitions
+        self._renewed(started, (self.identity, now_wall))
+        return True
+
+    def _spec(self, acquire: str, renew: str, transitions: int) -> dict[str, Any]:
+        return {
+            "holderIdentity": self.identity,
+            "leaseDurationSeconds": max(1, round(self.lease_duration)),
+            "acquireTime": acquire,
+            "renewTime": renew,
+            "leaseTransitions": transitions,
+        }
+
+    def _renewed(self, started: float, record: tuple[str, str]) -> None:
+        # Count from when the round started: the write may have landed at any point since.
+        self._valid_until = started + self.renew_deadline
+        self._observed = record
+        self._observed_at = self.clock()
+
+    async def _release(self) -> None:
+        """Hand the Lease back on a clean shutdown so a standby need not wait it out."""
+        path = LEASES.path(self.namespace, self.name)
+        try:
+            lease = await asyncio.wait_for(self.rest.get(path), 2.0)
+            spec = lease.get("spec") or {}
+            if spec.get("holderIdentity") != self.identity:
+                return
+            spec["holderIdentity"] = ""
+            spec["leaseDurationSeconds"] = 1
+            lease["spec"] = spec
+            await asyncio.wait_for(self.rest.replace(path, lease), 2.0)
+        except Exception as exc:
+            log.debug("lease release failed", extra={"error": str(exc)})

@@ -1,0 +1,101 @@
+"""Status writes through the `/status` subresource, fenced and conflict-aware.
+
+Every write is a PUT of an object that carries the resourceVersion it was computed from, so the
+API server refuses it (409) if the object changed meanwhile. `put_status` makes one attempt and
+reports the outcome, for callers that recompute from their own fresh state (the Service
+reconciler requeues the key). `update_status` re-reads and recomputes on conflict, for simple
+writers (IPAddressPool counters, ConfigurationState).
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+
+from metallb_py.kube import metrics
+from metallb_py.kube.rest import ApiError, Resource, Rest
+
+log = logging.getLogger("metallb_py.kube.status")
+JSON = dict[str, Any]
+
+
+class WriteOutcome(enum.Enum):
+    WRITTEN = "written"
+    CONFLICT = "conflict"
+    NOT_FOUND = "notFound"
+    FENCED = "fenced"  # this replica may not write (not the leader any more)
+    FAILED = "failed"
+
+
+@dataclass(frozen=True)
+class WriteResult:
+    outcome: WriteOutcome
+    obj: JSON | None = None
+    error: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.outcome is WriteOutcome.WRITTEN
+
+
+class StatusWriter:
+    def __init__(self, rest: Rest, can_write: Callable[[], bool] = lambda: True) -> None:
+        self.rest = rest
+        self.can_write = can_write
+        self.conflicts = 0
+
+    async def put_status(self, resource: Resource, obj: JSON) -> WriteResult:
+        meta = obj.get("metadata") or {}
+        if not meta.get("resourceVersion"):
+            raise ValueError("a status write must carry the resourceVersion it was computed from")
+        if not self.can_write():
+            return WriteResult(WriteOutcome.FENCED)
+        path = resource.path(meta.get("namespace"), meta["name"], "status")
+        try:
+            written = await self.rest.replace(path, obj)
+        except ApiError as exc:
+            if exc.conflict:
+                self.conflicts += 1
+                return WriteResult(WriteOutcome.CONFLICT, error=str(exc))
+            metrics.update_errors_total.inc()
+            if exc.not_found:
+                return WriteResult(WriteOutcome.NOT_FOUND, error=str(exc))
+            return WriteResult(WriteOutcome.FAILED, error=str(exc))
+        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+            metrics.update_errors_total.inc()
+            return WriteResult(WriteOutcome.FAILED, error=str(exc) or type(exc).__name__)
+        metrics.updates_total.inc()
+        return WriteResult(WriteOutcome.WRITTEN, written)
+
+    async def update_status(
+        self,
+        resource: Resource,
+        namespace: str | None,
+        name: str,
+        compute: Callable[[JSON], JSON | None],
+        current: JSON | None = None,
+        attempts: int = 5,
+    ) -> WriteResult:
+        """compute(fresh object) -> object to write, or None when nothing needs writing."""
+        obj = current
+        for _ in range(attempts):
+            if obj is None:
+                try:
+                    obj = await self.rest.get(resource.path(namespace, name))
+                except ApiError as exc:
+                    if exc.not_found:
+                        return WriteResult(WriteOutcome.NOT_FOUND, error=str(exc))
+                    return WriteResult(WriteOutcome.FAILED, error=str(exc))
+            desired = compute(obj)
+            if desired is None:
+                return WriteResult(WriteOutcome.WRITTEN, obj)
+            result = await self.put_status(resource, desired)
+            if result.outcome is not WriteOutcome.CONFLICT:
+                return result
+            obj = None  # recompute from fresh state, never resend the stale write
+        return WriteResult(WriteOutcome.CONFLICT, error="still conflicting after retries")
