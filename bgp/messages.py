@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import ipaddress
 import struct
-from collections.abc import Iterator
+from collections.abc import Generator
 from dataclasses import dataclass, field
 from typing import ClassVar
 
@@ -334,7 +334,7 @@ def check_header(buf: bytes | bytearray, pos: int, max_size: int) -> tuple[int, 
     return length, msg_type
 
 
-def iter_messages(buf: bytearray, max_size: int = 4096) -> Iterator[bytes]:
+def iter_messages(buf: bytearray, max_size: int = 4096) -> Generator[bytes, None, None]:
     """Yield each complete message in `buf` and remove it; a partial tail stays for later.
 
     Raises `BGPError` (1/1, 1/2, 1/3) at the first bad header; messages yielded before it
@@ -346,8 +346,9 @@ def iter_messages(buf: bytearray, max_size: int = 4096) -> Iterator[bytes]:
             length, _ = check_header(buf, pos, max_size)
             if len(buf) - pos < length:
                 break
-            yield bytes(buf[pos : pos + length])
-            pos += length
+            raw = bytes(buf[pos : pos + length])
+            pos += length  # before yielding: a consumer that stops here has consumed it
+            yield raw
     finally:
         del buf[:pos]
 
