@@ -15,13 +15,19 @@ planned restart (the peer keeps our routes as stale) while SIGINT still sends Ce
 from __future__ import annotations
 
 import argparse
+import asyncio
+import collections
 import ipaddress
+import logging
+import signal
 import sys
 from dataclasses import dataclass, field
-from typing import NoReturn
+from typing import Literal, NoReturn
 
 from bgp import attributes
 from bgp.packing import DEFAULT_ATTRS, PrefixError, RouteAttrs, prefix_key
+from bgp.speaker import PeerConfig, Speaker
+from netkit import jsonlog
 
 RouteKey = tuple[int, bytes]  # (AFI, NLRI wire bytes), see bgp.packing
 
@@ -362,8 +368,174 @@ def parse_args(argv: list[str]) -> SpeakConfig:
     )
 
 
+# -- running ------------------------------------------------------------------------------------
+
+log = logging.getLogger("bgp.speak")
+STDIN_LINES_PER_TURN = 4000
+
+
+class CommandReader(asyncio.Protocol):
+    """`announce ...` / `withdraw ...` lines from stdin, a bounded number per loop turn."""
+
+    def __init__(self, speaker: Speaker, base: RouteAttrs, done: asyncio.Event) -> None:
+        self.speaker = speaker
+        self.base = _default_parser.intern(base)
+        self.done = done
+        self.transport: asyncio.ReadTransport | None = None
+        self._tail = b""
+        self._lines: collections.deque[bytes] = collections.deque()
+        self._scheduled = False
+        self._paused = False
+        self._eof = False
+        self.commands = 0
+        self.errors = 0
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.ReadTransport)
+        self.transport = transport
+
+    def data_received(self, data: bytes) -> None:
+        lines = (self._tail + data).split(b"\n")
+        self._tail = lines.pop()
+        self._lines.extend(lines)
+        if len(self._lines) > 8 * STDIN_LINES_PER_TURN and not self._paused and self.transport:
+            self.transport.pause_reading()
+            self._paused = True
+        self._schedule()
+
+    def eof_received(self) -> bool | None:
+        if self._tail:
+            self._lines.append(self._tail)
+            self._tail = b""
+        self._eof = True
+        self._schedule()
+        return None
+
+    def _schedule(self) -> None:
+        if not self._scheduled:
+            self._scheduled = True
+            asyncio.get_running_loop().call_soon(self._work)
+
+    def _work(self) -> None:
+        self._scheduled = False
+        lines = self._lines
+        announce = self.speaker.announce
+        withdraw = self.speaker.withdraw
+        base = self.base
+        for _ in range(min(len(lines), STDIN_LINES_PER_TURN)):
+            raw = lines.popleft()
+            words = raw.decode("utf-8", "replace").split()
+            if not words or words[0].startswith("#"):
+                continue
+            try:
+                verb = words[0]
+                if verb == "announce" and len(words) >= 2:
+                    if len(words) == 2:
+                        announce(parse_prefix(words[1]), base)
+                    else:
+                        announce(parse_prefix(words[1]), _default_parser.words(words[2:], base))
+                elif verb == "withdraw" and len(words) == 2:
+                    withdraw(parse_prefix(words[1]))
+                else:
+                    raise RouteSpecError(
+                        "want `announce PREFIX [community C] [large-community C] "
+                        "[local-pref N] [med N]` or `withdraw PREFIX`"
+                    )
+                self.commands += 1
+            except RouteSpecError as exc:
+                self.errors += 1
+                log.warning("badCommand", extra={"line": " ".join(words), "error": str(exc)})
+        if lines:
+            self._schedule()
+        elif self._paused and self.transport:
+            self._paused = False
+            self.transport.resume_reading()
+        if self._eof and not lines:
+            log.info("stdinClosed", extra={"commands": self.commands, "errors": self.errors})
+            self.done.set()
+
+
+def peer_config(cfg: SpeakConfig, spec: PeerSpec) -> PeerConfig:
+    peer_as: int | Literal["internal", "external"]
+    if spec.asn is not None:
+        peer_as = spec.asn
+    else:
+        peer_as = "internal" if spec.dynamic == "internal" else "external"
+    return PeerConfig(
+        address=str(spec.address),
+        peer_as=peer_as,
+        port=spec.port,
+        router_id=cfg.router_id,
+        local_address=cfg.local_address,
+        passive=cfg.passive,
+        hold_time=cfg.hold_time,
+        keepalive=cfg.keepalive,
+        password=cfg.password,
+        ebgp_multihop=cfg.ebgp_multihop,
+        graceful_restart=cfg.graceful_restart,
+        restart_time=cfg.restart_time,
+    )
+
+
+async def run(cfg: SpeakConfig) -> int:
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    received: list[int] = []
+
+    def on_signal(sig: int) -> None:
+        received.append(sig)
+        stop.set()
+
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, on_signal, int(signum))
+
+    listen_port = cfg.listen_port if cfg.listen_port is not None else (179 if cfg.passive else None)
+    listen_on: tuple[str, ...] = ("0.0.0.0", "::")
+    if cfg.local_address:
+        listen_on = (cfg.local_address,)
+    speaker = Speaker(
+        cfg.local_as, cfg.router_id, listen_port=listen_port, listen_addresses=listen_on
+    )
+    try:
+        speaker.start()
+    except OSError as exc:
+        log.error("listenFailed", extra={"error": str(exc)})
+        return 1
+    for (afi, key), attrs in cfg.routes.items():
+        speaker.rib.announce(afi, key, attrs, None)
+    for spec in cfg.peers:
+        speaker.add_peer(peer_config(cfg, spec))
+    log.info(
+        "speakerStarted",
+        extra={
+            "local_as": cfg.local_as,
+            "peers": [p.key for p in cfg.peers],
+            "prefixes": len(cfg.routes),
+            "listen_port": speaker.listener.bound_port if speaker.listener else None,
+            "router_ids": sorted({str(p.router_id) for p in speaker.peers.values()}),
+        },
+    )
+    stdin_done = asyncio.Event()
+    stdin_transport: asyncio.BaseTransport | None = None
+    if cfg.stdin:
+        stdin_transport, _ = await loop.connect_read_pipe(
+            lambda: CommandReader(speaker, cfg.base_attrs, stdin_done), sys.stdin.buffer
+        )
+    await stop.wait()
+    sig = received[0] if received else signal.SIGTERM
+    graceful = cfg.graceful_restart and sig == signal.SIGTERM
+    name = signal.Signals(sig).name
+    log.info("speakerStopping", extra={"signal": name, "graceful_restart": graceful})
+    await speaker.shutdown(f"python -m bgp speak stopped ({name})", graceful=graceful)
+    if stdin_transport is not None:
+        stdin_transport.close()
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     cfg = parse_args(list(sys.argv[1:] if argv is None else argv))
-    print("python -m bgp speak: the session layer is not implemented yet", file=sys.stderr)
-    del cfg
-    return 2
+    jsonlog.setup(cfg.log_level)
+    try:
+        return asyncio.run(run(cfg))
+    except KeyboardInterrupt:
+        return 0

@@ -15,11 +15,53 @@ Layers, bottom up:
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+import array
+import asyncio
+import contextlib
+import dataclasses
+import fcntl
+import ipaddress
+import logging
+import socket
+import struct
+from collections.abc import Callable, Coroutine, Iterable, Iterator
 from dataclasses import dataclass, field
+from typing import Any, Literal
 
-from bgp.context import AFI_IPV4, AFI_IPV6
-from bgp.packing import DEFAULT_ATTRS, Packer, RouteAttrs, group_by_attrs
+from bgp import router_id as rid
+from bgp.context import AFI_IPV4, AFI_IPV6, IPV4_UNICAST, IPV6_UNICAST, SAFI_UNICAST
+from bgp.errors import CEASE_ADMIN_SHUTDOWN, CEASE_OTHER_CONFIG_CHANGE, CEASE_PEER_DECONFIGURED
+from bgp.events import (
+    CloseConnection,
+    ConnectRequested,
+    EndOfRibReceived,
+    Event,
+    FamilyDisabled,
+    Negotiated,
+    RouteRefreshRequested,
+    SessionDown,
+    SessionEstablished,
+)
+from bgp.fsm import Session, SessionConfig, SessionError, State
+from bgp.packing import (
+    DEFAULT_ATTRS,
+    Packer,
+    RouteAttrs,
+    SessionEncoding,
+    group_by_attrs,
+    key_to_str,
+)
+from bgp.transport import (
+    BGP_PORT,
+    Listener,
+    SocketOptions,
+    Stream,
+    StreamOwner,
+    apply_options,
+    dial,
+)
+
+log = logging.getLogger("bgp.speaker")
 
 FAMILIES = (AFI_IPV4, AFI_IPV6)
 RouteKey = tuple[int, bytes]  # (AFI, NLRI wire bytes)
@@ -196,4 +238,670 @@ class RibOut:
             return None
 
 
-__all__ = ["DEFAULT_ATTRS", "FAMILIES", "Rib", "RibOut", "RouteAttrs"]
+# -- addresses and next hops --------------------------------------------------------------------
+
+
+def _ipv6_interfaces() -> list[tuple[str, ipaddress.IPv6Interface]]:
+    """(interface name, address/prefix) of every IPv6 address in this network namespace."""
+    out: list[tuple[str, ipaddress.IPv6Interface]] = []
+    try:
+        with open("/proc/net/if_inet6", encoding="ascii") as f:
+            for line in f:
+                parts = line.split()
+                if len(parts) < 6:
+                    continue
+                addr = ipaddress.IPv6Address(bytes.fromhex(parts[0]))
+                out.append((parts[5], ipaddress.IPv6Interface(f"{addr}/{int(parts[2], 16)}")))
+    except OSError:
+        pass
+    return out
+
+
+def _ipv4_by_interface() -> dict[str, list[ipaddress.IPv4Address]]:
+    size = 64 * 40
+    buf = array.array("B", b"\0" * size)
+    out: dict[str, list[ipaddress.IPv4Address]] = {}
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        ptr, _ = buf.buffer_info()
+        used = struct.unpack("iL", fcntl.ioctl(s.fileno(), 0x8912, struct.pack("iL", size, ptr)))[0]
+    raw = buf.tobytes()[:used]
+    for off in range(0, used, 40):
+        name = raw[off : off + 16].split(b"\0", 1)[0].decode()
+        out.setdefault(name, []).append(ipaddress.IPv4Address(raw[off + 20 : off + 24]))
+    return out
+
+
+def route_source(peer: str, port: int = BGP_PORT) -> str | None:
+    """The source address the kernel would use towards `peer` (a UDP connect sends nothing)."""
+    family = socket.AF_INET6 if ":" in peer else socket.AF_INET
+    try:
+        with socket.socket(family, socket.SOCK_DGRAM) as s:
+            s.connect((peer, port))
+            return str(s.getsockname()[0])
+    except OSError:
+        return None
+
+
+@dataclass(frozen=True)
+class NextHops:
+    v4: bytes | None
+    v6: bytes | None  # 16 octets, or 32 with a link-local address
+
+
+def next_hops(local: str, peer: str) -> NextHops:
+    """Next hops for a session whose TCP endpoints are `local` and `peer`.
+
+    IPv4 session: NEXT_HOP is the local address; IPv6 routes get the interface's global IPv6
+    address, else the IPv4-mapped form of the local address. IPv6 session: the local address,
+    plus the interface's link-local when the peer is on-link; IPv4 routes get an IPv4 address
+    of the same interface (else none: only RFC 8950 can carry them).
+    """
+    la = ipaddress.ip_address(local)
+    pa = ipaddress.ip_address(peer)
+    v6s = _ipv6_interfaces()
+    if isinstance(la, ipaddress.IPv4Address):
+        ifname = next((n for n, addrs in _ipv4_by_interface().items() if la in addrs), None)
+        glob = [
+            i.ip for n, i in v6s if n == ifname and not i.ip.is_link_local and not i.ip.is_loopback
+        ]
+        v6 = glob[0].packed if glob else ipaddress.IPv6Address(f"::ffff:{la}").packed
+        return NextHops(la.packed, v6)
+    mine = next(((n, i) for n, i in v6s if i.ip == la), None)
+    v6 = la.packed
+    v4: bytes | None = None
+    if mine is not None:
+        ifname, iface = mine
+        if pa in iface.network and not la.is_link_local:
+            ll = [i.ip for n, i in v6s if n == ifname and i.ip.is_link_local]
+            if ll:
+                v6 += ll[0].packed
+        v4s = _ipv4_by_interface().get(ifname, [])
+        v4 = v4s[0].packed if v4s else None
+    return NextHops(v4, v6)
+
+
+# -- peers ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PeerConfig:
+    """One BGP neighbour. Changing anything but `name` resets its session."""
+
+    address: str
+    peer_as: int | Literal["internal", "external"]
+    port: int = BGP_PORT
+    local_as: int | None = None  # None: the speaker's
+    router_id: str | None = None  # None: see bgp.router_id
+    local_address: str | None = None
+    passive: bool = False
+    hold_time: int = 90
+    keepalive: float | None = None
+    password: str | None = None
+    ebgp_multihop: int | None = None  # TTL for eBGP; None: 1 (single hop)
+    min_ttl: int | None = None  # GTSM (RFC 5082)
+    vrf: str | None = None  # SO_BINDTODEVICE to the VRF device
+    graceful_restart: bool = False
+    restart_time: int = 120
+    connect_retry: float = 1.0
+    connect_retry_max: float = 30.0
+    name: str = field(default="", compare=False)
+
+    @property
+    def key(self) -> str:
+        """`ADDR:PORT` (`[ADDR]:PORT` for IPv6): MetalLB's `peer` metric label."""
+        addr = ipaddress.ip_address(self.address)
+        host = f"[{addr}]" if addr.version == 6 else str(addr)
+        return f"{host}:{self.port}"
+
+
+METRIC_NAMES = (
+    "session_up",
+    "updates_total",
+    "updates_total_received",
+    "announced_prefixes_total",
+    "pending_prefixes_total",
+    "opens_sent",
+    "opens_received",
+    "notifications_sent",
+    "keepalives_sent",
+    "keepalives_received",
+    "route_refresh_sent",
+    "total_sent",
+    "total_received",
+)
+
+
+@dataclass(frozen=True)
+class SpeakerEvent:
+    """`sessionEstablished`, `sessionDown` (reason, peer_keeps_routes), `tableSent` (prefixes)."""
+
+    kind: str
+    peer: str
+    detail: dict[str, Any] = field(default_factory=dict)
+
+
+EventCallback = Callable[[SpeakerEvent], None]
+
+
+class _Conn(StreamOwner):
+    def __init__(self, peer: Peer, conn_id: int) -> None:
+        self.peer = peer
+        self.conn_id = conn_id
+        self.stream: Stream = Stream(self)
+        self.task: asyncio.Task[None] | None = None
+
+    def on_data(self, data: bytes) -> None:
+        self.peer._data(self.conn_id, data)
+
+    def on_writable(self) -> None:
+        self.peer._send_routes()
+
+    def on_closed(self, exc: Exception | None) -> None:
+        self.peer._lost(self.conn_id)
+
+
+class Peer:
+    """One BGP session driven over asyncio (see the module docstring)."""
+
+    def __init__(self, speaker: Speaker, config: PeerConfig) -> None:
+        self.speaker = speaker
+        self.config = config
+        self.key = config.key
+        self.loop = asyncio.get_running_loop()
+        self.local_as = config.local_as or speaker.local_as
+        self.router_id = self._choose_router_id()
+        self.session = Session(self._session_config())
+        self.ribout = RibOut()
+        self.packer: Packer | None = None
+        self.negotiated: Negotiated | None = None
+        self.conns: dict[int, _Conn] = {}
+        self.last_down_reason = ""
+        self.prefixes_sent = 0
+        self._timer: asyncio.TimerHandle | None = None
+        self._table_pending = False
+        self._sending = False
+        self._closing: set[Stream] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    # -- setup -------------------------------------------------------------------------------
+    def _choose_router_id(self) -> ipaddress.IPv4Address:
+        cfg = self.config
+        configured = cfg.router_id or self.speaker.router_id
+        source = cfg.local_address or route_source(cfg.address, cfg.port)
+        return rid.choose_router_id(configured, source, node_name=self.speaker.node_name)
+
+    def _session_config(self) -> SessionConfig:
+        cfg = self.config
+        v6_session = ":" in cfg.address
+        return SessionConfig(
+            local_as=self.local_as,
+            router_id=self.router_id,
+            peer_as=cfg.peer_as,
+            hold_time=cfg.hold_time,
+            keepalive_time=cfg.keepalive,
+            passive=cfg.passive,
+            families=(IPV4_UNICAST, IPV6_UNICAST),
+            extended_next_hop=((AFI_IPV4, SAFI_UNICAST, AFI_IPV6),) if v6_session else (),
+            graceful_restart=cfg.graceful_restart,
+            restart_time=cfg.restart_time,
+            connect_retry_time=cfg.connect_retry,
+            connect_retry_max=cfg.connect_retry_max,
+        )
+
+    @property
+    def ibgp(self) -> bool:
+        if self.negotiated is not None:
+            return self.negotiated.ibgp
+        pas = self.config.peer_as
+        return pas == "internal" or pas == self.local_as
+
+    def socket_options(self) -> SocketOptions:
+        cfg = self.config
+        ttl = 255 if self.ibgp else (cfg.ebgp_multihop or 1)
+        if cfg.min_ttl:
+            ttl = 255
+        return SocketOptions(cfg.password, ttl, cfg.min_ttl, cfg.vrf, cfg.local_address)
+
+    # -- the FSM loop --------------------------------------------------------------------------
+    def start(self) -> None:
+        self.session.start(self.loop.time())
+        self._pump()
+
+    def _pump(self) -> None:
+        """After every call into the session: write its bytes, act on its events, set the timer."""
+        s = self.session
+        while True:
+            for conn_id, conn in list(self.conns.items()):
+                data = s.data_to_send(conn_id)
+                if data:
+                    conn.stream.write(data)
+            ev = s.next_event()
+            if ev is None:
+                break
+            self._on_event(ev)
+        deadline = s.get_timer()
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if deadline is not None:
+            self._timer = self.loop.call_at(deadline, self._on_timer)
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        self.session.handle_timer(self.loop.time())
+        self._pump()
+
+    def _on_event(self, ev: Event) -> None:
+        if isinstance(ev, ConnectRequested):
+            conn = _Conn(self, ev.conn_id)
+            self.conns[ev.conn_id] = conn
+            conn.task = self._spawn(self._connect(conn))
+        elif isinstance(ev, CloseConnection):
+            self._close_conn(ev.conn_id)
+        elif isinstance(ev, SessionEstablished):
+            self._established(ev.conn_id, ev.negotiated)
+        elif isinstance(ev, SessionDown):
+            self._down(ev)
+        elif isinstance(ev, RouteRefreshRequested):
+            if ev.safi == SAFI_UNICAST:
+                self.ribout.refresh(ev.afi, self.speaker.rib.desired(self.key, ev.afi))
+                self._send_routes()
+        elif isinstance(ev, EndOfRibReceived):
+            log.debug("endOfRibReceived", extra={"peer": self.key, "afi": ev.afi})
+        elif isinstance(ev, FamilyDisabled):
+            log.warning(
+                "familyDisabled",
+                extra={"peer": self.key, "afi": ev.afi, "safi": ev.safi, "error": str(ev.error)},
+            )
+
+    async def _connect(self, conn: _Conn) -> None:
+        cfg = self.config
+        try:
+            sock = await dial(cfg.address, cfg.port, self.socket_options())
+        except asyncio.CancelledError:
+            raise
+        except OSError as exc:
+            log.debug("connectFailed", extra={"peer": self.key, "error": str(exc)})
+            if self.conns.pop(conn.conn_id, None) is not None:
+                self.session.connection_failed(conn.conn_id, self.loop.time())
+                self._pump()
+            return
+        if self.conns.get(conn.conn_id) is not conn:
+            sock.close()
+            return
+        try:
+            await conn.stream.attach(sock)
+        except OSError:
+            sock.close()
+            if self.conns.pop(conn.conn_id, None) is not None:
+                self.session.connection_failed(conn.conn_id, self.loop.time())
+                self._pump()
+            return
+        self.session.connection_made(conn.conn_id, self.loop.time())
+        self._pump()
+
+    def accept(self, sock: socket.socket) -> None:
+        """A connection from this peer arrived on the listener."""
+        opts = self.socket_options()
+        try:
+            apply_options(sock, self.config.address, dataclasses.replace(opts, password=None))
+        except OSError as exc:
+            log.warning("acceptFailed", extra={"peer": self.key, "error": str(exc)})
+            sock.close()
+            return
+        conn_id = self.session.accept_connection(self.loop.time())
+        conn = _Conn(self, conn_id)
+        self.conns[conn_id] = conn
+        conn.task = self._spawn(self._attach(conn, sock))
+        self._pump()
+
+    async def _attach(self, conn: _Conn, sock: socket.socket) -> None:
+        try:
+            await conn.stream.attach(sock)
+        except OSError:
+            sock.close()
+            if self.conns.get(conn.conn_id) is conn:
+                self._lost(conn.conn_id)
+
+    def _data(self, conn_id: int, data: bytes) -> None:
+        self.session.data_received(conn_id, data, self.loop.time())
+        self._pump()
+
+    def _lost(self, conn_id: int) -> None:
+        conn = self.conns.pop(conn_id, None)
+        if conn is None:
+            return
+        self.session.connection_lost(conn_id, self.loop.time())
+        self._pump()
+
+    def _close_conn(self, conn_id: int) -> None:
+        data = self.session.data_to_send(conn_id)
+        conn = self.conns.pop(conn_id, None)
+        if conn is None:
+            return
+        if conn.task is not None and not conn.task.done() and conn.stream.transport is None:
+            conn.task.cancel()  # still connecting: give up the attempt
+            return
+        if data:
+            conn.stream.write(data)
+        self._closing.add(conn.stream)
+        conn.stream.close()
+        self._spawn(self._forget_when_closed(conn.stream))
+
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
+        task = self.loop.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    async def _forget_when_closed(self, stream: Stream) -> None:
+        await stream.wait_closed()
+        self._closing.discard(stream)
+
+    # -- established session ---------------------------------------------------------------------
+    def _established(self, conn_id: int, neg: Negotiated) -> None:
+        conn = self.conns.get(conn_id)
+        local = conn.stream.local_address() if conn else ""
+        hops = next_hops(local, self.config.address) if local else NextHops(None, None)
+        v4_over_v6 = hops.v4 is None and (AFI_IPV4, SAFI_UNICAST, AFI_IPV6) in neg.extended_next_hop
+        self.negotiated = neg
+        self.packer = Packer(
+            SessionEncoding(self.local_as, neg.ibgp, neg.tx, hops.v4, hops.v6, v4_over_v6)
+        )
+        families = [afi for afi, safi in sorted(neg.families) if safi == SAFI_UNICAST]
+        rib = self.speaker.rib
+        self.ribout.start(families, {afi: rib.desired(self.key, afi) for afi in families})
+        self._table_pending = True
+        self.prefixes_sent = 0
+        skipped = [afi for afi in families if not self.packer.can_send(afi)]
+        log.info(
+            "sessionEstablished",
+            extra={
+                "peer": self.key,
+                "peer_as": neg.peer_as,
+                "router_id": str(neg.peer_router_id),
+                "local_address": local,
+                "hold_time": neg.hold_time,
+                "ibgp": neg.ibgp,
+                "families": [f"afi{a}" for a in families],
+                "graceful_restart": neg.graceful_restart,
+            },
+        )
+        if skipped:
+            log.warning(
+                "familyNotSent",
+                extra={"peer": self.key, "afi": skipped, "reason": "no next hop of that family"},
+            )
+        self.speaker._emit(SpeakerEvent("sessionEstablished", self.key, {"peer_as": neg.peer_as}))
+        self._send_routes()
+
+    def _down(self, ev: SessionDown) -> None:
+        was = ev.was_established
+        self.last_down_reason = ev.reason
+        if was:
+            self.negotiated = None
+            self.packer = None
+            self.ribout.stop()
+        if was or ev.notification_sent or ev.notification_received:
+            log.info(
+                "sessionDown",
+                extra={
+                    "peer": self.key,
+                    "reason": ev.reason,
+                    "was_established": was,
+                    "peer_keeps_routes": ev.peer_keeps_routes,
+                },
+            )
+            self.speaker._emit(
+                SpeakerEvent(
+                    "sessionDown",
+                    self.key,
+                    {"reason": ev.reason, "peer_keeps_routes": ev.peer_keeps_routes},
+                )
+            )
+
+    def _send_routes(self) -> None:
+        """Feed UPDATEs to the session while TCP accepts them (backpressure)."""
+        if self._sending or self.packer is None:
+            return
+        conn_id = self.session.established_conn_id
+        conn = self.conns.get(conn_id) if conn_id is not None else None
+        if conn is None:
+            return
+        self._sending = True
+        try:
+            stream = conn.stream
+            packer = self.packer
+            budget = 1 << 20  # yield to the loop after this many octets
+            while stream.writable and budget > 0:
+                batch: list[bytes] = []
+                size = 0
+                prefixes = 0
+                while size < 65536:
+                    msg = self.ribout.next_message(packer)
+                    if msg is None:
+                        break
+                    batch.append(msg[0])
+                    size += len(msg[0])
+                    prefixes += msg[1]
+                if not batch:
+                    break
+                try:
+                    self.session.send_update(
+                        b"".join(batch), now=self.loop.time(), count=len(batch)
+                    )
+                except SessionError:
+                    return
+                self.prefixes_sent += prefixes
+                budget -= size
+                stream.write(self.session.data_to_send(conn.conn_id))
+            if self.ribout.idle:
+                if self._table_pending:
+                    self._table_pending = False
+                    log.info(
+                        "tableSent",
+                        extra={"peer": self.key, "prefixes": self.ribout.announced},
+                    )
+                    self.speaker._emit(
+                        SpeakerEvent("tableSent", self.key, {"prefixes": self.ribout.announced})
+                    )
+            elif stream.writable:
+                self.loop.call_soon(self._send_routes)
+        finally:
+            self._sending = False
+        self._pump()
+
+    # -- routes and lifecycle ------------------------------------------------------------------
+    def route_changed(self, afi: int, key: bytes) -> None:
+        if self.packer is None:
+            return
+        self.ribout.change(afi, key, self.speaker.rib.lookup(self.key, afi, key))
+        self.speaker._schedule_flush(self)
+
+    def metrics(self) -> dict[str, float]:
+        """MetalLB's per-peer BGP metrics (names without the `metallb_bgp_` prefix)."""
+        c = self.session.counters
+        return {
+            "session_up": 1.0 if self.session.state == State.ESTABLISHED else 0.0,
+            "updates_total": c.updates_sent,
+            "updates_total_received": c.updates_received,
+            "announced_prefixes_total": self.ribout.announced,
+            "pending_prefixes_total": self.ribout.pending_count,
+            "opens_sent": c.opens_sent,
+            "opens_received": c.opens_received,
+            "notifications_sent": c.notifications_sent,
+            "keepalives_sent": c.keepalives_sent,
+            "keepalives_received": c.keepalives_received,
+            "route_refresh_sent": c.route_refresh_sent,
+            "total_sent": c.total_sent,
+            "total_received": c.total_received,
+        }
+
+    def stop(
+        self, *, subcode: int = CEASE_ADMIN_SHUTDOWN, message: str = "", graceful: bool = False
+    ) -> None:
+        self.session.stop(self.loop.time(), subcode=subcode, message=message, graceful=graceful)
+        self._pump()
+        for conn_id in list(self.conns):
+            self._close_conn(conn_id)
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    async def wait_closed(self, limit: float = 3.0) -> None:
+        pending = list(self._closing)
+        if pending:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(limit):
+                    await asyncio.gather(*(s.wait_closed() for s in pending))
+        for s in pending:
+            s.abort()
+
+
+# -- the speaker ----------------------------------------------------------------------------------
+
+
+class Speaker:
+    """The peer manager (see the module docstring)."""
+
+    def __init__(
+        self,
+        local_as: int,
+        router_id: str | None = None,
+        *,
+        node_name: str = "",
+        listen_port: int | None = None,
+        listen_addresses: tuple[str, ...] = ("0.0.0.0", "::"),
+        on_event: EventCallback | None = None,
+    ) -> None:
+        self.local_as = local_as
+        self.router_id = router_id
+        self.node_name = node_name or socket.gethostname()
+        self.listen_port = listen_port
+        self.listen_addresses = listen_addresses
+        self.on_event = on_event
+        self.rib = Rib()
+        self.peers: dict[str, Peer] = {}
+        self.listener: Listener | None = None
+        self._flush_due: set[Peer] = set()
+        self._flush_scheduled = False
+
+    # -- peers ----------------------------------------------------------------------------
+    def start(self) -> None:
+        if self.listen_port is not None and self.listener is None:
+            self.listener = Listener(self._accepted, self.listen_port, self.listen_addresses)
+            for peer in self.peers.values():
+                self.listener.allow(peer.config.address, peer.config.password)
+            self.listener.start()
+
+    def _accepted(self, sock: socket.socket, address: str) -> None:
+        for peer in self.peers.values():
+            if ipaddress.ip_address(peer.config.address) == ipaddress.ip_address(address):
+                peer.accept(sock)
+                return
+        sock.close()
+
+    def add_peer(self, config: PeerConfig) -> Peer:
+        """Add a peer, or reconfigure one with the same key (its session resets only if the
+        configuration really changed)."""
+        old = self.peers.get(config.key)
+        if old is not None:
+            if old.config == config:
+                old.config = config  # e.g. a new name: nothing else to do
+                return old
+            self.remove_peer(
+                config.key, subcode=CEASE_OTHER_CONFIG_CHANGE, message="configuration changed"
+            )
+        peer = Peer(self, config)
+        self.peers[config.key] = peer
+        if self.listener is not None:
+            self.listener.allow(config.address, config.password)
+        peer.start()
+        return peer
+
+    def remove_peer(
+        self, key: str, *, subcode: int = CEASE_PEER_DECONFIGURED, message: str = "peer removed"
+    ) -> None:
+        peer = self.peers.pop(key, None)
+        if peer is None:
+            return
+        if self.listener is not None and not any(
+            p.config.address == peer.config.address for p in self.peers.values()
+        ):
+            self.listener.disallow(peer.config.address)
+        self.rib.forget_peer(key)
+        self._flush_due.discard(peer)
+        peer.stop(subcode=subcode, message=message)
+
+    def set_peers(self, configs: Iterable[PeerConfig]) -> None:
+        """Reconcile to exactly these peers; unchanged ones keep their sessions."""
+        wanted = {c.key: c for c in configs}
+        for key in list(self.peers):
+            if key not in wanted:
+                self.remove_peer(key)
+        for cfg in wanted.values():
+            self.add_peer(cfg)
+
+    # -- routes ---------------------------------------------------------------------------
+    def announce(
+        self,
+        prefix: tuple[int, bytes],
+        attrs: RouteAttrs = DEFAULT_ATTRS,
+        peers: Iterable[str] | None = None,
+    ) -> None:
+        """Originate `prefix` ((AFI, NLRI bytes), see bgp.packing.prefix_key) to `peers`
+        (keys; None: every peer, present and future)."""
+        afi, key = prefix
+        names = None if peers is None else list(peers)
+        self.rib.announce(afi, key, attrs, names)
+        self._changed(afi, key, names)
+
+    def withdraw(self, prefix: tuple[int, bytes], peers: Iterable[str] | None = None) -> None:
+        afi, key = prefix
+        names = None if peers is None else list(peers)
+        self.rib.withdraw(afi, key, names)
+        self._changed(afi, key, names)
+
+    def _changed(self, afi: int, key: bytes, names: list[str] | None) -> None:
+        targets = (
+            self.peers.values()
+            if names is None
+            else [self.peers[n] for n in names if n in self.peers]
+        )
+        for peer in targets:
+            peer.route_changed(afi, key)
+
+    def _schedule_flush(self, peer: Peer) -> None:
+        self._flush_due.add(peer)
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            asyncio.get_running_loop().call_soon(self._flush)
+
+    def _flush(self) -> None:
+        self._flush_scheduled = False
+        due, self._flush_due = self._flush_due, set()
+        for peer in due:
+            peer._send_routes()
+
+    # -- events and shutdown ----------------------------------------------------------------
+    def _emit(self, event: SpeakerEvent) -> None:
+        if self.on_event is not None:
+            self.on_event(event)
+
+    def metrics(self) -> dict[str, dict[str, float]]:
+        return {key: peer.metrics() for key, peer in self.peers.items()}
+
+    async def shutdown(self, message: str = "", *, graceful: bool = False) -> None:
+        """Stop every session: Cease with `message` (RFC 8203/9003), or with `graceful`, a
+        planned restart (no NOTIFICATION where graceful restart was negotiated)."""
+        if self.listener is not None:
+            self.listener.close()
+            self.listener = None
+        peers = list(self.peers.values())
+        for peer in peers:
+            peer.stop(message=message, graceful=graceful)
+        await asyncio.gather(*(p.wait_closed() for p in peers))
+
+
+def describe_prefix(prefix: tuple[int, bytes]) -> str:
+    return key_to_str(*prefix)

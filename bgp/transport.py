@@ -221,20 +221,37 @@ class Stream(asyncio.Protocol):
         self._reading_paused = False
         self._writable = True
         self._closed = False
+        self._early: list[bytes] = []  # written before the transport exists
+        self._close_when_ready = False
+        self._lost = asyncio.get_running_loop().create_future()
         self.bytes_received = 0
         self.bytes_sent = 0
 
     @classmethod
     async def wrap(cls, sock: socket.socket, owner: StreamOwner) -> Stream:
+        stream = cls(owner)
+        await stream.attach(sock)
+        return stream
+
+    async def attach(self, sock: socket.socket) -> None:
+        """Start carrying `sock`; writes made before this are sent first."""
         loop = asyncio.get_running_loop()
-        _, proto = await loop.connect_accepted_socket(lambda: cls(owner), sock=sock)
-        return proto
+        await loop.connect_accepted_socket(lambda: self, sock=sock)
+
+    async def wait_closed(self) -> None:
+        """Until the connection is gone (after close(): once queued bytes are flushed)."""
+        await asyncio.shield(self._lost)
 
     # -- asyncio.Protocol ----------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
         self.transport = transport
         transport.set_write_buffer_limits(high=WRITE_HIGH, low=WRITE_LOW)
+        for data in self._early:
+            transport.write(data)
+        self._early.clear()
+        if self._close_when_ready:
+            transport.close()
 
     def data_received(self, data: bytes) -> None:
         self.bytes_received += len(data)
@@ -270,6 +287,8 @@ class Stream(asyncio.Protocol):
         return False  # close our side too
 
     def connection_lost(self, exc: Exception | None) -> None:
+        if not self._lost.done():
+            self._lost.set_result(None)
         if self._closed:
             return
         self._closed = True
@@ -294,10 +313,13 @@ class Stream(asyncio.Protocol):
         return self._closed
 
     def write(self, data: bytes) -> None:
-        if self._closed or self.transport is None:
+        if self._closed:
             return
         self.bytes_sent += len(data)
-        self.transport.write(data)
+        if self.transport is None:
+            self._early.append(data)
+        else:
+            self.transport.write(data)
 
     def local_address(self) -> str:
         sock = self.transport.get_extra_info("sockname") if self.transport else None
@@ -311,10 +333,15 @@ class Stream(asyncio.Protocol):
         self._inbox.clear()
         if self.transport is not None:
             self.transport.close()
+        else:
+            self._close_when_ready = True
 
     def abort(self) -> None:
         """Drop the connection now (RST); queued data is discarded."""
         self._closed = True
         self._inbox.clear()
+        self._early.clear()
         if self.transport is not None:
             self.transport.abort()
+        elif not self._lost.done():
+            self._lost.set_result(None)
