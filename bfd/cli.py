@@ -15,7 +15,7 @@ import sys
 from collections.abc import Sequence
 
 from bfd.dispatch import SessionKey
-from bfd.engine import Engine, tune_gc
+from bfd.engine import Engine, LatenessStats, tune_gc
 from bfd.profile import DEFAULT_FLOOR_MS, Profile, ProfileError
 from netkit import jsonlog
 
@@ -116,6 +116,7 @@ async def run_sessions(args: argparse.Namespace, profile: Profile, keys: list[Se
         extra={"sessions": len(keys), "floorMs": engine.floor_ms, "profile": profile.name},
     )
     tune_gc()
+    engine.lateness = LatenessStats()  # measure the steady state, not the start-up burst
     while not stop.is_set():
         timeout = args.stats_interval if args.stats_interval > 0 else None
         try:
