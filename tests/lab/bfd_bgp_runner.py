@@ -1,0 +1,53 @@
+"""Run our BGP speaker with BFD glued to it, inside a lab namespace (for tests only).
+
+    python -m tests.lab.bfd_bgp_runner --local-as 64512 --router-id IP --peer-as 64500 \
+        --peer IP [--connect-retry S] [--tx-ms 300] [--rx-ms 300]
+
+Logs JSON lines (the speaker's sessionEstablished/sessionDown, BFD's bfdStateChange, and the
+glue's bgpSessionTornDownByBfd); SIGTERM shuts everything down.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import signal
+
+from bfd.engine import Engine
+from bfd.profile import Profile
+from bgp.speaker import PeerConfig, Speaker
+from metallb_py.speaker.bfd_bgp import BfdBgp, BfdPeer
+from netkit import jsonlog
+
+
+async def main(args: argparse.Namespace) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    speaker = Speaker(args.local_as, args.router_id, listen_port=None)
+    engine = Engine()
+    await engine.start()
+    glue = BfdBgp(speaker, engine)
+    config = PeerConfig(args.peer, args.peer_as, connect_retry=args.connect_retry)
+    speaker.start()
+    speaker.add_peer(config)
+    profile = Profile(receive_interval_ms=args.rx_ms, transmit_interval_ms=args.tx_ms)
+    glue.set_peers([BfdPeer(config, profile)])
+    await stop.wait()
+    glue.close()
+    await speaker.shutdown("test over")
+    await engine.close()
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--local-as", type=int, required=True)
+    parser.add_argument("--router-id", required=True)
+    parser.add_argument("--peer-as", type=int, required=True)
+    parser.add_argument("--peer", required=True)
+    parser.add_argument("--connect-retry", type=float, default=2.0)
+    parser.add_argument("--tx-ms", type=int, default=300)
+    parser.add_argument("--rx-ms", type=int, default=300)
+    jsonlog.setup("info")
+    asyncio.run(main(parser.parse_args()))
