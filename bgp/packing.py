@@ -67,21 +67,31 @@ DEFAULT_ATTRS = RouteAttrs()
 # -- prefixes in wire form ---------------------------------------------------------------------
 
 
+_FULL_V4 = bytes((32,))
+_FULL_V6 = bytes((128,))
+
+
 def prefix_key(text: str) -> tuple[int, bytes]:
-    """`203.0.113.7`, `203.0.113.0/24`, `2001:db8::/64` -> (AFI, NLRI wire bytes)."""
-    addr_text, slash, len_text = text.strip().partition("/")
-    afi = AFI_IPV6 if ":" in addr_text else AFI_IPV4
-    try:
-        raw = socket.inet_pton(socket.AF_INET6 if afi == AFI_IPV6 else socket.AF_INET, addr_text)
-    except OSError:
-        raise PrefixError(f"bad prefix {text!r}: not an IP address") from None
-    width = len(raw) * 8
-    if slash:
-        if not len_text.isdigit() or int(len_text) > width:
-            raise PrefixError(f"bad prefix {text!r}: length must be 0..{width}")
-        length = int(len_text)
+    """`203.0.113.7`, `203.0.113.0/24`, `2001:db8::/64` -> (AFI, NLRI wire bytes).
+
+    Hot path of route loading (100 000 lines per cold start): host routes take a short cut.
+    """
+    addr_text, slash, len_text = text.partition("/")
+    if ":" in addr_text:
+        afi, family, width, full = AFI_IPV6, socket.AF_INET6, 128, _FULL_V6
     else:
-        length = width
+        afi, family, width, full = AFI_IPV4, socket.AF_INET, 32, _FULL_V4
+    try:
+        raw = socket.inet_pton(family, addr_text)
+    except OSError:
+        if addr_text.strip() != addr_text or len_text.strip() != len_text:
+            return prefix_key(text.strip().replace(" ", ""))
+        raise PrefixError(f"bad prefix {text!r}: not an IP address") from None
+    if not slash or len_text == ("32" if width == 32 else "128"):
+        return afi, full + raw
+    if not len_text.isdigit() or int(len_text) > width:
+        raise PrefixError(f"bad prefix {text!r}: length must be 0..{width}")
+    length = int(len_text)
     if length < width and int.from_bytes(raw, "big") & ((1 << (width - length)) - 1):
         raise PrefixError(f"bad prefix {text!r}: host bits set")
     return afi, bytes((length,)) + raw[: (length + 7) >> 3]

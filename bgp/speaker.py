@@ -78,6 +78,13 @@ class Rib:
     def __len__(self) -> int:
         return sum(len(t) for t in self.common.values())
 
+    def adopt(self, afi: int, table: dict[bytes, RouteAttrs]) -> None:
+        """Take `table` as the family's routes for every peer (bulk load, no copy)."""
+        if self.common[afi]:
+            self.common[afi].update(table)
+        else:
+            self.common[afi] = table
+
     def announce(
         self, afi: int, key: bytes, attrs: RouteAttrs, peers: Iterable[str] | None
     ) -> None:

@@ -44,3 +44,20 @@ def test_exabgp_cold_start_with_community_sets(
 ) -> None:
     r = report.add(bb.exabgp_cold_start(lan, rx, lan.nodes[0], N, communities=True))
     assert r.seconds > 0
+
+
+def test_speaker_cold_start(lan: Lan, rx: bb.Receiver, report: bb.Report) -> None:
+    r = report.add(bb.speaker_cold_start(lan, rx, lan.nodes[1], N, communities=False))
+    assert r.seconds > 0 and r.peak_rss_mb
+
+
+def test_speaker_run_time(lan: Lan, rx: bb.Receiver, report: bb.Report) -> None:
+    r = report.add(bb.speaker_run_time(lan, rx, lan.nodes[1], N))
+    assert r.rate > 0
+
+
+def test_speaker_cold_start_with_community_sets(
+    lan: Lan, rx: bb.Receiver, report: bb.Report
+) -> None:
+    r = report.add(bb.speaker_cold_start(lan, rx, lan.nodes[1], N, communities=True))
+    assert r.seconds > 0

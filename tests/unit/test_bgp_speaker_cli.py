@@ -137,10 +137,11 @@ def test_full_command_line(tmp_path: Path) -> None:
     assert [p.key for p in cfg.peers] == ["198.51.100.1:179", "[2001:db8:100::1]:1179"]
     assert cfg.passive and cfg.graceful_restart and cfg.stdin
     assert (cfg.hold_time, cfg.keepalive, cfg.password, cfg.ebgp_multihop) == (9, 3, "pw", 4)
-    assert len(cfg.routes) == 5
-    file_v6 = cfg.routes[prefix_key("2001:db8:200::7/128")]
+    routes = {(afi, k): a for afi, t in cfg.routes.items() for k, a in t.items()}
+    assert len(routes) == 5
+    file_v6 = routes[prefix_key("2001:db8:200::7/128")]
     assert 0xFFFFFF01 in file_v6.communities and (65000 << 16) | 1 in file_v6.communities
-    assert cfg.routes[prefix_key("203.0.113.10/32")].local_pref == 150
+    assert routes[prefix_key("203.0.113.10/32")].local_pref == 150
 
 
 @pytest.mark.parametrize(
@@ -188,4 +189,4 @@ def test_equal_attribute_sets_share_one_object(tmp_path: Path) -> None:
     f = tmp_path / "routes"
     f.write_text("".join(f"198.18.0.{i} community 65000:{i % 2}\n" for i in range(10)))
     cfg = parse_args([*BASE, "--announce-file", str(f)])
-    assert len({id(a) for a in cfg.routes.values()}) == 2
+    assert len({id(a) for t in cfg.routes.values() for a in t.values()}) == 2
