@@ -32,6 +32,13 @@ IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 NaSource = Literal["target", "link-local"]
 
+_ETHERTYPE_ARP = b"\x08\x06"
+_ARP_ETHER_IPV4 = b"\x00\x01\x08\x00\x06\x04"  # htype 1, ptype IPv4, hlen 6, plen 4
+_OP_REQUEST, _OP_REPLY = b"\x00\x01", b"\x00\x02"
+_ARP_REPLY_HEADER = _ARP_ETHER_IPV4 + _OP_REPLY
+_ARP_END = p.ETH_HEADER_LEN + p.ARP_LEN
+_ARP_PADDING = bytes(p.ETH_MIN_FRAME - _ARP_END)
+
 PACKET_HOST = 0
 PACKET_OTHERHOST = 3
 PACKET_OUTGOING = 4
@@ -94,6 +101,9 @@ class Responder:
         self._interfaces: dict[str, InterfaceInfo] = {}
         self._announced: dict[str, frozenset[IPAddress]] = {}
         self._all_announced: frozenset[IPAddress] = frozenset()
+        # ARP works on raw bytes (the hot path): packed IPv4 address -> its counter label.
+        self._announced4: dict[str, dict[bytes, str]] = {}
+        self._all4: dict[bytes, str] = {}
         self._events: collections.deque[Conflict] = collections.deque(maxlen=1024)
 
     # -- state ---------------------------------------------------------------------------------
@@ -109,6 +119,11 @@ class Responder:
     def set_announced(self, per_interface: Mapping[str, Iterable[IPAddress]]) -> None:
         self._announced = {i: frozenset(ips) for i, ips in per_interface.items() if ips}
         self._all_announced = frozenset().union(*self._announced.values())
+        self._announced4 = {
+            name: {ip.packed: str(ip) for ip in ips if isinstance(ip, ipaddress.IPv4Address)}
+            for name, ips in self._announced.items()
+        }
+        self._all4 = {k: v for table in self._announced4.values() for k, v in table.items()}
 
     def announced(self, interface: str) -> frozenset[IPAddress]:
         return self._announced.get(interface, frozenset())
@@ -127,9 +142,9 @@ class Responder:
             self.counters.dropped["interface-not-served"] += 1
             return []
         try:
+            if frame[12:14] == _ETHERTYPE_ARP:
+                return self._arp(info, frame)
             eth = p.parse_ethernet(frame)
-            if eth.ethertype == p.ETH_P_ARP:
-                return self._arp(info, eth, p.parse_arp(eth.payload))
             if eth.ethertype == p.ETH_P_IPV6:
                 ip6 = p.parse_ipv6(eth.payload)
                 if (
@@ -151,26 +166,46 @@ class Responder:
         self.counters.conflicts[key] += 1
         self._events.append(Conflict(key, info.name, p.mac_str(mac), how))
 
-    def _arp(self, info: InterfaceInfo, eth: p.Ethernet, arp: p.Arp) -> list[bytes]:
-        if arp.sender_ip in self._all_announced and arp.sender_mac != info.mac:
-            self._conflict(arp.sender_ip, info, arp.sender_mac, "arp-sender")
-        if arp.op != p.ARP_REQUEST:
+    def _arp(self, info: InterfaceInfo, frame: bytes) -> list[bytes]:
+        """ARP straight from the frame's bytes: this runs once per request on a busy segment, so
+        it builds no objects until it knows the request is ours. Same checks as parse_arp."""
+        if len(frame) < _ARP_END:
+            raise p.MalformedFrame("arp-truncated")
+        if frame[14:20] != _ARP_ETHER_IPV4:
+            raise p.MalformedFrame("arp-not-ethernet-ipv4")
+        op = frame[20:22]
+        if op != _OP_REQUEST and op != _OP_REPLY:
+            raise p.MalformedFrame("arp-bad-op")
+        sha, spa, tpa = frame[22:28], frame[28:32], frame[38:42]
+        if spa in self._all4 and sha != info.mac:
+            self._conflict(ipaddress.IPv4Address(spa), info, sha, "arp-sender")
+        if op != _OP_REQUEST:
             self.counters.dropped["arp-reply"] += 1
             return []
-        if eth.dst != p.BROADCAST_MAC and eth.dst != info.mac:
+        dst = frame[0:6]
+        if dst != p.BROADCAST_MAC and dst != info.mac:
             self.counters.dropped["not-for-us"] += 1
             return []
-        if arp.target_ip not in self.announced(info.name):
+        key = self._announced4.get(info.name, {}).get(tpa)
+        if key is None:
             self.counters.dropped["not-announced"] += 1
             return []
-        key = str(arp.target_ip)
         self.counters.requests_received[key] += 1
-        if arp.sender_ip == arp.target_ip:
+        if spa == tpa:
             self.counters.dropped["gratuitous"] += 1
             return []
-        reply = p.Arp(p.ARP_REPLY, info.mac, arp.target_ip, arp.sender_mac, arp.sender_ip)
         self.counters.responses_sent[key] += 1
-        return [p.arp_frame(arp.sender_mac, info.mac, reply)]
+        return [
+            sha
+            + info.mac
+            + _ETHERTYPE_ARP
+            + _ARP_REPLY_HEADER
+            + info.mac
+            + tpa
+            + sha
+            + spa
+            + _ARP_PADDING
+        ]
 
     def _ndp(
         self, info: InterfaceInfo, eth: p.Ethernet, ip6: p.IPv6, msg: p.NdpMessage

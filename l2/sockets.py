@@ -20,6 +20,7 @@ ETH_P_ARP = 0x0806
 ETH_P_IPV6 = 0x86DD
 ETH_P_ALL = 0x0003
 RCVBUF = 4 * 1024 * 1024
+SO_RCVBUFFORCE = 33
 
 
 class MissingCapability(PermissionError):
@@ -38,6 +39,15 @@ def _needs(capability: str, why: str) -> Iterator[None]:
         raise MissingCapability(capability, why) from exc
 
 
+def _grow_receive_buffer(sock: socket.socket) -> None:
+    """Room for bursts: SO_RCVBUFFORCE (CAP_NET_ADMIN) may exceed rmem_max; else best effort."""
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, RCVBUF)
+    except OSError:
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RCVBUF)
+
+
 def open_packet_socket(
     interface: str, ethertype: int, program: Sequence[bpf.Insn] | None
 ) -> socket.socket:
@@ -47,8 +57,7 @@ def open_packet_socket(
     try:
         if program is not None:
             bpf.attach(sock, program)
-        with contextlib.suppress(OSError):
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RCVBUF)
+        _grow_receive_buffer(sock)
         sock.bind((interface, ethertype))
         sock.setblocking(False)
     except BaseException:
