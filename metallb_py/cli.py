@@ -228,6 +228,30 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--listen", default="127.0.0.1:6443", help="HOST:PORT (default 127.0.0.1:6443)")
     p.add_argument("--kubeconfig-out", required=False, help="write an admin kubeconfig here")
     p.add_argument("--data", default=None, help="SQLite file for persistent state")
+    p.add_argument("--tls-cert", default=None, help="serving certificate (PEM)")
+    p.add_argument("--tls-key", default=None, help="serving key (PEM)")
+    p.add_argument("--tls", action="store_true", help="serve HTTPS on loopback too")
+    p.add_argument("--token-file", default=None, help="static tokens: token,user,uid[,groups]")
+    p.add_argument(
+        "--anonymous",
+        action="store_true",
+        help="loopback only: unauthenticated requests get full access",
+    )
+    p.add_argument(
+        "--service-cidr",
+        action="append",
+        default=None,
+        help="service cluster IP range, once per family (default 10.96.0.0/12)",
+    )
+    p.add_argument(
+        "--webhook-url-override",
+        action="append",
+        default=[],
+        metavar="NAMESPACE/SERVICE=URL",
+        help="call a webhook Service at this URL instead of its endpoints",
+    )
+    p.add_argument("--watch-history", type=int, default=20000, help="events kept per resource")
+    p.add_argument("--bookmark-interval", type=float, default=10.0, help="seconds")
 
     p = sub.add_parser("config", help="configuration tools")
     csub = p.add_subparsers(dest="config_command", metavar="ACTION", parser_class=_Parser)

@@ -1,0 +1,211 @@
+"""The resource types the server serves: built-in ones and those CRDs add at run time.
+
+One `StoreKey` (group + plural) is one table of objects; a type served in several versions (a CRD,
+or Event through core/v1 and events.k8s.io/v1) is several `Resource`s over the same table, each
+with converters to and from the stored form.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+Obj = dict[str, Any]
+Converter = Callable[[Obj], Obj]
+
+ALL_VERBS = ["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"]
+
+
+@dataclass
+class Resource:
+    """One served group/version/resource."""
+
+    group: str
+    version: str
+    plural: str
+    kind: str
+    namespaced: bool
+    singular: str = ""
+    short_names: list[str] = field(default_factory=list)
+    categories: list[str] = field(default_factory=list)
+    subresources: frozenset[str] = frozenset()
+    verbs: list[str] = field(default_factory=lambda: list(ALL_VERBS))
+    # The table this resource is stored in and how objects travel to/from the stored version.
+    store_group: str = ""
+    store_plural: str = ""
+    storage_version: str = ""
+    to_storage: Converter | None = None
+    from_storage: Converter | None = None
+    crd_name: str = ""  # set for custom resources
+    list_kind: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.singular:
+            self.singular = self.kind.lower()
+        if not self.store_plural:
+            self.store_group, self.store_plural = self.group, self.plural
+        if not self.storage_version:
+            self.storage_version = self.version
+        if not self.list_kind:
+            self.list_kind = self.kind + "List"
+
+    @property
+    def api_version(self) -> str:
+        return f"{self.group}/{self.version}" if self.group else self.version
+
+    @property
+    def group_version(self) -> str:
+        return self.api_version
+
+    @property
+    def store_key(self) -> str:
+        return f"{self.store_plural}.{self.store_group}" if self.store_group else self.store_plural
+
+    @property
+    def is_custom(self) -> bool:
+        return bool(self.crd_name)
+
+
+def core(
+    plural: str,
+    kind: str,
+    namespaced: bool,
+    *,
+    short: tuple[str, ...] = (),
+    sub: tuple[str, ...] = (),
+    cats: tuple[str, ...] = (),
+) -> Resource:
+    return Resource(
+        "",
+        "v1",
+        plural,
+        kind,
+        namespaced,
+        short_names=list(short),
+        subresources=frozenset(sub),
+        categories=list(cats),
+    )
+
+
+def _events_to_core(obj: Obj) -> Obj:
+    """events.k8s.io/v1 Event -> the stored core/v1 Event (one store, two APIs)."""
+    out: Obj = {"apiVersion": "v1", "kind": "Event", "metadata": obj.get("metadata", {})}
+    rename = {
+        "regarding": "involvedObject",
+        "note": "message",
+        "reportingController": "reportingComponent",
+        "deprecatedSource": "source",
+        "deprecatedFirstTimestamp": "firstTimestamp",
+        "deprecatedLastTimestamp": "lastTimestamp",
+        "deprecatedCount": "count",
+    }
+    for key, value in obj.items():
+        if key in ("apiVersion", "kind", "metadata"):
+            continue
+        out[rename.get(key, key)] = value
+    return out
+
+
+def _core_to_events(obj: Obj) -> Obj:
+    out: Obj = {"apiVersion": "events.k8s.io/v1", "kind": "Event", "metadata": obj.get("metadata")}
+    rename = {
+        "involvedObject": "regarding",
+        "message": "note",
+        "reportingComponent": "reportingController",
+        "source": "deprecatedSource",
+        "firstTimestamp": "deprecatedFirstTimestamp",
+        "lastTimestamp": "deprecatedLastTimestamp",
+        "count": "deprecatedCount",
+    }
+    for key, value in obj.items():
+        if key in ("apiVersion", "kind", "metadata"):
+            continue
+        out[rename.get(key, key)] = value
+    return out
+
+
+def builtin_resources() -> list[Resource]:
+    """Every built-in type, in the order discovery lists them."""
+    r = [
+        core("namespaces", "Namespace", False, short=("ns",), sub=("status", "finalize")),
+        core("nodes", "Node", False, short=("no",), sub=("status",)),
+        core("pods", "Pod", True, short=("po",), sub=("status",), cats=("all",)),
+        core("services", "Service", True, short=("svc",), sub=("status",), cats=("all",)),
+        core("endpoints", "Endpoints", True, short=("ep",)),
+        core("secrets", "Secret", True),
+        core("configmaps", "ConfigMap", True, short=("cm",)),
+        core("events", "Event", True, short=("ev",)),
+        core("serviceaccounts", "ServiceAccount", True, short=("sa",), sub=("token",)),
+        Resource("discovery.k8s.io", "v1", "endpointslices", "EndpointSlice", True),
+        Resource(
+            "events.k8s.io",
+            "v1",
+            "events",
+            "Event",
+            True,
+            short_names=["ev"],
+            store_group="",
+            store_plural="events",
+            storage_version="v1",
+            to_storage=_events_to_core,
+            from_storage=_core_to_events,
+        ),
+        Resource("coordination.k8s.io", "v1", "leases", "Lease", True),
+        Resource(
+            "apps",
+            "v1",
+            "deployments",
+            "Deployment",
+            True,
+            short_names=["deploy"],
+            subresources=frozenset({"status"}),
+            categories=["all"],
+        ),
+        Resource(
+            "apps",
+            "v1",
+            "daemonsets",
+            "DaemonSet",
+            True,
+            short_names=["ds"],
+            subresources=frozenset({"status"}),
+            categories=["all"],
+        ),
+        Resource("rbac.authorization.k8s.io", "v1", "roles", "Role", True),
+        Resource("rbac.authorization.k8s.io", "v1", "rolebindings", "RoleBinding", True),
+        Resource("rbac.authorization.k8s.io", "v1", "clusterroles", "ClusterRole", False),
+        Resource(
+            "rbac.authorization.k8s.io", "v1", "clusterrolebindings", "ClusterRoleBinding", False
+        ),
+        Resource(
+            "admissionregistration.k8s.io",
+            "v1",
+            "validatingwebhookconfigurations",
+            "ValidatingWebhookConfiguration",
+            False,
+        ),
+        Resource(
+            "apiextensions.k8s.io",
+            "v1",
+            "customresourcedefinitions",
+            "CustomResourceDefinition",
+            False,
+            short_names=["crd", "crds"],
+            subresources=frozenset({"status"}),
+        ),
+    ]
+    return r
+
+
+# Preferred versions per group for discovery: the first registered version wins.
+GROUP_ORDER = [
+    "",
+    "apps",
+    "events.k8s.io",
+    "discovery.k8s.io",
+    "coordination.k8s.io",
+    "rbac.authorization.k8s.io",
+    "admissionregistration.k8s.io",
+    "apiextensions.k8s.io",
+]

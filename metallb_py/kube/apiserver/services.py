@@ -1,0 +1,483 @@
+"""Service defaulting as the real server does it: cluster IPs from the service CIDRs (single or
+dual stack per ipFamilyPolicy), node ports for NodePort and LoadBalancer services, the usual
+spec defaults, and immutability of what cannot change."""
+
+from __future__ import annotations
+
+import ipaddress
+import random
+from typing import Any
+
+from metallb_py.kube.apiserver.errors import FieldError
+
+Obj = dict[str, Any]
+IPNet = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+NODE_PORT_RANGE = (30000, 32767)
+FAMILY = {4: "IPv4", 6: "IPv6"}
+
+
+class IPAllocator:
+    """Hands out addresses from one CIDR; the first (.1) is skipped for the `kubernetes` service
+    only by being allocated first, as the real allocator reserves nothing else."""
+
+    def __init__(self, net: IPNet) -> None:
+        self.net = net
+        self.used: set[int] = set()
+        self.base = int(net.network_address)
+        self.size = min(net.num_addresses, 1 << 24)
+        self.next = 1
+
+    def family(self) -> str:
+        return FAMILY[self.net.version]
+
+    def reserve(self, ip: str) -> bool:
+        addr = ipaddress.ip_address(ip)
+        if addr not in self.net:
+            return False
+        n = int(addr) - self.base
+        if n in self.used:
+            return False
+        self.used.add(n)
+        return True
+
+    def release(self, ip: str) -> None:
+        try:
+            addr = ipaddress.ip_address(ip)
+        except ValueError:
+            return
+        if addr in self.net:
+            self.used.discard(int(addr) - self.base)
+
+    def allocate(self) -> str | None:
+        # Skip network and (for IPv4) broadcast addresses.
+        last = self.size - 2 if self.net.version == 4 else self.size - 1
+        for _ in range(self.size):
+            n = self.next
+            self.next = self.next + 1 if self.next < last else 1
+            if n not in self.used:
+                self.used.add(n)
+                return str(ipaddress.ip_address(self.base + n))
+        return None
+
+
+class ServiceAllocator:
+    def __init__(self, cidrs: list[str]) -> None:
+        self.allocators: list[IPAllocator] = []
+        for c in cidrs:
+            net = ipaddress.ip_network(c, strict=False)
+            if any(a.net.version == net.version for a in self.allocators):
+                raise ValueError(f"more than one service CIDR of family IPv{net.version}")
+            self.allocators.append(IPAllocator(net))
+        self.node_ports: set[int] = set()
+
+    def by_family(self, family: str) -> IPAllocator | None:
+        for a in self.allocators:
+            if a.family() == family:
+                return a
+        return None
+
+    def families(self) -> list[str]:
+        return [a.family() for a in self.allocators]
+
+    # -- bookkeeping for objects loaded from storage, and deletions ------------------------------
+    def adopt(self, svc: Obj) -> None:
+        spec = svc.get("spec") or {}
+        for ip in spec.get("clusterIPs") or []:
+            for a in self.allocators:
+                if ip and ip != "None":
+                    a.reserve(ip)
+        for p in spec.get("ports") or []:
+            if p.get("nodePort"):
+                self.node_ports.add(int(p["nodePort"]))
+        if spec.get("healthCheckNodePort"):
+            self.node_ports.add(int(spec["healthCheckNodePort"]))
+
+    def release(self, svc: Obj) -> None:
+        spec = svc.get("spec") or {}
+        for ip in spec.get("clusterIPs") or []:
+            for a in self.allocators:
+                a.release(ip)
+        for p in spec.get("ports") or []:
+            if p.get("nodePort"):
+                self.node_ports.discard(int(p["nodePort"]))
+        if spec.get("healthCheckNodePort"):
+            self.node_ports.discard(int(spec["healthCheckNodePort"]))
+
+    def _node_port(self) -> int | None:
+        lo, hi = NODE_PORT_RANGE
+        if len(self.node_ports) >= hi - lo + 1:
+            return None
+        while True:
+            n = random.randint(lo, hi)
+            if n not in self.node_ports:
+                self.node_ports.add(n)
+                return n
+
+    # -- defaulting and validation -----------------------------------------------------------------
+    def prepare(self, svc: Obj, old: Obj | None) -> list[FieldError]:
+        """Default and validate `svc` in place (it is owned by the caller). On success the
+        addresses and ports it holds are reserved; on failure nothing is."""
+        spec = svc.setdefault("spec", {})
+        errs: list[FieldError] = []
+        stype = spec.setdefault("type", "ClusterIP")
+        if stype not in ("ClusterIP", "NodePort", "LoadBalancer", "ExternalName"):
+            return [
+                FieldError(
+                    "spec.type",
+                    "Unsupported value",
+                    'supported values: "ClusterIP", "ExternalName", "LoadBalancer", "NodePort"',
+                    stype,
+                )
+            ]
+        spec.setdefault("sessionAffinity", "None")
+        ports = spec.get("ports") or []
+        if not isinstance(ports, list):
+            return [FieldError("spec.ports", "Invalid value", "must be a list", ports)]
+        names: set[str] = set()
+        seen: set[tuple[int, str]] = set()
+        for i, p in enumerate(ports):
+            if not isinstance(p, dict):
+                errs.append(FieldError(f"spec.ports[{i}]", "Invalid value", "must be an object", p))
+                continue
+            p.setdefault("protocol", "TCP")
+            if p["protocol"] not in ("TCP", "UDP", "SCTP"):
+                errs.append(
+                    FieldError(
+                        f"spec.ports[{i}].protocol",
+                        "Unsupported value",
+                        'supported values: "SCTP", "TCP", "UDP"',
+                        p["protocol"],
+                    )
+                )
+            port = p.get("port")
+            if not isinstance(port, int) or not 1 <= port <= 65535:
+                errs.append(
+                    FieldError(
+                        f"spec.ports[{i}].port",
+                        "Invalid value",
+                        "must be between 1 and 65535, inclusive",
+                        port,
+                    )
+                )
+                continue
+            if stype != "ExternalName" and spec.get("clusterIP") != "None":
+                p.setdefault("targetPort", port)
+            if len(ports) > 1 and not p.get("name"):
+                errs.append(FieldError(f"spec.ports[{i}].name", "Required value"))
+            if p.get("name"):
+                if p["name"] in names:
+                    errs.append(
+                        FieldError(f"spec.ports[{i}].name", "Duplicate value", "", p["name"])
+                    )
+                names.add(p["name"])
+            if (port, p["protocol"]) in seen:
+                errs.append(
+                    FieldError(
+                        f"spec.ports[{i}]",
+                        "Duplicate value",
+                        "",
+                        {"port": port, "protocol": p["protocol"]},
+                    )
+                )
+            seen.add((port, p["protocol"]))
+        if stype == "ExternalName":
+            if not spec.get("externalName"):
+                errs.append(FieldError("spec.externalName", "Required value"))
+            for k in ("clusterIP", "clusterIPs", "ipFamilies", "ipFamilyPolicy"):
+                if old is None or (old.get("spec") or {}).get("type") != "ExternalName":
+                    spec.pop(k, None)
+            return errs
+        if not ports and spec.get("clusterIP") != "None":
+            errs.append(FieldError("spec.ports", "Required value"))
+        if stype in ("NodePort", "LoadBalancer"):
+            spec.setdefault("externalTrafficPolicy", "Cluster")
+        if stype == "LoadBalancer":
+            spec.setdefault("allocateLoadBalancerNodePorts", True)
+        spec.setdefault("internalTrafficPolicy", "Cluster")
+        errs += self._immutables(spec, old)
+        if errs:
+            return errs
+        errs += self._cluster_ips(spec, old)
+        if errs:
+            return errs
+        return self._node_ports(spec, old)
+
+    def _immutables(self, spec: Obj, old: Obj | None) -> list[FieldError]:
+        if old is None:
+            return []
+        ospec = old.get("spec") or {}
+        if ospec.get("type") == "ExternalName":
+            return []
+        errs = []
+        for key in ("clusterIP",):
+            if key in spec and spec[key] not in ("", None) and spec[key] != ospec.get(key):
+                errs.append(
+                    FieldError(f"spec.{key}", "Invalid value", "field is immutable", spec[key])
+                )
+        new_ips = spec.get("clusterIPs")
+        old_ips = ospec.get("clusterIPs") or []
+        if new_ips and old_ips and new_ips[0] != old_ips[0]:
+            errs.append(
+                FieldError(
+                    "spec.clusterIPs[0]", "Invalid value", "may not change once set", new_ips[0]
+                )
+            )
+        fams = spec.get("ipFamilies")
+        ofams = ospec.get("ipFamilies") or []
+        if fams and ofams and fams[0] != ofams[0]:
+            errs.append(
+                FieldError(
+                    "spec.ipFamilies[0]", "Invalid value", "may not change once set", fams[0]
+                )
+            )
+        return errs
+
+    def _cluster_ips(self, spec: Obj, old: Obj | None) -> list[FieldError]:
+        ospec = (old or {}).get("spec") or {}
+        if old is not None and ospec.get("clusterIPs") and ospec.get("type") != "ExternalName":
+            # Keep what was allocated; only a change of policy may add the second family.
+            spec.setdefault("clusterIP", ospec.get("clusterIP"))
+            if not spec.get("clusterIPs"):
+                spec["clusterIPs"] = list(ospec["clusterIPs"])
+            if not spec.get("ipFamilies"):
+                spec["ipFamilies"] = list(ospec.get("ipFamilies") or [])
+            spec.setdefault("ipFamilyPolicy", ospec.get("ipFamilyPolicy", "SingleStack"))
+            if spec.get("clusterIP") == "None":
+                return []
+            want = self._wanted_families(spec)
+            if isinstance(want, FieldError):
+                return [want]
+            have = list(spec["ipFamilies"])
+            ips = list(spec["clusterIPs"])
+            if len(want) > len(have):
+                for fam in want[len(have) :]:
+                    a = self.by_family(fam)
+                    ip = a.allocate() if a else None
+                    if ip is None:
+                        return [
+                            FieldError(
+                                "spec.clusterIPs",
+                                "Invalid value",
+                                f"failed to allocate an IP of family {fam}",
+                                ips,
+                            )
+                        ]
+                    ips.append(ip)
+                    have.append(fam)
+            elif len(want) < len(have):
+                for ip in ips[len(want) :]:
+                    for a in self.allocators:
+                        a.release(ip)
+                ips, have = ips[: len(want)], have[: len(want)]
+            spec["clusterIPs"], spec["ipFamilies"] = ips, have
+            return []
+        policy = spec.get("ipFamilyPolicy")
+        given = spec.get("clusterIPs") or ([spec["clusterIP"]] if spec.get("clusterIP") else [])
+        if (
+            spec.get("clusterIP")
+            and spec.get("clusterIPs")
+            and spec["clusterIP"] != spec["clusterIPs"][0]
+        ):
+            return [
+                FieldError(
+                    "spec.clusterIPs",
+                    "Invalid value",
+                    "first value must match `clusterIP`",
+                    spec["clusterIPs"],
+                )
+            ]
+        if given == ["None"] or spec.get("clusterIP") == "None":
+            spec["clusterIP"] = "None"
+            spec["clusterIPs"] = ["None"]
+            spec.setdefault("ipFamilyPolicy", policy or "SingleStack")
+            if not spec.get("ipFamilies"):
+                fams = self.families()
+                spec["ipFamilies"] = fams if spec["ipFamilyPolicy"] != "SingleStack" else fams[:1]
+            return []
+        families = list(spec.get("ipFamilies") or [])
+        for i, ip in enumerate(given):
+            try:
+                fam = FAMILY[ipaddress.ip_address(ip).version]
+            except ValueError:
+                return [
+                    FieldError(
+                        f"spec.clusterIPs[{i}]", "Invalid value", "must be a valid IP address", ip
+                    )
+                ]
+            if i < len(families) and families[i] != fam:
+                return [
+                    FieldError(
+                        "spec.ipFamilies",
+                        "Invalid value",
+                        "must match the family of clusterIPs",
+                        families,
+                    )
+                ]
+            if i >= len(families):
+                families.append(fam)
+        if policy is None:
+            policy = "SingleStack" if len(families) <= 1 and len(given) <= 1 else "RequireDualStack"
+            spec["ipFamilyPolicy"] = policy
+        if policy not in ("SingleStack", "PreferDualStack", "RequireDualStack"):
+            return [
+                FieldError(
+                    "spec.ipFamilyPolicy",
+                    "Unsupported value",
+                    '"PreferDualStack", "RequireDualStack", "SingleStack"',
+                    policy,
+                )
+            ]
+        available = self.families()
+        if not families:
+            families = available[:1]
+        if policy != "SingleStack":
+            for fam in available:
+                if fam not in families:
+                    families.append(fam)
+            if policy == "RequireDualStack" and len(families) < 2:
+                return [
+                    FieldError(
+                        "spec.ipFamilyPolicy",
+                        "Invalid value",
+                        "this cluster is not configured for dual-stack services",
+                        policy,
+                    )
+                ]
+            families = families[:2]
+        else:
+            families = families[:1]
+            if len(given) > 1:
+                return [
+                    FieldError(
+                        "spec.clusterIPs",
+                        "Invalid value",
+                        "must be a single IP with ipFamilyPolicy SingleStack",
+                        given,
+                    )
+                ]
+        for fam in families:
+            if self.by_family(fam) is None:
+                return [
+                    FieldError(
+                        "spec.ipFamilies",
+                        "Invalid value",
+                        f"{fam} is not configured on this cluster",
+                        families,
+                    )
+                ]
+        ips = []
+        reserved: list[tuple[IPAllocator, str]] = []
+        for i, fam in enumerate(families):
+            a = self.by_family(fam)
+            assert a is not None
+            if i < len(given):
+                if not a.reserve(given[i]):
+                    for aa, ip in reserved:
+                        aa.release(ip)
+                    why = (
+                        "provided IP is already allocated"
+                        if ipaddress.ip_address(given[i]) in a.net
+                        else f"the provided IP ({given[i]}) is not in the valid range. The "
+                        f"range of valid IPs is {a.net}"
+                    )
+                    return [FieldError(f"spec.clusterIPs[{i}]", "Invalid value", why, given[i])]
+                ip = given[i]
+            else:
+                got = a.allocate()
+                if got is None:
+                    for aa, rip in reserved:
+                        aa.release(rip)
+                    return [
+                        FieldError(
+                            "spec.clusterIPs", "Invalid value", f"range is full for {fam}", ips
+                        )
+                    ]
+                ip = got
+            reserved.append((a, ip))
+            ips.append(ip)
+        spec["clusterIP"] = ips[0]
+        spec["clusterIPs"] = ips
+        spec["ipFamilies"] = families
+        return []
+
+    def _wanted_families(self, spec: Obj) -> list[str] | FieldError:
+        fams = list(spec.get("ipFamilies") or [])
+        if spec.get("ipFamilyPolicy") in ("PreferDualStack", "RequireDualStack"):
+            for f in self.families():
+                if f not in fams:
+                    fams.append(f)
+            if spec["ipFamilyPolicy"] == "RequireDualStack" and len(fams) < 2:
+                return FieldError(
+                    "spec.ipFamilyPolicy",
+                    "Invalid value",
+                    "this cluster is not configured for dual-stack services",
+                    spec["ipFamilyPolicy"],
+                )
+            return fams[:2]
+        return fams[:1]
+
+    def _node_ports(self, spec: Obj, old: Obj | None) -> list[FieldError]:
+        stype = spec["type"]
+        ospec = (old or {}).get("spec") or {}
+        old_ports = {
+            (p.get("port"), p.get("protocol", "TCP")): p.get("nodePort")
+            for p in ospec.get("ports") or []
+        }
+        want = stype == "NodePort" or (
+            stype == "LoadBalancer" and spec.get("allocateLoadBalancerNodePorts", True)
+        )
+        errs: list[FieldError] = []
+        for i, p in enumerate(spec.get("ports") or []):
+            prev = old_ports.get((p.get("port"), p.get("protocol")))
+            np = p.get("nodePort")
+            if not want and stype not in ("NodePort", "LoadBalancer"):
+                if np:
+                    p.pop("nodePort", None)
+                continue
+            if np:
+                if np == prev:
+                    continue
+                lo, hi = NODE_PORT_RANGE
+                if not isinstance(np, int) or not lo <= np <= hi:
+                    errs.append(
+                        FieldError(
+                            f"spec.ports[{i}].nodePort",
+                            "Invalid value",
+                            f"provided port is not in the valid range. The range "
+                            f"of valid ports is {lo}-{hi}",
+                            np,
+                        )
+                    )
+                elif np in self.node_ports:
+                    errs.append(
+                        FieldError(
+                            f"spec.ports[{i}].nodePort",
+                            "Invalid value",
+                            "provided port is already allocated",
+                            np,
+                        )
+                    )
+                else:
+                    self.node_ports.add(np)
+            elif prev:
+                p["nodePort"] = prev
+            elif want:
+                got = self._node_port()
+                if got is None:
+                    errs.append(
+                        FieldError(
+                            f"spec.ports[{i}].nodePort", "Invalid value", "range is full", np
+                        )
+                    )
+                else:
+                    p["nodePort"] = got
+        if (
+            stype == "LoadBalancer"
+            and spec.get("externalTrafficPolicy") == "Local"
+            and not spec.get("healthCheckNodePort")
+        ):
+            hc = ospec.get("healthCheckNodePort") or self._node_port()
+            if hc:
+                spec["healthCheckNodePort"] = hc
+        return errs
