@@ -184,12 +184,17 @@ class Engine:
         profile = profile or Profile()
         if _family(key.peer) != _family(key.local):
             raise ValueError(f"peer {key.peer} and local {key.local} are not the same family")
-        if profile.echo_mode and key.multihop:
-            raise ValueError("echo mode is not possible on a multihop session")
+        self._check_echo(key, profile)
         params, floored = profile.session_params(self.floor_ms)
         port = PORT_MULTIHOP if key.multihop else PORT_SINGLE_HOP
+        had_rx = (key.local, port) in self._rx
         self._ensure_rx(key.local, port, key.multihop)
-        tx_sock, source_port = self._open_tx(key.local)
+        try:
+            tx_sock, source_port = self._open_tx(key.local)
+        except OSError:
+            if not had_rx and (sock := self._rx.pop((key.local, port), None)):
+                self._close_rx(sock)
+            raise
         discriminator = self._new_discriminator()
         session = Session(discriminator, params, rng=random.Random(self.rng.getrandbits(64)))
         peer_addr: tuple[Any, ...] = (
@@ -209,6 +214,7 @@ class Engine:
     def update(self, key: SessionKey, profile: Profile) -> None:
         """New profile for a running session: timers change by Poll Sequence, without a flap."""
         ms = self.sessions[key]
+        self._check_echo(key, profile)
         if profile.echo_mode != ms.profile.echo_mode:
             # Echo needs a raw socket set up (or torn down); restart only that part.
             if ms.echo is not None:
@@ -225,6 +231,13 @@ class Engine:
         self.dispatcher.by_key[key].min_ttl = profile.minimum_ttl
         ms.session.set_params(params, self.loop.time())
         self._service(ms, self.loop.time())
+
+    @staticmethod
+    def _check_echo(key: SessionKey, profile: Profile) -> None:
+        if profile.echo_mode and key.multihop:
+            raise ValueError("echo mode is not possible on a multihop session")
+        if profile.echo_mode and _family(key.local) == socket.AF_INET6:
+            raise ValueError("echo mode is supported for IPv4 sessions only")
 
     def remove(self, key: SessionKey, *, admin_down: bool = True) -> None:
         ms = self.sessions.pop(key, None)

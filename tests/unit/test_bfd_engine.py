@@ -152,3 +152,9 @@ async def test_duplicate_and_mixed_family_sessions_are_refused(
         a.add(SessionKey("::1", addr_a))
     with pytest.raises(ValueError, match="multihop"):
         a.add(SessionKey(addr_b, addr_a, multihop=True), Profile(echo_mode=True))
+    with pytest.raises(ValueError, match="IPv4"):
+        a.add(SessionKey("::1", "::1"), Profile(echo_mode=True))
+    assert list(a.sessions) == [SessionKey(addr_b, addr_a)], "refusals leave nothing behind"
+    with pytest.raises(OSError):
+        a.add(SessionKey(addr_b, "192.0.2.77"))  # not a local address: bind fails
+    assert len(a.sessions) == 1 and ("192.0.2.77", 3784) not in a._rx
