@@ -218,6 +218,35 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="directory with tls.crt/tls.key (default: generate, store and rotate our own)",
     )
+    p.add_argument(
+        "--service-name",
+        "--cert-service-name",
+        dest="service_name",
+        default="metallb-webhook-service",
+        help="Service the certificate is issued for (<name>.<namespace>.svc)",
+    )
+    p.add_argument(
+        "--webhook-secret",
+        default="metallb-webhook-cert",
+        help="Secret holding the generated CA and certificate",
+    )
+    p.add_argument(
+        "--webhook-configuration",
+        default="metallb-webhook-configuration",
+        help="ValidatingWebhookConfiguration whose caBundle is kept current",
+    )
+    p.add_argument(
+        "--cert-lifetime",
+        default="8760h",
+        help="lifetime of the generated serving certificate, renewed with a fifth left (8760h)",
+    )
+    p.add_argument(
+        "--cert-host",
+        action="append",
+        default=[],
+        help="extra DNS name or IP for the certificate (repeatable)",
+    )
+    p.add_argument("--bind-address", default="", help="address to listen on (default: all)")
 
     p = sub.add_parser("operator", help="deploy controller and speakers from a MetalLB resource")
     _common(p, PORT_OPERATOR)

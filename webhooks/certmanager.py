@@ -1,0 +1,103 @@
+"""Keep the webhook's certificate valid: one Secret shared by every replica, renewal before
+expiry, and the caBundle of the webhook configuration and converted CRDs kept current."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+from typing import Any
+
+from metallb_py.kube.rest import ApiError, Rest
+from webhooks import certs, kubeio
+from webhooks.tlsfiles import ServingTLS
+
+MAX_CHECK_INTERVAL = 3600.0
+
+
+def service_names(service: str, namespace: str, extra: list[str]) -> list[str]:
+    base = [
+        f"{service}.{namespace}.svc",
+        f"{service}.{namespace}.svc.cluster.local",
+        f"{service}.{namespace}",
+        service,
+    ]
+    return list(dict.fromkeys(base + list(extra)))
+
+
+class CertManager:
+    def __init__(
+        self,
+        rest: Rest,
+        namespace: str,
+        secret: str,
+        names: list[str],
+        lifetime: dt.timedelta,
+        tls: ServingTLS,
+        configuration: str,
+        crds: tuple[str, ...],
+        log: Any,
+    ) -> None:
+        self.rest = rest
+        self.namespace = namespace
+        self.secret = secret
+        self.names = names
+        self.lifetime = lifetime
+        self.tls = tls
+        self.configuration = configuration
+        self.crds = crds
+        self.log = log
+        self.bundle: certs.Bundle | None = None
+        self.rotations = 0
+
+    @property
+    def check_interval(self) -> float:
+        return max(
+            0.5, min(self.lifetime.total_seconds() * certs.RENEW_FRACTION / 4, MAX_CHECK_INTERVAL)
+        )
+
+    async def sync(self) -> None:
+        """One pass: adopt or renew the Secret's bundle, serve it, inject the CA bundle."""
+        for _ in range(5):
+            existing, data = await kubeio.read_secret(self.rest, self.namespace, self.secret)
+            stored = certs.Bundle.from_secret_data(data) if data else None
+            bundle, changed = await asyncio.to_thread(
+                certs.ensure, stored, self.names, self.lifetime
+            )
+            if changed:
+                try:
+                    await kubeio.write_secret(
+                        self.rest, self.namespace, self.secret, existing, bundle.to_secret_data()
+                    )
+                except ApiError as exc:
+                    if exc.conflict:  # another replica renewed first: adopt theirs
+                        continue
+                    raise
+                self.log.info(
+                    "certificateRotated",
+                    secret=self.secret,
+                    notAfter=bundle.serving_cert().not_valid_after_utc.isoformat(),
+                )
+                self.rotations += 1
+            break
+        else:
+            raise RuntimeError(f"could not update Secret {self.secret}: kept conflicting")
+        if bundle.cert != self.tls.loaded_cert:
+            self.tls.load_pem(bundle.cert, bundle.key)
+        self.bundle = bundle
+        updated = await kubeio.inject_ca_bundle(
+            self.rest, self.configuration, self.crds, bundle.ca_bundle
+        )
+        for what in updated:
+            self.log.info("caBundleInjected", object=what)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            try:
+                await asyncio.wait_for(stop.wait(), timeout=self.check_interval)
+                return
+            except TimeoutError:
+                pass
+            try:
+                await self.sync()
+            except Exception as exc:  # keep serving the current certificate; retry next time
+                self.log.error("certificateSyncFailed", error=str(exc))
