@@ -18,7 +18,7 @@ from __future__ import annotations
 import ipaddress
 import struct
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import ClassVar
 
 from bgp.context import AFI_IPV4, AFI_IPV6, DEFAULT_CONTEXT, CodecContext
@@ -29,6 +29,7 @@ from bgp.errors import (
     INVALID_ORIGIN_ATTRIBUTE,
     MALFORMED_AS_PATH,
     MALFORMED_ATTRIBUTE_LIST,
+    MISSING_WELL_KNOWN_ATTRIBUTE,
     OPTIONAL_ATTRIBUTE_ERROR,
     UNRECOGNIZED_WELL_KNOWN_ATTRIBUTE,
     UPDATE_MESSAGE_ERROR,
@@ -734,12 +735,13 @@ _DECODERS: dict[int, Callable[[bytes, CodecContext], Attribute]] = {
 }
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
 class DecodedAttributes:
-    """Result of `decode_attributes`: attributes in received order and the soft problems."""
+    """Result of `decode_attributes`: attributes in received order and the soft problems
+    (including missing well-known attributes).  Immutable, so it can be cached."""
 
     attributes: tuple[Attribute, ...]
-    problems: list[BGPError] = field(default_factory=list)
+    problems: tuple[BGPError, ...] = ()
 
 
 def decode_attributes(
@@ -751,11 +753,14 @@ def decode_attributes(
     MP_REACH/MP_UNREACH, an unrecognized well-known attribute, an MP attribute whose family
     cannot be read.  Everything else is reported in `problems` with its 7606 action; a
     discarded or malformed attribute is left out of `attributes`.  `ipv4_nlri` tells whether
-    the UPDATE's own NLRI field is non-empty (a bad NEXT_HOP only matters then).
+    the UPDATE's own NLRI field is non-empty (a bad NEXT_HOP only matters then, and
+    NEXT_HOP is then mandatory); ORIGIN and AS_PATH are mandatory whenever routes are
+    announced (RFC 7606 §3 d: missing ones make the UPDATE treat-as-withdraw).
     """
     attrs: list[Attribute] = []
     problems: list[BGPError] = []
     seen: set[int] = set()
+    mp_nlri = False
     pos = 0
     end = len(data)
     decoders = _DECODERS
@@ -855,7 +860,10 @@ def decode_attributes(
             problems.append(err)
             continue
         try:
-            attrs.append(decoder(value, ctx))
+            attr = decoder(value, ctx)
+            if isinstance(attr, MpReachNlri) and (attr.nlri or attr.raw_nlri):
+                mp_nlri = True
+            attrs.append(attr)
         except _Bad as bad:
             if action == ErrorAction.AFISAFI_DISABLE and len(value) < 3:
                 raise BGPError(UPDATE_MESSAGE_ERROR, bad.subcode, tlv, bad.reason) from None
@@ -864,7 +872,20 @@ def decode_attributes(
             problems.append(
                 BGPError(UPDATE_MESSAGE_ERROR, OPTIONAL_ATTRIBUTE_ERROR, tlv, err.reason, action)
             )
-    return DecodedAttributes(tuple(attrs), problems)
+    if ipv4_nlri or mp_nlri:
+        malformed = {p.data[1] for p in problems if len(p.data) >= 2}
+        for code in (ORIGIN, AS_PATH, NEXT_HOP) if ipv4_nlri else (ORIGIN, AS_PATH):
+            if code not in seen and code not in malformed:
+                problems.append(
+                    BGPError(
+                        UPDATE_MESSAGE_ERROR,
+                        MISSING_WELL_KNOWN_ATTRIBUTE,
+                        bytes((code,)),
+                        f"missing well-known attribute {ATTRIBUTE_NAMES[code]}",
+                        _WITHDRAW,
+                    )
+                )
+    return DecodedAttributes(tuple(attrs), tuple(problems))
 
 
 def effective_as_path(attrs: Iterable[Attribute]) -> AsPath | None:

@@ -105,6 +105,7 @@ from bgp.events import (
 from bgp.messages import (
     KEEPALIVE_BYTES,
     ROUTE_REFRESH_NORMAL,
+    AttributeCache,
     Keepalive,
     Message,
     Notification,
@@ -248,6 +249,7 @@ class _Conn:
     negotiated: Negotiated | None = None
     rx_ctx: CodecContext = PRE_OPEN
     closed: bool = False
+    attr_cache: AttributeCache = field(default_factory=AttributeCache)
 
 
 class Session:
@@ -444,7 +446,7 @@ class Session:
                 try:
                     for raw in messages:
                         self.counters.total_received += 1
-                        self._handle(conn, decode(raw, conn.rx_ctx), now, agg)
+                        self._handle(conn, decode(raw, conn.rx_ctx, conn.attr_cache), now, agg)
                         if conn.closed:
                             break
                         if conn.rx_ctx.max_message_size != max_size:

@@ -23,10 +23,9 @@ from dataclasses import dataclass, field
 from typing import ClassVar
 
 from bgp.attributes import (
-    AS_PATH,
-    NEXT_HOP,
     ORIGIN,
     Attribute,
+    DecodedAttributes,
     MpReachNlri,
     MpUnreachNlri,
     decode_attributes,
@@ -407,7 +406,7 @@ def _decode_open(body: bytes) -> Open:
     return Open(asn, hold, router_id, tuple(caps), version, my_as)
 
 
-def _decode_update(body: bytes, ctx: CodecContext) -> Update:
+def _decode_update(body: bytes, ctx: CodecContext, cache: AttributeCache | None) -> Update:
     end = len(body)
     wlen = (body[0] << 8) | body[1]
     if 2 + wlen + 2 > end:
@@ -433,30 +432,12 @@ def _decode_update(body: bytes, ctx: CodecContext) -> Update:
         if nlri:
             return _missing_update(withdrawn, nlri)
         return Update(withdrawn, (), nlri)
-    decoded = decode_attributes(body[attr_start : attr_start + alen], ctx, bool(nlri))
-    attrs = decoded.attributes
-    problems = decoded.problems
-    has_mp_reach = False
-    present = set()
-    for a in attrs:
-        present.add(a.type_code)
-        if isinstance(a, MpReachNlri) and (a.nlri or a.raw_nlri):
-            has_mp_reach = True
-    if nlri or has_mp_reach:
-        required = (ORIGIN, AS_PATH, NEXT_HOP) if nlri else (ORIGIN, AS_PATH)
-        malformed = {p.data[1] for p in problems if len(p.data) >= 2}
-        for code in required:
-            if code not in present and code not in malformed:
-                problems.append(
-                    BGPError(
-                        UPDATE_MESSAGE_ERROR,
-                        MISSING_WELL_KNOWN_ATTRIBUTE,
-                        bytes((code,)),
-                        f"missing well-known attribute {code}",
-                        ErrorAction.TREAT_AS_WITHDRAW,
-                    )
-                )
-    return Update(withdrawn, attrs, nlri, tuple(problems))
+    block = body[attr_start : attr_start + alen]
+    if cache is not None:
+        decoded = cache.decode(block, ctx, bool(nlri))
+    else:
+        decoded = decode_attributes(block, ctx, bool(nlri))
+    return Update(withdrawn, decoded.attributes, nlri, decoded.problems)
 
 
 def _missing_update(withdrawn: tuple[Prefix, ...], nlri: tuple[Prefix, ...]) -> Update:
@@ -482,10 +463,51 @@ def _decode_route_refresh(body: bytes) -> RouteRefresh:
     return RouteRefresh(afi, safi, subtype)
 
 
-def decode(buf: bytes, ctx: CodecContext = DEFAULT_CONTEXT) -> Message:
-    """One whole message (header included) -> its dataclass, or `BGPError`."""
+class AttributeCache:
+    """Decoded attribute blocks by their bytes, for one session's receive direction.
+
+    Routers repeat the same attribute block across many UPDATEs (one per prefix in the
+    worst case), so a full table mostly costs a dict lookup per UPDATE instead of a parse.
+    Bounded (oldest entry evicted); blocks over `max_block` octets (those carrying
+    MP_REACH NLRI are unique anyway) are not kept.
+    """
+
+    def __init__(self, max_entries: int = 1024, max_block: int = 512) -> None:
+        self.max_entries = max_entries
+        self.max_block = max_block
+        self._ctx: CodecContext | None = None
+        self._entries: dict[tuple[bytes, bool], DecodedAttributes] = {}
+        self.hits = 0
+        self.misses = 0
+
+    def decode(self, block: bytes, ctx: CodecContext, ipv4_nlri: bool) -> DecodedAttributes:
+        if len(block) > self.max_block:
+            return decode_attributes(block, ctx, ipv4_nlri)
+        if ctx != self._ctx:
+            self._entries.clear()
+            self._ctx = ctx
+        key = (block, ipv4_nlri)
+        found = self._entries.get(key)
+        if found is not None:
+            self.hits += 1
+            return found
+        self.misses += 1
+        found = decode_attributes(block, ctx, ipv4_nlri)
+        entries = self._entries
+        if len(entries) >= self.max_entries:
+            del entries[next(iter(entries))]
+        entries[key] = found
+        return found
+
+
+def decode(
+    buf: bytes, ctx: CodecContext = DEFAULT_CONTEXT, cache: AttributeCache | None = None
+) -> Message:
+    """One whole message (header included) -> its dataclass, or `BGPError`.
+
+    `cache` (optional, one per session) reuses decoded attribute blocks across UPDATEs."""
     try:
-        return _decode(buf, ctx)
+        return _decode(buf, ctx, cache)
     except BGPError:
         raise
     except (IndexError, struct.error, ValueError) as exc:  # defensive: never leak these
@@ -494,7 +516,7 @@ def decode(buf: bytes, ctx: CodecContext = DEFAULT_CONTEXT) -> Message:
         ) from None
 
 
-def _decode(buf: bytes, ctx: CodecContext) -> Message:
+def _decode(buf: bytes, ctx: CodecContext, cache: AttributeCache | None) -> Message:
     if len(buf) < HEADER_LEN:
         if buf[:16] != MARKER[: len(buf[:16])]:
             raise BGPError(
@@ -506,7 +528,7 @@ def _decode(buf: bytes, ctx: CodecContext) -> Message:
         raise _bad_length(length, f"length field {length} but {len(buf)} octets given")
     body = bytes(buf[HEADER_LEN:])
     if msg_type == UPDATE:
-        return _decode_update(body, ctx)
+        return _decode_update(body, ctx, cache)
     if msg_type == KEEPALIVE:
         return Keepalive()
     if msg_type == NOTIFICATION:

@@ -275,3 +275,26 @@ def test_iter_messages_any_chunking(msgs: list[M.Message], chunk: int) -> None:
         buf += wire[i : i + chunk]
         got.extend(M.decode(raw) for raw in M.iter_messages(buf))
     assert got == msgs and not buf
+
+
+def test_attribute_cache_reuses_blocks_but_respects_nlri_and_context() -> None:
+    cache = M.AttributeCache(max_entries=2)
+    block = A.encode_attributes((A.Origin(0), A.AsPath.sequence(64500)))  # no NEXT_HOP
+    with_nlri = M.encode_update_raw(b"", block, Prefix.parse("203.0.113.0/24").encode())
+    mp = A.encode_mp_reach(2, 1, bytes(15) + b"\x01", Prefix.parse("2001:db8::/32").encode())
+    without_nlri = M.encode_update_raw(b"", block + mp, b"")
+    for _ in range(3):
+        got = M.decode(with_nlri, CTX4, cache)
+        assert isinstance(got, M.Update) and got.treat_as_withdraw  # NEXT_HOP missing
+        got = M.decode(without_nlri, CTX4, cache)
+        assert isinstance(got, M.Update) and got.problems == ()
+    assert (cache.hits, cache.misses) == (4, 2)
+    two_octet = CodecContext(four_octet_as=False)
+    got = M.decode(with_nlri, two_octet, cache)  # a new context invalidates the cache
+    assert isinstance(got, M.Update)
+    assert got.problems[0].subcode == 11  # 4-octet AS_PATH read as 2-octet: malformed
+    for i in range(5):
+        M.decode(
+            M.encode_update_raw(b"", A.encode_attributes((A.MultiExitDisc(i),)), b""), CTX4, cache
+        )
+    assert len(cache._entries) <= 2
