@@ -51,18 +51,27 @@ _FAMILIES = (IPv4, IPv6)
 
 
 class _Pool:
-    __slots__ = ("free", "in_use", "name", "ranges", "services", "spec", "total")
+    """One pool's address blocks and free sets. Blocks keep the order of `spec.addresses`:
+    allocation takes the lowest free address of the first block that has one, as MetalLB tries
+    CIDRs in the order they are written."""
+
+    __slots__ = ("blocks", "free", "in_use", "name", "ranges", "services", "spec", "total")
 
     def __init__(self, spec: PoolSpec) -> None:
         self.spec = spec
         self.name = spec.name
-        self.ranges: dict[int, list[tuple[int, int]]] = {IPv4: [], IPv6: []}
+        self.blocks: dict[int, list[tuple[int, int]]] = {IPv4: [], IPv6: []}
         for block in spec.addresses:
             family, first, last = parse_block(block)
-            self.ranges[family].append((first, last))
-        for family in _FAMILIES:
-            self.ranges[family].sort()
-        self.free: dict[int, IntervalSet] = {f: IntervalSet(self.ranges[f]) for f in _FAMILIES}
+            self.blocks[family].append((first, last))
+        # Sorted (first, last, block index) per family, for "which block holds this address".
+        self.ranges: dict[int, list[tuple[int, int, int]]] = {
+            f: sorted((first, last, i) for i, (first, last) in enumerate(self.blocks[f]))
+            for f in _FAMILIES
+        }
+        self.free: dict[int, list[IntervalSet]] = {
+            f: [IntervalSet([b]) for b in self.blocks[f]] for f in _FAMILIES
+        }
         self.in_use: dict[int, int] = {IPv4: 0, IPv6: 0}
         self.services = 0
         self.total: dict[int, int] = {IPv4: self._usable(IPv4), IPv6: self._usable(IPv6)}
@@ -70,7 +79,7 @@ class _Pool:
     def _usable(self, family: int) -> int:
         """MetalLB's addresses_total: buggy .0/.255 excluded; huge IPv6 blocks read MaxInt64."""
         total = 0
-        for first, last in self.ranges[family]:
+        for first, last in self.blocks[family]:
             size = last - first + 1
             if family == IPv6 and size >= 2**62:
                 return MAX_INT64
@@ -80,23 +89,45 @@ class _Pool:
         return min(total, MAX_INT64)
 
     def first_free(self, family: int) -> int | None:
-        free = self.free[family]
         avoid = family == IPv4 and self.spec.avoid_buggy_ips
-        while free:
-            start, end = free.interval_at(0)
-            if not avoid:
-                return start
-            # Of three consecutive addresses at most two (x.255, y.0) are buggy.
-            for candidate in range(start, min(start + 2, end) + 1):
-                if not is_buggy(IPv4, candidate):
-                    return candidate
-            free.drop_interval(0)  # only buggy addresses left in it: never usable
+        for free in self.free[family]:
+            while free:
+                start, end = free.interval_at(0)
+                if not avoid:
+                    return start
+                # Of three consecutive addresses at most two (x.255, y.0) are buggy.
+                for candidate in range(start, min(start + 2, end) + 1):
+                    if not is_buggy(IPv4, candidate):
+                        return candidate
+                free.drop_interval(0)  # only buggy addresses left in it: never usable
+        return None
+
+    def block_of(self, family: int, value: int) -> int | None:
+        ranges = self.ranges[family]
+        i = bisect_right(ranges, (value, 2**129, 0)) - 1
+        if i >= 0 and ranges[i][1] >= value:
+            return ranges[i][2]
         return None
 
     def contains(self, family: int, value: int) -> bool:
-        ranges = self.ranges[family]
-        i = bisect_right(ranges, (value, 2**129)) - 1
-        return i >= 0 and ranges[i][1] >= value
+        return self.block_of(family, value) is not None
+
+    def take(self, family: int, value: int) -> None:
+        block = self.block_of(family, value)
+        if block is not None:
+            self.free[family][block].discard(value)
+
+    def give_back(self, family: int, value: int) -> None:
+        block = self.block_of(family, value)
+        if block is not None:
+            self.free[family][block].add(value)
+
+    def rebuild_free(self, family: int, taken: list[int]) -> None:
+        """Free sets = blocks minus `taken` (sorted)."""
+        self.free[family] = [IntervalSet.from_ranges_minus([b], taken) for b in self.blocks[family]]
+
+    def free_intervals(self, family: int) -> list[tuple[int, int]]:
+        return sorted(iv for free in self.free[family] for iv in free.intervals())
 
 
 @dataclass(slots=True)
@@ -229,7 +260,7 @@ class Allocator:
         for pool in pools.values():
             for family in _FAMILIES:
                 taken = sorted(used.get((pool.name, family), ()))
-                pool.free[family] = IntervalSet.from_ranges_minus(pool.ranges[family], taken)
+                pool.rebuild_free(family, taken)
                 pool.in_use[family] = len(taken)
 
         changes: list[ConfigChange] = []
@@ -264,7 +295,7 @@ class Allocator:
     ) -> dict[int, tuple[list[int], list[int], list[_Pool]]]:
         index: dict[int, tuple[list[int], list[int], list[_Pool]]] = {}
         for family in _FAMILIES:
-            rows = sorted((s, e, p.name, p) for p in pools for s, e in p.ranges[family])
+            rows = sorted((s, e, p.name, p) for p in pools for s, e in p.blocks[family])
             starts: list[int] = []
             ends: list[int] = []
             owners: list[_Pool] = []
@@ -303,6 +334,32 @@ class Allocator:
         if current:
             return self._adopt(svc, current)
         return self._allocate(svc)
+
+    def adopt(self, svc: ServiceRequest, current: Sequence[str]) -> AssignResult | None:
+        """Startup, first pass: register what the status says if it may stay (or stays as an
+        orphan); never hand out anything new. None means "decide in the second pass"."""
+        if svc.key in self._allocs or not current or svc.request_error:
+            return None
+        try:
+            addrs = tuple(sorted(parse_ip(ip) for ip in current))
+        except ValueError:
+            return None
+        result = self._validate(svc, addrs)
+        ips = tuple(format_ip(a) for a in addrs)
+        if isinstance(result, str):
+            self._register(svc, addrs, result)
+            return AssignResult(Outcome.KEPT, ips, result)
+        if (
+            result.reason == ClearReason.NOT_ALLOWED_BY_CONFIG
+            and not self.reallocate_on_config_change
+            and not svc.reallocate
+            and self.configured
+            and all(self._sharing_problem(a, svc) is None for a in addrs)
+        ):
+            alloc = self._register(svc, addrs, None)
+            self._orphan(alloc, result.detail)
+            return AssignResult(Outcome.ORPHANED, ips, None, result.detail)
+        return None
 
     def release(self, key: str) -> tuple[str, ...]:
         """Forget a service's allocation; its addresses go back to their pool's free set."""
@@ -469,7 +526,7 @@ class Allocator:
         return None
 
     def _pick(self, pool: _Pool, family: int, svc: ServiceRequest) -> Address | None:
-        if not pool.ranges[family]:
+        if not pool.blocks[family]:
             return None
         if svc.sharing_key:
             candidates = self._shared.get((pool.name, family, svc.sharing_key))
@@ -630,7 +687,7 @@ class Allocator:
             use = _IPUse(pool.name if pool else None, svc.sharing_key, svc.backend_key)
             self._users[addr] = use
             if pool is not None:
-                pool.free[addr[0]].discard(addr[1])
+                pool.take(addr[0], addr[1])
                 pool.in_use[addr[0]] += 1
             self._index_shared(addr, use, add=True)
         elif set(use.holders) <= {svc.key} and (
@@ -653,7 +710,7 @@ class Allocator:
         self._index_shared(addr, use, add=False)
         pool = self._pools.get(use.pool) if use.pool else None
         if pool is not None and pool.contains(*addr):
-            pool.free[addr[0]].add(addr[1])
+            pool.give_back(addr[0], addr[1])
             pool.in_use[addr[0]] -= 1
 
     def _index_shared(self, addr: Address, use: _IPUse, *, add: bool) -> None:

@@ -4,9 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 _OPERATORS = ("In", "NotIn", "Exists", "DoesNotExist")
+
+
+class Selector(Protocol):
+    """Anything that matches a label set: ours below, or the config parser's selectors."""
+
+    def matches(self, labels: Mapping[str, str]) -> bool: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,5 +65,5 @@ class LabelSelector:
         return cls(tuple(sorted((str(k), str(v)) for k, v in labels.items())), tuple(reqs))
 
 
-def any_matches(selectors: Iterable[LabelSelector], labels: Mapping[str, str]) -> bool:
+def any_matches(selectors: Iterable[Selector], labels: Mapping[str, str]) -> bool:
     return any(s.matches(labels) for s in selectors)

@@ -11,7 +11,7 @@ import enum
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from metallb_py.allocator.selectors import LabelSelector
+from metallb_py.allocator.selectors import Selector
 
 SINGLE_STACK = "SingleStack"
 PREFER_DUAL_STACK = "PreferDualStack"
@@ -34,8 +34,8 @@ class PoolSpec:
     service_allocation: bool = False
     priority: int = 0
     namespaces: frozenset[str] = frozenset()
-    namespace_selectors: tuple[LabelSelector, ...] = ()
-    service_selectors: tuple[LabelSelector, ...] = ()
+    namespace_selectors: tuple[Selector, ...] = ()
+    service_selectors: tuple[Selector, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

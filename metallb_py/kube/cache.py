@@ -23,6 +23,14 @@ def resource_version(obj: JSON | None) -> str:
     return str(((obj or {}).get("metadata") or {}).get("resourceVersion") or "")
 
 
+def newer(a: str, b: str) -> bool:
+    """Is resourceVersion `a` newer than `b`? RVs are opaque, but every server we meet uses
+    increasing integers; when either is not one, assume `a` is newer (the API's own rule)."""
+    if a.isdigit() and b.isdigit():
+        return int(a) > int(b)
+    return True
+
+
 def by_namespace(obj: JSON) -> Iterable[str]:
     ns = (obj.get("metadata") or {}).get("namespace")
     return (ns,) if ns else ()
@@ -83,19 +91,44 @@ class Cache:
                 self._unindex(name, key)
         return old
 
-    def replace(self, objs: Iterable[JSON]) -> tuple[list[tuple[str, JSON | None, JSON]], list]:
-        """Swap in a full list. Returns (changed: key, old, new) and (deleted: key, old)."""
+    def replace(
+        self, objs: Iterable[JSON], list_version: str = ""
+    ) -> tuple[list[tuple[str, JSON | None, JSON]], list[tuple[str, JSON]]]:
+        """Swap in a full list taken at `list_version`. Returns (changed: key, old, new) and
+        (deleted: key, old). Cached objects newer than the list (a watch already delivered
+        them) are kept, so a relist never moves the cache backwards."""
         fresh = {object_key(o): o for o in objs}
-        deleted = [(k, self._items[k]) for k in list(self._items) if k not in fresh]
-        for key, _ in deleted:
-            self.delete(key)
+        deleted: list[tuple[str, JSON]] = []
+        for key in list(self._items):
+            if key in fresh:
+                continue
+            cached_rv = resource_version(self._items[key])
+            if list_version and cached_rv.isdigit() and newer(cached_rv, list_version):
+                continue
+            old = self.delete(key)
+            if old is not None:
+                deleted.append((key, old))
         changed: list[tuple[str, JSON | None, JSON]] = []
         for key, obj in fresh.items():
             old = self._items.get(key)
-            if old is None or resource_version(old) != resource_version(obj):
-                self.upsert(obj)
-                changed.append((key, old, obj))
+            if old is not None:
+                old_rv, new_rv = resource_version(old), resource_version(obj)
+                if old_rv == new_rv or (old_rv.isdigit() and not newer(new_rv, old_rv)):
+                    continue
+            self.upsert(obj)
+            changed.append((key, old, obj))
         return changed, deleted
+
+    def upsert_if_newer(self, obj: JSON) -> tuple[str, JSON | None, bool]:
+        """Store `obj` unless the cache already holds a newer version of it."""
+        key = object_key(obj)
+        old = self._items.get(key)
+        if old is not None:
+            old_rv, new_rv = resource_version(old), resource_version(obj)
+            if old_rv == new_rv or (old_rv.isdigit() and not newer(new_rv, old_rv)):
+                return key, old, False
+        self.upsert(obj)
+        return key, old, True
 
     def _index(self, name: str, key: str, obj: JSON) -> None:
         values = tuple(self._indexers[name](obj))

@@ -43,6 +43,7 @@ class Informer:
         page_size: int = 500,
         watch_timeout: tuple[int, int] = (240, 480),
         backoff: Backoff | None = None,
+        optional: bool = False,
     ) -> None:
         self.rest = rest
         self.resource = resource
@@ -54,6 +55,10 @@ class Informer:
         self.page_size = page_size
         self.watch_timeout = watch_timeout
         self.backoff = backoff or Backoff(initial=0.2, maximum=30.0)
+        # optional: the resource may not be served (a CRD not installed): count it as empty and
+        # synced, and keep checking in the background.
+        self.optional = optional
+        self.missing = False
         self.synced = asyncio.Event()
         self.handlers: list[Handler] = []
         self.last_resource_version = ""
@@ -92,6 +97,10 @@ class Informer:
         for key, obj in self.cache.items():
             self._notify(key, obj, obj)
 
+    def remember(self, obj: JSON) -> None:
+        """Put an object we just wrote into the cache (if newer), ahead of its watch event."""
+        self.cache.upsert_if_newer(obj)
+
     async def list(self) -> None:
         items: list[JSON] = []
         cont: str | None = None
@@ -111,7 +120,7 @@ class Informer:
             if not cont:
                 self.last_resource_version = str(meta.get("resourceVersion") or "")
                 break
-        changed, deleted = self.cache.replace(items)
+        changed, deleted = self.cache.replace(items, self.last_resource_version)
         for key, old in deleted:
             self._notify(key, old, None)
         for key, old_obj, new in changed:
@@ -145,8 +154,9 @@ class Informer:
                 old = self.cache.delete(key)
                 self._notify(key, old, None)
             elif kind in ("ADDED", "MODIFIED"):
-                key, old = self.cache.upsert(obj)
-                self._notify(key, old, obj)
+                key, old, stored = self.cache.upsert_if_newer(obj)
+                if stored:
+                    self._notify(key, old, obj)
             self.backoff.reset()
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -164,6 +174,7 @@ class Informer:
             try:
                 if need_list:
                     await self.list()
+                    self.missing = False
                     need_list = False
                     self.synced.set()
                     self.backoff.reset()
@@ -180,6 +191,16 @@ class Informer:
                     )
                     self.relists += 1
                     need_list = True
+                    continue
+                if exc.not_found and need_list and self.optional:
+                    if not self.missing:
+                        log.warning(
+                            "resource not served, treating as empty", extra={"resource": self.name}
+                        )
+                    self.missing = True
+                    self.synced.set()
+                    with contextlib.suppress(asyncio.TimeoutError):
+                        await asyncio.wait_for(stop.wait(), self.backoff.maximum)
                     continue
                 self._failed(exc)
                 if exc.status in (400, 500, 504) and not need_list:

@@ -431,3 +431,22 @@ def test_adopted_ip_differing_from_request_is_replaced() -> None:
     a = Allocator([pool("a", "192.0.2.0/28")])
     r = a.assign(service("s", lb_ip="192.0.2.9"), current=["192.0.2.7"])
     assert (r.ips, r.clear_reason) == (("192.0.2.9",), ClearReason.DIFFERENT_IP_REQUESTED)
+
+
+def test_adopt_pass_never_hands_out_new_addresses() -> None:
+    a = Allocator([pool("a", "192.0.2.0/30")])
+    assert a.adopt(service("old"), ["192.0.2.1"]) is not None
+    # The duplicate claim is left for the second pass: nothing new is allocated now, so the
+    # free .0 stays free for whoever claims it in status.
+    assert a.adopt(service("dup"), ["192.0.2.1"]) is None
+    assert a.adopt(service("other"), ["192.0.2.0"]) is not None
+    r = a.assign(service("dup"), current=["192.0.2.1"])
+    assert r.ips == ("192.0.2.2",) and r.clear_reason is ClearReason.IP_IN_USE
+
+
+def test_blocks_are_tried_in_the_order_written() -> None:
+    a = Allocator([pool("a", "198.51.100.8/31", "192.0.2.0/31")])
+    got = [a.assign(service(f"s{i}")).ips[0] for i in range(4)]
+    assert got == ["198.51.100.8", "198.51.100.9", "192.0.2.0", "192.0.2.1"]
+    a.release("default/s0")
+    assert a.assign(service("s9")).ips == ("198.51.100.8",)

@@ -1,0 +1,119 @@
+"""`metallb-py controller`: allocate IPs to Services of type LoadBalancer.
+
+Every replica keeps its caches warm; the one holding the `metallb-controller` Lease allocates and
+writes. Losing the Lease stops all writes at once (fencing) and drops the in-memory allocation
+state; winning it again rebuilds that state from Service status before allocating anything.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import gc
+from collections.abc import Awaitable
+from typing import Any
+
+from metallb_py.cli import RunContext, UsageError
+from metallb_py.controller.clog import log
+from metallb_py.controller.metrics import AllocatorCollector
+from metallb_py.controller.reconciler import ServiceController
+from metallb_py.kube.client import ClientConfigError, connect
+from metallb_py.kube.leader import LeaderElector
+from metallb_py.metrics import registry
+
+LEASE_NAME = "metallb-controller"
+
+
+async def run(ctx: RunContext) -> int:
+    args = ctx.args
+    # Tens of thousands of long-lived cached objects make the default GC thresholds spend most
+    # of their time rescanning them; collect the young generation less often.
+    gc.set_threshold(50_000, 20, 50)
+    try:
+        rest = await connect(args.kubeconfig)
+    except ClientConfigError as exc:
+        raise UsageError(f"metallb-py controller: {exc}") from None
+
+    lease_duration = float(getattr(args, "lease_duration", 4.0))
+    elector: LeaderElector | None = None
+    if getattr(args, "leader_election", True):
+        elector = LeaderElector(
+            rest,
+            args.namespace,
+            LEASE_NAME,
+            lease_duration=lease_duration,
+            renew_deadline=lease_duration * 0.75,
+            retry_period=max(0.1, lease_duration / 8),
+        )
+    controller = ServiceController(
+        rest,
+        args.namespace,
+        lb_class=args.lb_class or "",
+        reallocate_on_config_change=args.on_config_change == "reallocate",
+        may_write=elector.may_write if elector else (lambda: True),
+        workers=int(getattr(args, "workers", 16)),
+    )
+    collector = AllocatorCollector(lambda: controller.allocator)
+    registry.register(collector)
+    ctx.readiness.require("informers", "informers not synced")
+    ctx.readiness.require("allocations", "existing allocations not loaded")
+    log.info(
+        "controllerStarting",
+        namespace=args.namespace,
+        lb_class=args.lb_class or "",
+        on_config_change=args.on_config_change,
+        identity=elector.identity if elector else "",
+    )
+
+    informers = asyncio.create_task(controller.run_informers(ctx.stop))
+    election = asyncio.create_task(elector.run(ctx.stop)) if elector else None
+    try:
+        await _wait(controller.wait_synced(), ctx.stop)
+        if ctx.stop.is_set():
+            return 0
+        ctx.readiness.satisfy("informers")
+        # A standby is ready too: it serves metrics and is warm for a takeover.
+        ctx.readiness.satisfy("allocations")
+        while not ctx.stop.is_set():
+            if elector is not None:
+                await _wait(elector.leading.wait(), ctx.stop)
+                if ctx.stop.is_set():
+                    break
+            lead_stop = asyncio.Event()
+            watchers = [asyncio.create_task(_propagate(ctx.stop, lead_stop))]
+            if elector is not None:
+                watchers.append(asyncio.create_task(_propagate(elector.lost, lead_stop)))
+            log.info("leading", identity=elector.identity if elector else "")
+            try:
+                await controller.lead(lead_stop)
+            finally:
+                for w in watchers:
+                    w.cancel()
+            if not ctx.stop.is_set():
+                log.warning("stoppedLeading", msg="standing by; allocation state dropped")
+        return 0
+    finally:
+        for task in (informers, election):
+            if task is None:
+                continue
+            with contextlib.suppress(asyncio.TimeoutError, asyncio.CancelledError):
+                await asyncio.wait_for(task, 5)
+        registry.unregister(collector)
+        await rest.close()
+
+
+async def _propagate(source: asyncio.Event, target: asyncio.Event) -> None:
+    await source.wait()
+    target.set()
+
+
+async def _wait(awaitable: Awaitable[Any], stop: asyncio.Event) -> None:
+    """Wait for `awaitable` or `stop`, whichever comes first."""
+    task = asyncio.ensure_future(awaitable)
+    stopper = asyncio.create_task(stop.wait())
+    done, _ = await asyncio.wait({task, stopper}, return_when=asyncio.FIRST_COMPLETED)
+    for t in (task, stopper):
+        if t not in done:
+            t.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await t

@@ -1,0 +1,106 @@
+"""What a Service's status should say after allocation: pure, so the diff is easy to trust.
+
+The write goes through `/status` carrying the resourceVersion of the object it was computed
+from; the Service status strategy keeps metadata edits, so the `metallb.io/ip-allocated-from-pool`
+annotation travels in the same write, as in MetalLB.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from metallb_py.allocator.service import ANN_ALLOCATED_FROM
+
+JSON = dict[str, Any]
+ORPHAN_CONDITION = "metallb-py.io/AddressOrphaned"
+_KEEP = object()
+
+
+def now_rfc3339() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def current_ips(svc: JSON) -> list[str]:
+    ingress = ((svc.get("status") or {}).get("loadBalancer") or {}).get("ingress") or []
+    return [e["ip"] for e in ingress if isinstance(e, dict) and e.get("ip")]
+
+
+def orphan_condition(svc: JSON) -> JSON | None:
+    for cond in (svc.get("status") or {}).get("conditions") or []:
+        if cond.get("type") == ORPHAN_CONDITION:
+            return dict(cond)
+    return None
+
+
+def desired_service(
+    svc: JSON,
+    ips: Sequence[str],
+    pool: str | object | None = _KEEP,
+    orphan_reason: str | None = None,
+    now: str | None = None,
+) -> JSON | None:
+    """The object to PUT to /status, or None when the Service already says all this.
+
+    `pool`: the pool name for the annotation, None to remove it, or leave it as it is (orphans).
+    """
+    meta = svc.get("metadata") or {}
+    annotations = dict(meta.get("annotations") or {})
+    status = dict(svc.get("status") or {})
+    changed = False
+
+    if list(ips) != current_ips(svc):
+        status["loadBalancer"] = {"ingress": [{"ip": ip} for ip in ips]} if ips else {}
+        changed = True
+
+    if pool is not _KEEP:
+        if pool is None and ANN_ALLOCATED_FROM in annotations:
+            del annotations[ANN_ALLOCATED_FROM]
+            changed = True
+        elif isinstance(pool, str) and annotations.get(ANN_ALLOCATED_FROM) != pool:
+            annotations[ANN_ALLOCATED_FROM] = pool
+            changed = True
+
+    existing = orphan_condition(svc)
+    conditions = [c for c in (status.get("conditions") or []) if c.get("type") != ORPHAN_CONDITION]
+    if orphan_reason:
+        message = f"IPs {list(ips)} are no longer allowed by the configuration: {orphan_reason}"
+        if existing is None or existing.get("message") != message:
+            conditions.append(
+                {
+                    "type": ORPHAN_CONDITION,
+                    "status": "True",
+                    "reason": "NotAllowedByConfig",
+                    "message": message,
+                    "lastTransitionTime": (existing or {}).get("lastTransitionTime")
+                    or now
+                    or now_rfc3339(),
+                    "observedGeneration": int(meta.get("generation") or 0),
+                }
+            )
+            changed = True
+        else:
+            conditions.append(existing)
+    elif existing is not None:
+        changed = True
+    if not changed:
+        return None
+    if conditions:
+        status["conditions"] = conditions
+    else:
+        status.pop("conditions", None)
+    new = dict(svc)
+    new_meta = dict(meta)
+    if annotations:
+        new_meta["annotations"] = annotations
+    else:
+        new_meta.pop("annotations", None)
+        # An empty map must still reach the server to delete the last annotation.
+        if meta.get("annotations"):
+            new_meta["annotations"] = {}
+    new["metadata"] = new_meta
+    new["status"] = status
+    new.setdefault("apiVersion", "v1")
+    new.setdefault("kind", "Service")
+    return new
