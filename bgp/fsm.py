@@ -518,12 +518,23 @@ class Session:
         self.send_update(end_of_rib(afi, safi), now=now)
         self.eor_sent.add((afi, safi))
 
-    def send_route_refresh(self, afi: int, safi: int, *, now: float | None = None) -> None:
+    def send_route_refresh(
+        self,
+        afi: int,
+        safi: int,
+        *,
+        now: float | None = None,
+        subtype: int = ROUTE_REFRESH_NORMAL,
+    ) -> None:
+        """Ask the peer to resend its routes (RFC 2918), or mark the beginning/end of our
+        own re-advertisement with subtype 1 (BoRR) / 2 (EoRR) under RFC 7313."""
         conn = self._established()
         neg = conn.negotiated
         if neg is None or not neg.route_refresh:
             raise SessionError("the peer did not advertise the route refresh capability")
-        conn.tx += encode(RouteRefresh(afi, safi), neg.tx)
+        if subtype != ROUTE_REFRESH_NORMAL and not neg.enhanced_route_refresh:
+            raise SessionError("enhanced route refresh (RFC 7313) was not negotiated")
+        conn.tx += encode(RouteRefresh(afi, safi, subtype), neg.tx)
         self.counters.route_refresh_sent += 1
         self.counters.total_sent += 1
 
@@ -600,6 +611,16 @@ class Session:
         report: bool = True,
     ) -> None:
         was_established = conn.state == State.ESTABLISHED
+        neg = conn.negotiated
+        if (
+            was_established
+            and sent is not None
+            and neg is not None
+            and neg.graceful_restart
+            and neg.hard_reset
+            and not (sent.code == CEASE and sent.subcode == CEASE_HARD_RESET)
+        ):
+            peer_keeps_routes = True  # RFC 8538: only a Hard Reset flushes our routes
         if sent is not None:
             self._send_notification(conn, sent)
         if emit_close:

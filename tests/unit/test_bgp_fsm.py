@@ -744,3 +744,27 @@ def test_two_octet_peer_gets_as_trans() -> None:
     s.data_received(req.conn_id, M.encode(M.Open(64500, 90, PEER_ID, ())) + KEEPALIVE, 0)
     neg = s.negotiated
     assert neg is not None and not neg.four_octet_as and not neg.rx.four_octet_as
+
+
+def test_hold_expiry_with_rfc8538_lets_the_peer_keep_our_routes() -> None:
+    s, conn = establish(replace(CFG, graceful_restart=True), peer_open(caps=GR_N))
+    for t in (10, 20, 30):
+        s.handle_timer(t)
+    assert sent(s, conn)[-1] == M.Notification(4, 0)  # not wrapped: a soft reset
+    (down,) = of(drain(s), E.SessionDown)
+    assert down.peer_keeps_routes
+
+
+def test_enhanced_route_refresh_markers() -> None:
+    cfg = replace(CFG, enhanced_route_refresh=True)
+    caps = (C.Multiprotocol(1, 1), C.RouteRefresh(), C.EnhancedRouteRefresh(), C.FourOctetAS(64500))
+    s, conn = establish(cfg, peer_open(caps=caps))
+    assert s.negotiated is not None and s.negotiated.enhanced_route_refresh
+    s.send_route_refresh(1, 1, subtype=1)
+    s.send_route_refresh(1, 1, subtype=2)
+    assert sent(s, conn) == [M.RouteRefresh(1, 1, 1), M.RouteRefresh(1, 1, 2)]
+    s.data_received(conn, M.encode(M.RouteRefresh(1, 1, 1)), 1)  # peer's BoRR: no request
+    assert drain(s) == []
+    s2, _ = establish()
+    with pytest.raises(SessionError):
+        s2.send_route_refresh(1, 1, subtype=1)
