@@ -184,8 +184,8 @@ class Announcer:
             log.info("ipWithdrawn", extra={"ip": str(pair[1]), "interface": pair[0]})
         for name, ip in sorted(added, key=str):
             log.info("ipAnnounced", extra={"ip": str(ip), "interface": name})
-            self._check_kernel(name, ip)
             self._start_burst(name, ip)
+        self._check_kernel()
 
     def _reconcile_ports(self) -> None:
         served = ifs.served(self._links.values(), self._explicit, self._excludes)
@@ -292,14 +292,22 @@ class Announcer:
             port.groups.leave(group)
             port.joined.discard(group)
 
-    def _check_kernel(self, name: str, ip: IPAddress) -> None:
-        if (name, ip) in self._kernel_warned:
+    def _check_kernel(self) -> None:
+        """Warn when the kernel would answer too (re-checked on every link/address change, so an
+        address added to kube-ipvs0 later is noticed); warn again only after it was fixed."""
+        pairs = {(name, ip) for name, ips in self._current.items() for ip in ips}
+        if not pairs:
+            self._kernel_warned.clear()
             return
-        why = ifs.kernel_answers(
-            ip, name, self._links.values(), ifs.read_arp_ignore([name, *self._all_link_names()])
-        )
-        if why:
-            self._kernel_warned.add((name, ip))
+        arp_ignore = ifs.read_arp_ignore(link.name for link in self._links.values())
+        answering: set[tuple[str, IPAddress]] = set()
+        for name, ip in sorted(pairs, key=str):
+            why = ifs.kernel_answers(ip, name, self._links.values(), arp_ignore)
+            if not why:
+                continue
+            answering.add((name, ip))
+            if (name, ip) in self._kernel_warned:
+                continue
             log.warning(
                 "kernelAlsoAnswers",
                 extra={
@@ -310,9 +318,7 @@ class Announcer:
                     " (arp_ignore=1, arp_announce=2), or remove the address from the interface",
                 },
             )
-
-    def _all_link_names(self) -> list[str]:
-        return [link.name for link in self._links.values()]
+        self._kernel_warned = answering
 
     # -- frames ----------------------------------------------------------------------------------
     def _on_readable(self, name: str, sock: socket.socket) -> None:

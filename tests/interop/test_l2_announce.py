@@ -6,9 +6,13 @@ tool a user would run (arping, ndisc6, ping, ip neigh) or with scapy, never with
 
 from __future__ import annotations
 
+import json
 import re
 import signal
+import subprocess
 import sys
+from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -123,6 +127,46 @@ def test_burst_is_sent_once_and_paced(lan: Lan) -> None:
     assert status == 0 and stopped["gratuitous_sent"] == {VIP4: 6}
 
 
+DRIVER = Path(__file__).resolve().parents[1] / "lab" / "l2_driver.py"
+
+
+def test_burst_only_on_becoming_the_announcer_never_on_reconcile(lan: Lan) -> None:
+    """The library as the speaker drives it: repeated identical reconciles send nothing (MetalLB
+    re-sends its burst on every reconcile, reference §9); a new or regained address bursts."""
+    lab, node1 = lan.lab, lan.nodes[0]
+    proc = lab.spawn(
+        "node1",
+        [sys.executable, str(DRIVER), VIP4, VIP4_OTHER],
+        name="l2-driver",
+        stdin=subprocess.PIPE,
+        env={"PYTHONPATH": str(DRIVER.parents[2])},
+    )
+
+    def steps() -> dict[str, dict[str, Any]]:
+        out = {}
+        for line in proc.output().splitlines():
+            if line.startswith('{"step"'):
+                record = json.loads(line)
+                out[record["step"]] = record
+        return out
+
+    wait_for(lambda: "withdrawn" in steps() or not proc.alive(), 20, what="driver steps")
+    got = steps()
+    assert "withdrawn" in got, proc.output()
+    # Two rounds, ARP request + reply form each: 4 frames per burst.
+    assert got["announced"]["gratuitous_sent"] == {VIP4: 4}
+    assert got["reconciled"]["gratuitous_sent"] == {VIP4: 4}
+    assert got["added"]["gratuitous_sent"] == {VIP4: 4, VIP4_OTHER: 4}
+    assert arping(lab, "client", VIP4, count=2) == []  # withdrawn: silent at once
+    assert {m for m, _ in arping(lab, "client", VIP4_OTHER, count=2)} == {node1.mac}
+    assert proc.popen.stdin is not None
+    proc.popen.stdin.write(b"\n")
+    proc.popen.stdin.flush()
+    wait_for(lambda: "reannounced" in steps() or not proc.alive(), 20, what="reannounced")
+    assert steps()["reannounced"]["gratuitous_sent"] == {VIP4: 8, VIP4_OTHER: 4}
+    assert proc.wait(timeout=10) == 0
+
+
 def test_interface_that_appears_after_start_is_served(lan: Lan) -> None:
     lab = lan.lab
     ann = announce(lab, "node1", "--ip", VIP4, "--burst-count", "0")
@@ -152,11 +196,16 @@ def test_bridge_ports_and_excluded_names_are_skipped(lan: Lan) -> None:
         ["ip", "link", "set", "br9", "up"],
         ["ip", "link", "set", "port9", "up"],
         ["ip", "link", "set", "veth9", "up"],
+        ["ip", "link", "add", "up9", "type", "veth", "peer", "name", "noarp9"],
+        ["ip", "link", "set", "noarp9", "arp", "off"],
+        ["ip", "link", "set", "up9", "up"],
+        ["ip", "link", "set", "noarp9", "up"],
     ):
         lab.exec("node1", argv)
     ann = announce(lab, "node1", "--ip", VIP4, "--burst-count", "0")
-    # The bridge is served; its port and the veth-named peer are not; eth0 (a veth) is.
-    assert ann.find("ready")[-1]["interfaces"] == ["br9", "eth0"]
+    # The bridge is served; its port, the veth-named peer and the NOARP one are not; eth0 (a
+    # veth device, but not veth-named) is.
+    assert ann.find("ready")[-1]["interfaces"] == ["br9", "eth0", "up9"]
     explicit = announce(lab, "node1", "--interface", "veth9", "--ip", VIP4_OTHER)
     assert explicit.find("ready")[-1]["interfaces"] == ["veth9"]
 
@@ -165,8 +214,10 @@ def test_warns_when_the_kernel_also_answers(lan: Lan) -> None:
     """MetalLB #153: an address on a local interface with arp_ignore=0 (kube-proxy IPVS without
     strictARP) makes the kernel answer too; we say so."""
     lab = lan.lab
-    lab.exec("node1", ["ip", "addr", "add", f"{VIP4}/32", "dev", "lo"])
     ann = announce(lab, "node1", "--ip", VIP4, "--burst-count", "0")
+    assert ann.find("kernelAlsoAnswers") == []
+    # Added after start (kube-proxy syncing a service): noticed through the netlink event.
+    lab.exec("node1", ["ip", "addr", "add", f"{VIP4}/32", "dev", "lo"])
     warning = ann.wait_event("kernelAlsoAnswers")
     assert (
         warning["ip"] == VIP4 and warning["level"] == "warn" and "arp_ignore=0" in warning["reason"]
