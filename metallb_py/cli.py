@@ -162,6 +162,20 @@ def build_parser() -> argparse.ArgumentParser:
         help="an allocation the new configuration forbids: keep and flag it (default), or "
         "reallocate it as MetalLB does",
     )
+    p.add_argument(
+        "--leader-election",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="run several replicas; the holder of the metallb-controller Lease allocates "
+        "(default on)",
+    )
+    p.add_argument(
+        "--lease-duration",
+        type=float,
+        default=4.0,
+        help="seconds a standby waits on a silent leader before taking over (default 4)",
+    )
+    p.add_argument("--workers", type=int, default=16, help="concurrent status writers (default 16)")
 
     p = sub.add_parser("speaker", help="announce service IPs from this node (BGP, ARP/NDP)")
     _common(p, PORT_SPEAKER, "METALLB_METRICS_PORT")
