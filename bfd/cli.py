@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import dataclasses
 import ipaddress
 import logging
 import signal
 import sys
 from collections.abc import Sequence
+from typing import NoReturn
 
 from bfd.dispatch import SessionKey
 from bfd.engine import Engine, LatenessStats, tune_gc
@@ -60,8 +63,90 @@ def build_parser() -> argparse.ArgumentParser:
         default=0.0,
         help="log counters and timer lateness every N seconds (0: only at exit)",
     )
+    s.add_argument(
+        "--stdin",
+        action="store_true",
+        help="read commands on stdin: set [--tx-ms N] [--rx-ms N] [--multiplier N] "
+        "[--passive|--active] [--min-ttl N]; admin-down; admin-up; stats",
+    )
     s.add_argument("--log-level", choices=sorted(jsonlog.LEVELS), default="info")
     return parser
+
+
+class CommandError(ValueError):
+    pass
+
+
+class _CommandParser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        raise CommandError(message)
+
+
+def _set_parser() -> argparse.ArgumentParser:
+    p = _CommandParser(prog="set", add_help=False)
+    p.add_argument("--tx-ms", type=int)
+    p.add_argument("--rx-ms", type=int)
+    p.add_argument("--multiplier", type=int)
+    p.add_argument("--min-ttl", type=int)
+    role = p.add_mutually_exclusive_group()
+    role.add_argument("--passive", dest="passive", action="store_const", const=True)
+    role.add_argument("--active", dest="passive", action="store_const", const=False)
+    return p
+
+
+def apply_command(engine: Engine, profile: Profile, line: str) -> Profile:
+    """Run one stdin command against every session; returns the profile now in force."""
+    words = line.split()
+    if not words:
+        return profile
+    verb, rest = words[0], words[1:]
+    if verb == "set":
+        opts = _set_parser().parse_args(rest)
+        changes = {
+            "transmit_interval_ms": opts.tx_ms,
+            "receive_interval_ms": opts.rx_ms,
+            "detect_multiplier": opts.multiplier,
+            "minimum_ttl": opts.min_ttl,
+            "passive_mode": opts.passive,
+        }
+        try:
+            profile = dataclasses.replace(
+                profile, **{k: v for k, v in changes.items() if v is not None}
+            )
+        except ProfileError as exc:
+            raise CommandError(str(exc)) from None
+        for key in list(engine.sessions):
+            engine.update(key, profile)
+        log.info(
+            "bfdProfileChanged",
+            extra={
+                "txMs": profile.transmit_interval_ms,
+                "rxMs": profile.receive_interval_ms,
+                "multiplier": profile.detect_multiplier,
+                "passive": profile.passive_mode,
+            },
+        )
+    elif verb in ("admin-down", "admin-up") and not rest:
+        for key in list(engine.sessions):
+            (engine.admin_down if verb == "admin-down" else engine.admin_up)(key)
+    elif verb == "stats" and not rest:
+        _log_stats(engine)
+    else:
+        raise CommandError(f"unknown command {line.strip()!r}")
+    return profile
+
+
+async def _read_commands(engine: Engine, profile: Profile) -> None:
+    loop = asyncio.get_running_loop()
+    reader = asyncio.StreamReader()
+    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
+    while line := await reader.readline():
+        try:
+            profile = apply_command(engine, profile, line.decode(errors="replace"))
+        except CommandError as exc:
+            log.error(
+                "bfdCommandFailed", extra={"command": line.decode().strip(), "error": str(exc)}
+            )
 
 
 def _profile(args: argparse.Namespace) -> Profile:
@@ -117,12 +202,17 @@ async def run_sessions(args: argparse.Namespace, profile: Profile, keys: list[Se
     )
     tune_gc()
     engine.lateness = LatenessStats()  # measure the steady state, not the start-up burst
+    commands = asyncio.create_task(_read_commands(engine, profile)) if args.stdin else None
     while not stop.is_set():
         timeout = args.stats_interval if args.stats_interval > 0 else None
         try:
             await asyncio.wait_for(stop.wait(), timeout)
         except TimeoutError:
             _log_stats(engine)
+    if commands is not None:
+        commands.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await commands
     _log_stats(engine)
     await engine.close(admin_down=True)
     log.info("bfdStopped")
@@ -132,7 +222,6 @@ async def run_sessions(args: argparse.Namespace, profile: Profile, keys: list[Se
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    jsonlog.setup(args.log_level)
     try:
         profile = _profile(args)
         if args.floor_ms < 1:
@@ -147,4 +236,5 @@ def main(argv: Sequence[str] | None = None) -> int:
     if profile.echo_mode and (args.multihop or any(":" in k.peer for k in keys)):
         print("python -m bfd: error: echo mode needs IPv4 single-hop sessions", file=sys.stderr)
         return 2
+    jsonlog.setup(args.log_level)
     return asyncio.run(run_sessions(args, profile, keys))

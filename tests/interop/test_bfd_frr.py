@@ -223,3 +223,31 @@ def test_echo_mode_against_frr(lan: Lan) -> None:
         10,
         what="our session down with diag echo_failed",
     )
+
+
+def test_our_parameter_changes_and_admin_down_at_run_time(lan: Lan) -> None:
+    node, router = lan.nodes[0], lan.router
+    frr = frr_bfd(lan.lab, "router", _frr_peer_block(node.ipv4))
+    ours = OurBfd.start(
+        lan.lab, "node1", ["--local", node.ipv4, "--peer", router.ipv4], commands=True
+    )
+    _both_up(ours, frr, lan, router.ipv4, node.ipv4)
+    for tx, rx in ((100, 100), (1000, 600), (200, 200)):
+        ours.command(f"set --tx-ms {tx} --rx-ms {rx}")
+        wait_for(partial(_frr_sees, frr, node.ipv4, tx, rx), 10, what=f"FRR sees our {tx}/{rx} ms")
+    time.sleep(1)
+    assert [c["state"] for c in ours.changes(router.ipv4)] == ["up"], "no flap"
+    assert frr_status(frr, node.ipv4) == "up"
+    assert frr_peer(frr, node.ipv4)["detect-multiplier"] == 3
+
+    ours.command("admin-down")
+    wait_for(lambda: frr_status(frr, node.ipv4) == "down", 5, what="FRR down")
+    assert frr_peer(frr, node.ipv4)["remote-diagnostic"] == "administratively down"
+    assert ours.state(router.ipv4) == "admin_down"
+    ours.command("admin-up")
+    _both_up(ours, frr, lan, router.ipv4, node.ipv4)
+
+
+def _frr_sees(frr: Frr, peer: str, tx: int, rx: int) -> bool:
+    view = frr_peer(frr, peer)
+    return view.get("remote-transmit-interval") == tx and view.get("remote-receive-interval") == rx

@@ -7,6 +7,7 @@ zebra + bfdd only; `bird_bfd_state` reads `birdc show bfd sessions`.
 from __future__ import annotations
 
 import json
+import subprocess
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -27,9 +28,20 @@ class OurBfd:
     proc: LabProcess
 
     @classmethod
-    def start(cls, lab: Lab, role: str, args: Sequence[str], name: str = "bfd") -> OurBfd:
+    def start(
+        cls, lab: Lab, role: str, args: Sequence[str], name: str = "bfd", commands: bool = False
+    ) -> OurBfd:
+        """Start the CLI; with `commands`, its stdin is a pipe for `command()`."""
         argv = [sys.executable, "-m", "bfd", "session", "--stats-interval", "0.5", *args]
-        proc = lab.spawn(role, argv, name=name, env={"PYTHONPATH": REPO})
+        if commands:
+            argv.append("--stdin")
+        proc = lab.spawn(
+            role,
+            argv,
+            name=name,
+            env={"PYTHONPATH": REPO},
+            stdin=subprocess.PIPE if commands else subprocess.DEVNULL,
+        )
         ours = cls(lab, role, proc)
         wait_for(ours._started, 15, what=f"python -m bfd started in {role}")
         return ours
@@ -38,6 +50,12 @@ class OurBfd:
         if not self.proc.alive():
             raise RuntimeError(f"python -m bfd exited: {self.proc.output()[-2000:]}")
         return any(line.get("event") == "bfdStarted" for line in self.lines())
+
+    def command(self, line: str) -> None:
+        stdin = self.proc.popen.stdin
+        assert stdin is not None, "started without commands=True"
+        stdin.write(line.encode() + b"\n")
+        stdin.flush()
 
     def lines(self) -> list[dict[str, Any]]:
         out = []
