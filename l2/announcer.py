@@ -281,8 +281,6 @@ class Announcer:
             try:
                 port.groups.join(group)
                 port.joined.add(group)
-            except MissingCapability:
-                raise
             except OSError as exc:
                 log.warning(
                     "multicastJoinFailed",

@@ -2,7 +2,9 @@
 
 A socket is created with protocol 0 (it receives nothing), gets its filter, and only then is bound
 to the interface and the ARP or IPv6 ethertype, so no unfiltered frame is ever queued to Python.
-Permission errors become `MissingCapability`, naming the capability the process lacks.
+Opening a raw socket without CAP_NET_RAW raises `MissingCapability`, which names it. Nothing else
+needs a capability: multicast joins go through an ordinary IPv6 socket, and the larger receive
+buffer (SO_RCVBUFFORCE, CAP_NET_ADMIN) falls back to SO_RCVBUF without it.
 """
 
 from __future__ import annotations
@@ -93,14 +95,14 @@ class MulticastGroups:
     def join(self, group: ipaddress.IPv6Address) -> None:
         count = self._counts.get(group, 0)
         if count == 0:
-            with _needs("CAP_NET_ADMIN", "joining solicited-node multicast groups"):
-                try:
-                    self._sock.setsockopt(
-                        socket.IPPROTO_IPV6, socket.IPV6_JOIN_GROUP, self._mreq(group)
-                    )
-                except OSError as exc:
-                    if exc.errno != errno.EADDRINUSE:  # already a member: fine
-                        raise
+            # No capability needed: any process may join a group through the IPv6 stack.
+            try:
+                self._sock.setsockopt(
+                    socket.IPPROTO_IPV6, socket.IPV6_JOIN_GROUP, self._mreq(group)
+                )
+            except OSError as exc:
+                if exc.errno != errno.EADDRINUSE:  # already a member: fine
+                    raise
         self._counts[group] = count + 1
 
     def leave(self, group: ipaddress.IPv6Address) -> None:

@@ -284,3 +284,40 @@ def test_sigint_stops_cleanly(lan: Lan) -> None:
     ann.proc.signal(signal.SIGINT)
     assert ann.proc.wait(timeout=10) == 0
     assert ann.find("stopped")
+
+
+def test_cap_net_raw_alone_is_enough(lab: Lab) -> None:
+    """Every capability but CAP_NET_RAW dropped (bounding set): ARP, NDP and the MLD join that a
+    snooping switch needs all still work."""
+    lan = build_lan(lab, nodes=1, snooping=True, querier=True)
+    node1 = lan.nodes[0]
+    proc = lab.spawn(
+        "node1",
+        [
+            "setpriv",
+            "--inh-caps=-all",
+            "--bounding-set=-all,+net_raw",
+            "--",
+            sys.executable,
+            "-m",
+            "l2",
+            "announce",
+            "--ip",
+            VIP4,
+            "--ip",
+            VIP6,
+            "--burst-count",
+            "0",
+        ],
+        name="l2-netraw",
+    )
+    wait_for(lambda: '"ready"' in proc.output() or not proc.alive(), 15, what="ready")
+    status = Path(f"/proc/{proc.pid}/status").read_text()
+    assert "CapEff:\t0000000000002000" in status  # CAP_NET_RAW (bit 13) and nothing else
+    wait_for(
+        lambda: "p-node1 grp ff02::1:ff00:200" in lab.exec("switch", ["bridge", "mdb"]),
+        10,
+        what="MLD join seen by the snooping bridge",
+    )
+    assert ndisc6(lab, "client", VIP6) == node1.mac
+    assert {m for m, _ in arping(lab, "client", VIP4, count=1)} == {node1.mac}
