@@ -15,7 +15,7 @@ from bfd.profile import Profile
 from bgp.speaker import PeerConfig, Speaker
 from metallb_py.speaker.bfd_bgp import BfdBgp, BfdPeer
 
-FAST = Profile(receive_interval_ms=50, transmit_interval_ms=50)
+FAST = Profile(receive_interval_ms=200, transmit_interval_ms=200)
 
 
 async def until(predicate: Callable[[], object], within: float = 10.0) -> None:

@@ -19,7 +19,8 @@ from bfd.events import Event, StateChanged
 from bfd.packet import ControlPacket, Diag, State
 from bfd.profile import Profile
 
-FAST = Profile(receive_interval_ms=50, transmit_interval_ms=50, detect_multiplier=3)
+# Fast enough for quick tests, slow enough that a loaded CI machine never flaps them.
+FAST = Profile(receive_interval_ms=100, transmit_interval_ms=100, detect_multiplier=3)
 
 
 def _pair() -> tuple[str, str]:
@@ -63,7 +64,7 @@ async def test_two_engines_come_up_and_admin_down_is_seen(
     sb = b.add(SessionKey(addr_a, addr_b), FAST)
     await until(lambda: sa.state is State.UP and sb.state is State.UP)
     assert 49152 <= sa.source_port <= 65535 and sa.source_port != sb.source_port
-    await until(lambda: not sa.session.poll_active and sa.session.tx_interval_us == 50_000)
+    await until(lambda: not sa.session.poll_active and sa.session.tx_interval_us == 100_000)
     assert sa.metrics()["session_up"] == 1 and sa.metrics()["session_up_events"] == 1
 
     b.remove(SessionKey(addr_a, addr_b))
@@ -86,9 +87,9 @@ async def test_peer_silence_is_detected_within_a_generous_bound(
     loop = asyncio.get_running_loop()
     b.remove(SessionKey(addr_a, addr_b), admin_down=False)  # b vanishes without a word
     start = loop.time()
-    await until(lambda: sa.state is State.DOWN, 2)
+    await until(lambda: sa.state is State.DOWN, 5)
     assert sa.session.local_diag is Diag.CONTROL_DETECTION_EXPIRED
-    assert loop.time() - start < 5 * 0.150
+    assert loop.time() - start < 5 * 0.300
 
 
 async def test_profile_change_at_run_time_does_not_flap(
@@ -101,8 +102,8 @@ async def test_profile_change_at_run_time_does_not_flap(
     await until(lambda: sa.state is State.UP and sb.state is State.UP)
     await until(lambda: not sa.session.poll_active)
     ups = sa.counters.session_up_events
-    a.update(key, Profile(receive_interval_ms=200, transmit_interval_ms=200))
-    await until(lambda: not sa.session.poll_active and sb.session.detection_time_us == 600_000)
+    a.update(key, Profile(receive_interval_ms=400, transmit_interval_ms=400))
+    await until(lambda: not sa.session.poll_active and sb.session.detection_time_us == 1_200_000)
     await asyncio.sleep(0.5)
     assert sa.state is State.UP and sb.state is State.UP
     assert sa.counters.session_up_events == ups and sa.counters.session_down_events == 0
