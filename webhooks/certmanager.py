@@ -81,14 +81,15 @@ class CertManager:
             break
         else:
             raise RuntimeError(f"could not update Secret {self.secret}: kept conflicting")
-        if bundle.cert != self.tls.loaded_cert:
-            self.tls.load_pem(bundle.cert, bundle.key)
-        self.bundle = bundle
+        # Publish the CA bundle before serving a certificate it must vouch for.
         updated = await kubeio.inject_ca_bundle(
             self.rest, self.configuration, self.crds, bundle.ca_bundle
         )
         for what in updated:
             self.log.info("caBundleInjected", object=what)
+        if bundle.cert != self.tls.loaded_cert:
+            self.tls.load_pem(bundle.cert, bundle.key)
+        self.bundle = bundle
 
     async def run(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
