@@ -571,6 +571,8 @@ def _decode_segments(value: bytes, width: int) -> tuple[AsPathSegment, ...]:
         if pos + nbytes > end:
             raise _Bad(MALFORMED_AS_PATH, "AS_PATH segment overruns the attribute")
         asns = struct.unpack(f"!{count}{fmt[1]}", value[pos : pos + nbytes])
+        if 0 in asns:
+            raise _Bad(MALFORMED_AS_PATH, "AS 0 in the path (RFC 7607)")
         segs.append(AsPathSegment(seg_type, asns))
         pos += nbytes
     return tuple(segs)
@@ -637,14 +639,21 @@ def _d_atomic(v: bytes, ctx: CodecContext) -> Attribute:
 def _d_aggregator(v: bytes, ctx: CodecContext) -> Attribute:
     if ctx.four_octet_as:
         _fixed(v, 8, "AGGREGATOR")
-        return Aggregator(int.from_bytes(v[:4], "big"), _ipv4(v[4:]))
-    _fixed(v, 6, "AGGREGATOR")
-    return Aggregator(int.from_bytes(v[:2], "big"), _ipv4(v[2:]))
+        asn, addr = int.from_bytes(v[:4], "big"), v[4:]
+    else:
+        _fixed(v, 6, "AGGREGATOR")
+        asn, addr = int.from_bytes(v[:2], "big"), v[2:]
+    if asn == 0:
+        raise _Bad(OPTIONAL_ATTRIBUTE_ERROR, "AGGREGATOR AS 0 (RFC 7607)")
+    return Aggregator(asn, _ipv4(addr))
 
 
 def _d_as4_aggregator(v: bytes, ctx: CodecContext) -> Attribute:
     _fixed(v, 8, "AS4_AGGREGATOR")
-    return As4Aggregator(int.from_bytes(v[:4], "big"), _ipv4(v[4:]))
+    asn = int.from_bytes(v[:4], "big")
+    if asn == 0:
+        raise _Bad(OPTIONAL_ATTRIBUTE_ERROR, "AS4_AGGREGATOR AS 0 (RFC 7607)")
+    return As4Aggregator(asn, _ipv4(v[4:]))
 
 
 def _d_communities(v: bytes, ctx: CodecContext) -> Attribute:

@@ -38,6 +38,7 @@ from bgp.errors import (
     BAD_BGP_IDENTIFIER,
     BAD_MESSAGE_LENGTH,
     BAD_MESSAGE_TYPE,
+    BAD_PEER_AS,
     CEASE,
     CEASE_ADMIN_RESET,
     CEASE_ADMIN_SHUTDOWN,
@@ -70,7 +71,8 @@ ROUTE_REFRESH = 5
 MESSAGE_NAMES = {1: "OPEN", 2: "UPDATE", 3: "NOTIFICATION", 4: "KEEPALIVE", 5: "ROUTE-REFRESH"}
 
 # Smallest legal total length per type (RFC 4271 §4, RFC 2918 §3).
-_MIN_LENGTH = {OPEN: 29, UPDATE: 23, NOTIFICATION: 21, KEEPALIVE: 19, ROUTE_REFRESH: 23}
+# ROUTE-REFRESH: any other length is 7/1 (RFC 7313 §5), checked when decoding the body.
+_MIN_LENGTH = {OPEN: 29, UPDATE: 23, NOTIFICATION: 21, KEEPALIVE: 19, ROUTE_REFRESH: 19}
 OPEN_MAX_LENGTH = 4096  # RFC 8654: OPEN and KEEPALIVE never exceed 4096
 
 BGP_VERSION = 4
@@ -403,6 +405,8 @@ def _decode_open(body: bytes) -> Open:
         if isinstance(cap, FourOctetAS):
             asn = cap.asn
             break
+    if asn == 0:
+        raise BGPError(OPEN_MESSAGE_ERROR, BAD_PEER_AS, reason="AS 0 (RFC 7607)")
     return Open(asn, hold, router_id, tuple(caps), version, my_as)
 
 
@@ -451,12 +455,13 @@ def _missing_update(withdrawn: tuple[Prefix, ...], nlri: tuple[Prefix, ...]) -> 
     return Update(withdrawn, (), nlri, (problem,))
 
 
-def _decode_route_refresh(body: bytes) -> RouteRefresh:
+def _decode_route_refresh(buf: bytes) -> RouteRefresh:
+    body = buf[HEADER_LEN:]
     if len(body) != 4:
         raise BGPError(
             ROUTE_REFRESH_MESSAGE_ERROR,
             INVALID_ROUTE_REFRESH_LENGTH,
-            body,
+            bytes(buf),  # RFC 7313: the complete message
             f"ROUTE-REFRESH body of {len(body)} octets",
         )
     afi, subtype, safi = struct.unpack("!HBB", body)
@@ -535,7 +540,7 @@ def _decode(buf: bytes, ctx: CodecContext, cache: AttributeCache | None) -> Mess
         return Notification(body[0], body[1], body[2:])
     if msg_type == OPEN:
         return _decode_open(body)
-    return _decode_route_refresh(body)
+    return _decode_route_refresh(buf)
 
 
 __all__ = [

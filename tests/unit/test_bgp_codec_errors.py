@@ -41,6 +41,7 @@ def attr(flags: int, code: int, value: bytes) -> bytes:
     return struct.pack("!BBB", flags, code, len(value)) + value
 
 
+AS64500 = struct.pack("!I", 64500)
 ORIGIN = attr(0x40, 1, b"\x00")
 AS_PATH = attr(0x40, 2, bytes([2, 1]) + struct.pack("!I", 64500))
 NEXT_HOP = attr(0x40, 3, bytes([198, 51, 100, 1]))
@@ -86,7 +87,15 @@ FATAL = [
         0,
         None,
     ),
-    ("route refresh with 5-octet body", msg(5, b"\x00\x01\x00\x01\x00"), 7, 1, None),
+    (
+        "route refresh with 5-octet body",
+        msg(5, b"\x00\x01\x00\x01\x00"),
+        7,
+        1,
+        msg(5, b"\x00\x01\x00\x01\x00"),
+    ),
+    ("route refresh with 2-octet body", msg(5, b"\x00\x01"), 7, 1, None),
+    ("OPEN from AS 0", msg(1, open_body(my_as=0)), 2, 2, None),
     (
         "withdrawn length overruns",
         msg(2, b"\x00\x30\x00\x00"),
@@ -205,7 +214,7 @@ SOFT = [
     ),
     (
         "AS_PATH unknown segment type",
-        update(mandatory(as_path=attr(0x40, 2, bytes([7, 1]) + bytes(4)))),
+        update(mandatory(as_path=attr(0x40, 2, bytes([7, 1]) + AS64500))),
         3,
         11,
         None,
@@ -213,7 +222,7 @@ SOFT = [
     ),
     (
         "AS_PATH segment overrun",
-        update(mandatory(as_path=attr(0x40, 2, bytes([2, 3]) + bytes(4)))),
+        update(mandatory(as_path=attr(0x40, 2, bytes([2, 3]) + AS64500))),
         3,
         11,
         None,
@@ -229,7 +238,7 @@ SOFT = [
     ),
     (
         "AS_PATH single trailing octet",
-        update(mandatory(as_path=attr(0x40, 2, bytes([2, 1]) + bytes(4) + b"\x02"))),
+        update(mandatory(as_path=attr(0x40, 2, bytes([2, 1]) + AS64500 + b"\x02"))),
         3,
         11,
         None,
@@ -286,6 +295,22 @@ SOFT = [
         WITHDRAW,
     ),
     (
+        "AS 0 in AS_PATH",
+        update(mandatory(as_path=attr(0x40, 2, bytes([2, 1]) + bytes(4)))),
+        3,
+        11,
+        None,
+        WITHDRAW,
+    ),
+    (
+        "AGGREGATOR from AS 0",
+        update(mandatory() + attr(0xC0, 7, bytes(4) + bytes([192, 0, 2, 1]))),
+        3,
+        9,
+        None,
+        DISCARD,
+    ),
+    (
         "ATOMIC_AGGREGATE with a value",
         update(mandatory() + attr(0x40, 6, b"\x01")),
         3,
@@ -303,7 +328,7 @@ SOFT = [
     ),
     (
         "AS4_PATH with confederation segment",
-        update(mandatory() + attr(0xC0, 17, bytes([3, 1]) + bytes(4))),
+        update(mandatory() + attr(0xC0, 17, bytes([3, 1]) + AS64500)),
         3,
         9,
         None,
