@@ -300,6 +300,14 @@ class Session:
         return None
 
     @property
+    def end_of_rib_pending(self) -> frozenset[tuple[int, int]]:
+        """Negotiated families whose End-of-RIB the peer has not sent yet (RFC 4724)."""
+        neg = self.negotiated
+        if neg is None:
+            return frozenset()
+        return frozenset(neg.families - self.eor_received)
+
+    @property
     def connection_ids(self) -> list[int]:
         return list(self._conns)
 

@@ -663,7 +663,9 @@ def test_broken_mp_reach_disables_its_family_only() -> None:
 
 def test_end_of_rib_is_reported() -> None:
     s, conn = establish()
+    assert s.end_of_rib_pending == {(1, 1)}
     s.data_received(conn, M.end_of_rib(1, 1) + M.end_of_rib(2, 1), 1)
+    assert s.end_of_rib_pending == frozenset()
     events = drain(s)
     assert E.EndOfRibReceived(1, 1) in events and E.EndOfRibReceived(2, 1) in events
     assert s.eor_received == {(1, 1), (2, 1)}
