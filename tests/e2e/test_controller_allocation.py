@@ -1,0 +1,177 @@
+"""`metallb-py controller` against `metallb-py apiserver`, through the real kubernetes_asyncio
+client over HTTP: Services get IPs, status/annotation/events/logs/metrics look like MetalLB's,
+and configuration changes never renumber a service behind the user's back."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from metallb_py.kube.rest import IPADDRESSPOOLS, SERVICES, Rest
+from tests.lab.apiserver import ApiServer, apiserver_fixture
+from tests.lab.controller_lab import (
+    NS,
+    Controller,
+    client,
+    create_pool,
+    create_service,
+    events_for,
+    ingress_ips,
+    install_crds,
+    service_ips,
+    start_controller,
+    wait_for,
+)
+
+apiserver = apiserver_fixture()
+
+
+@pytest.fixture
+def controller(apiserver: ApiServer, tmp_path: Path) -> Iterator[Controller]:
+    ctl = start_controller(apiserver, tmp_path / "ctl", "--lease-duration", "2")
+    yield ctl
+    ctl.stop()
+
+
+async def _ips(rest: Rest, name: str, ns: str = "default") -> list[str]:
+    return ingress_ips(await rest.get(SERVICES.path(ns, name)))
+
+
+async def test_services_get_ips_like_metallb(apiserver: ApiServer, controller: Controller) -> None:
+    async with client(apiserver) as rest:
+        await install_crds(rest)
+        await create_pool(rest, "pool-a", ["192.0.2.0/29"])
+        await create_pool(rest, "pool-b", ["198.51.100.10-198.51.100.20"], autoAssign=False)
+        await create_service(rest, "web")
+        await create_service(
+            rest, "pinned", annotations={"metallb.io/address-pool": "pool-b"}, port=81
+        )
+        await create_service(rest, "asked", loadBalancerIP="198.51.100.15", port=82)
+        await create_service(rest, "other", loadBalancerClass="example.com/other", port=83)
+
+        async def all_assigned() -> dict[str, list[str]]:
+            got = await service_ips(rest)
+            return got if all(got[n] for n in ("web", "pinned", "asked")) else {}
+
+        got = await wait_for(all_assigned, 30, "three services to get IPs")
+        assert got["web"] == ["192.0.2.0"]
+        assert got["pinned"] == ["198.51.100.10"]
+        assert got["asked"] == ["198.51.100.15"]
+        assert got["other"] == []  # another controller's class: left alone
+
+        web = await rest.get(SERVICES.path("default", "web"))
+        assert web["metadata"]["annotations"]["metallb.io/ip-allocated-from-pool"] == "pool-a"
+        await wait_for(
+            lambda: _has_event(rest, "web", "IPAllocated", 'Assigned IP ["192.0.2.0"]'),
+            15,
+            "the IPAllocated event",
+        )
+        line = next(e for e in controller.events("ipAllocated") if e["service"] == "default/web")
+        assert line["ip"] == ["192.0.2.0"] and line["msg"] == "IP address assigned by controller"
+
+        async def pool_status() -> dict:
+            pool = await rest.get(IPADDRESSPOOLS.path(NS, "pool-a"))
+            status = pool.get("status") or {}
+            return status if status.get("assignedIPv4") == 1 else {}
+
+        status = await wait_for(pool_status, 15, "IPAddressPool status counters")
+        assert status["availableIPv4"] == 7
+        metrics = controller.metrics()
+        assert 'metallb_allocator_addresses_in_use_total{pool="pool-a"} 1.0' in metrics
+        assert 'metallb_allocator_services_allocated_total{pool="pool-b"} 2.0' in metrics
+        assert "metallb_k8s_client_config_loaded_bool 1.0" in metrics
+
+        # Deleting a service frees its IP for the next one; a non-LoadBalancer loses its IP.
+        await rest.delete(SERVICES.path("default", "web"))
+        await create_service(rest, "next", port=84)
+        await wait_for(lambda: _eq(_ips(rest, "next"), ["192.0.2.0"]), 20, "IP reuse")
+        await rest.patch(SERVICES.path("default", "pinned"), {"spec": {"type": "ClusterIP"}})
+        await wait_for(lambda: _eq(_ips(rest, "pinned"), []), 20, "status cleared")
+
+        # No free address: AllocationFailed, and the service gets one once an IP is freed.
+        for i in range(8):
+            await create_service(rest, f"fill{i}", port=90 + i)
+
+        await wait_for(
+            lambda: _has_event(rest, "fill7", "AllocationFailed"), 20, "AllocationFailed"
+        )
+        await rest.delete(SERVICES.path("default", "fill0"))
+        await wait_for(lambda: _truthy(_ips(rest, "fill7")), 20, "the pending service's IP")
+
+
+async def _has_event(rest: Rest, name: str, reason: str, message: str | None = None) -> bool:
+    for e in await events_for(rest, name):
+        if e["reason"] == reason and (message is None or e["message"] == message):
+            return True
+    return False
+
+
+async def _eq(coro: Awaitable[Any], want: Any) -> bool:
+    return (await coro) == want
+
+
+async def _truthy(coro: Awaitable[Any]) -> bool:
+    return bool(await coro)
+
+
+async def test_config_change_orphans_instead_of_renumbering(
+    apiserver: ApiServer, controller: Controller
+) -> None:
+    async with client(apiserver) as rest:
+        await install_crds(rest)
+        await create_pool(rest, "old", ["192.0.2.0/30"])
+        await create_pool(rest, "spare", ["198.51.100.0/30"])
+        await create_service(rest, "keep", annotations={"metallb.io/address-pool": "spare"})
+        await create_service(rest, "lost", port=81)
+        await wait_for(lambda: _eq(_ips(rest, "lost"), ["192.0.2.0"]), 30, "first allocation")
+        await wait_for(lambda: _truthy(_ips(rest, "keep")), 30, "second allocation")
+        keep_before = await _ips(rest, "keep")
+
+        # A mistaken edit: the pool "old" is deleted. MetalLB would renumber "lost".
+        await rest.delete(IPADDRESSPOOLS.path(NS, "old"))
+
+        async def flagged() -> dict:
+            svc = await rest.get(SERVICES.path("default", "lost"))
+            conds = (svc.get("status") or {}).get("conditions") or []
+            return svc if any(c["type"] == "metallb-py.io/AddressOrphaned" for c in conds) else {}
+
+        svc = await wait_for(flagged, 20, "the orphan condition")
+        assert ingress_ips(svc) == ["192.0.2.0"]
+        assert await _ips(rest, "keep") == keep_before
+        await wait_for(lambda: _has_event(rest, "lost", "AddressOrphaned"), 15, "orphan event")
+        assert "metallb_allocator_orphaned_addresses 1.0" in controller.metrics()
+
+        # The administrator asks for reallocation: the service moves to an allowed pool.
+        await rest.patch(
+            SERVICES.path("default", "lost"),
+            {"metadata": {"annotations": {"metallb-py.io/reallocate": "true"}}},
+        )
+        await wait_for(
+            lambda: _eq(_ips(rest, "lost"), ["198.51.100.1"]), 20, "reallocation on request"
+        )
+        await wait_for(lambda: _has_event(rest, "lost", "ClearAssignment"), 15, "clear event")
+
+
+async def test_invalid_config_keeps_last_good(apiserver: ApiServer, controller: Controller) -> None:
+    async with client(apiserver) as rest:
+        await install_crds(rest)
+        await create_pool(rest, "good", ["192.0.2.0/30"])
+        await create_service(rest, "a")
+        await wait_for(lambda: _eq(_ips(rest, "a"), ["192.0.2.0"]), 30, "allocation")
+        # Replace the only pool with one that overlaps nothing but cannot parse at run time.
+        pool = await rest.get(IPADDRESSPOOLS.path(NS, "good"))
+        pool["spec"]["addresses"] = ["192.0.2.0/30", "192.0.2.2-192.0.2.1"]
+        try:
+            await rest.replace(IPADDRESSPOOLS.path(NS, "good"), pool)
+        except Exception:
+            pytest.skip("the API server rejects this pool already (webhook/schema)")
+        await wait_for(lambda: _stale(controller), 20, "metallb_k8s_client_config_stale_bool 1")
+        await create_service(rest, "b", port=81)
+        await wait_for(lambda: _eq(_ips(rest, "b"), ["192.0.2.1"]), 20, "allocation on last good")
+
+
+async def _stale(controller: Controller) -> bool:
+    return "metallb_k8s_client_config_stale_bool 1.0" in controller.metrics()
