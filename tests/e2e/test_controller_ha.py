@@ -141,7 +141,7 @@ async def test_leader_failover_moves_no_ip_and_fences_the_old_leader(
             assert takeover < 10 * lease, takeover
 
             # The old leader wakes with stale state; fencing must keep it from writing.
-            await wait_for(lambda: _true(a.events("lost leadership")), 20, "a to step down")
+            await wait_for(lambda: _true(bool(a.events("lost leadership"))), 20, "a to step down")
             writes_before = updates_total(a)
             third = [f"third{i}" for i in range(5)]
             for i, name in enumerate(third):
