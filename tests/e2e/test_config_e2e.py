@@ -65,7 +65,10 @@ def test_crd_schema_and_cel_refuse_bad_objects(tmp_path: Path) -> None:
     with running_apiserver(workdir=tmp_path / "apiserver") as api:
         api.kubectl("apply", "-f", "-", input=NAMESPACE_YAML)
         api.kubectl("apply", "-f", str(ROOT / "manifests" / "crds"))
-        bad_bfd = "apiVersion: metallb.io/v1beta1\nkind: BFDProfile\nmetadata: {name: b, namespace: metallb-system}\nspec: {detectMultiplier: 1}\n"
+        bad_bfd = (
+            "apiVersion: metallb.io/v1beta1\nkind: BFDProfile\n"
+            "metadata: {name: b, namespace: metallb-system}\nspec: {detectMultiplier: 1}\n"
+        )
         out = api.kubectl("apply", "-f", "-", input=bad_bfd, check=False)
         assert out.returncode != 0 and "detectMultiplier" in out.stderr
         bad_adv = (
