@@ -6,7 +6,8 @@ nothing that changes in between is missed, and reports every change to its callb
 that appears, comes up, gets an address or leaves a bridge is served without polling.
 
 Default selection is MetalLB's (reference §4.2): skip names matching the exclusion patterns,
-members of a bridge or bond, interfaces that are down, NOARP or without broadcast. The patterns
+members of a bridge or bond, interfaces that are down, without carrier, NOARP or without
+broadcast. The patterns
 match names only: the lab's `eth0` is a veth device and is served. An explicit interface list
 replaces the name patterns and the membership rule (the operator said so), but a down or NOARP
 interface still cannot answer ARP.
@@ -49,6 +50,9 @@ IFF_LOOPBACK = 0x8
 IFF_NOARP = 0x80
 IFF_SLAVE = 0x800
 IFF_LOWER_UP = 0x10000
+RTMGRP_LINK = 0x1
+RTMGRP_IPV4_IFADDR = 0x10
+RTMGRP_IPV6_IFADDR = 0x100
 IFA_F_DADFAILED = 0x08
 IFA_F_TENTATIVE = 0x40
 
@@ -105,6 +109,8 @@ def why_not_served(
         return "not-ethernet"
     if not link.up:
         return "down"
+    if not link.flags & IFF_LOWER_UP:
+        return "no-carrier"  # served again (with a takeover burst) when the carrier returns
     if link.flags & IFF_NOARP:
         return "noarp"
     if not link.flags & IFF_BROADCAST:
@@ -218,7 +224,8 @@ class InterfaceWatcher:
     async def start(self) -> None:
         from pyroute2 import AsyncIPRoute
 
-        self._events = AsyncIPRoute()
+        # Links and addresses only: neighbour and route churn on a busy node is not our business.
+        self._events = AsyncIPRoute(groups=RTMGRP_LINK | RTMGRP_IPV4_IFADDR | RTMGRP_IPV6_IFADDR)
         await self._events.bind()  # subscribe first: a change during the dump is not lost
         await self._dump()
         self._on_change(self.links)
@@ -243,14 +250,21 @@ class InterfaceWatcher:
                 async for msg in self._events.get():
                     if self._apply(msg):
                         self._on_change(self.links)
+                reason = "event stream ended"
             except asyncio.CancelledError:
                 raise
-            except Exception as exc:  # e.g. ENOBUFS: events were lost, so read the truth again
-                log.warning("netlinkResync", extra={"error": str(exc)})
-                self.resyncs += 1
-                await asyncio.sleep(0.1)
+            except Exception as exc:  # e.g. ENOBUFS: events were lost
+                reason = str(exc) or type(exc).__name__
+            # Whatever happened, read the whole truth again rather than trust a partial picture.
+            log.warning("netlinkResync", extra={"error": reason})
+            self.resyncs += 1
+            await asyncio.sleep(0.1)
+            try:
                 await self._dump()
-                self._on_change(self.links)
+            except Exception as exc:
+                log.warning("netlinkDumpFailed", extra={"error": str(exc)})
+                continue
+            self._on_change(self.links)
 
     def _apply(self, msg: Any) -> bool:
         event = msg.get("event")

@@ -187,6 +187,21 @@ def test_interface_that_appears_after_start_is_served(lan: Lan) -> None:
     assert ann.proc.alive()
 
 
+def test_carrier_loss_and_return_sends_the_burst_again(lan: Lan) -> None:
+    """A cable pulled and plugged back (MetalLB #2823: L2 not recovering after a network
+    disruption): the interface is released, then served again with a fresh takeover burst."""
+    lab, node1 = lan.lab, lan.nodes[0]
+    ann = announce(lab, "node1", "--ip", VIP4, "--burst-count", "1")
+    wait_for(lambda: len(ann.find("ipAnnounced")) == 1, 5, what="first announcement")
+    lan.cut("node1")
+    wait_for(lambda: ann.find("interfaceReleased"), 10, what="eth0 released on carrier loss")
+    lan.restore("node1")
+    wait_for(lambda: len(ann.find("ipAnnounced")) == 2, 10, what="announced again")
+    assert {m for m, _ in arping(lab, "client", VIP4, count=2)} == {node1.mac}
+    status, stopped = ann.stop()
+    assert status == 0 and stopped["gratuitous_sent"] == {VIP4: 4}  # one round, twice
+
+
 def test_bridge_ports_and_excluded_names_are_skipped(lan: Lan) -> None:
     lab = lan.lab
     for argv in (

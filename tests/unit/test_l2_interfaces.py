@@ -56,7 +56,8 @@ def test_members_noarp_down_and_explicit_list() -> None:
     assert ifs.why_not_served(link("eth1", flags=UP | ifs.IFF_SLAVE)) == "bridge-or-bond-member"
     assert ifs.why_not_served(link("eth1", flags=UP | ifs.IFF_NOARP)) == "noarp"
     assert ifs.why_not_served(link("eth1", flags=ifs.IFF_BROADCAST)) == "down"
-    assert ifs.why_not_served(link("eth1", flags=ifs.IFF_UP)) == "no-broadcast"
+    assert ifs.why_not_served(link("eth1", flags=ifs.IFF_UP | ifs.IFF_LOWER_UP)) == "no-broadcast"
+    assert ifs.why_not_served(link("eth1", flags=UP & ~ifs.IFF_LOWER_UP)) == "no-carrier"
     # An explicit list replaces name patterns and the membership rule...
     assert ifs.why_not_served(link("veth9", master=5), ["veth9"]) is None
     assert ifs.why_not_served(link("eth0"), ["veth9"]) == "not-selected"
