@@ -317,6 +317,57 @@ def decode_stream(data: bytes, ctx: CodecContext, out: TextIO) -> bool:
     return malformed
 
 
+# ----------------------------------------------------------------------------- captures
+
+
+def first_open(payload: bytes) -> M.Open | None:
+    """The OPEN a captured flow starts with, if the capture holds the session's start."""
+    if len(payload) < M.HEADER_LEN or payload[18] != M.OPEN:
+        return None
+    length = int.from_bytes(payload[16:18], "big")
+    try:
+        msg = M.decode(payload[:length], CodecContext(four_octet_as=False))
+    except BGPError:
+        return None
+    return msg if isinstance(msg, M.Open) else None
+
+
+def flow_context(flow: str, opens: dict[str, M.Open | None]) -> CodecContext | None:
+    """What the two OPENs of a captured session negotiated, for the direction `flow`
+    ('SENDER > RECEIVER'); None when either OPEN is missing from the capture."""
+    sender, _, receiver = flow.partition(" > ")
+    ours, theirs = opens.get(flow), opens.get(f"{receiver} > {sender}")
+    if ours is None or theirs is None:
+        return None
+
+    def codes(o: M.Open) -> set[int]:
+        return {c.code for c in o.capabilities}
+
+    def add_path(o: M.Open, mode: int) -> set[tuple[int, int]]:
+        return {
+            (a, s)
+            for c in o.capabilities
+            if isinstance(c, C.AddPath)
+            for a, s, m in c.entries
+            if m & mode
+        }
+
+    both = codes(ours) & codes(theirs)
+    return CodecContext(
+        four_octet_as=C.CAP_FOUR_OCTET_AS in both,
+        add_path=frozenset(add_path(ours, C.ADD_PATH_SEND) & add_path(theirs, C.ADD_PATH_RECEIVE)),
+        extended_message=True,
+    )
+
+
+def context_json(ctx: CodecContext) -> dict[str, Any]:
+    return {
+        "four_octet_as": ctx.four_octet_as,
+        "add_path": sorted(family_name(a, s) for a, s in ctx.add_path),
+        "max_size": ctx.max_message_size,
+    }
+
+
 # ----------------------------------------------------------------------------- CLI
 
 
@@ -387,10 +438,13 @@ def main(argv: list[str] | None = None, stdin: Any = None, stdout: TextIO | None
                     flows = bgp_streams(fh.read())
             except (OSError, PcapError) as exc:
                 raise UsageError(f"cannot read {args.pcap}: {exc}") from None
+            explicit = args.two_octet_as or args.add_path or args.max_size != EXTENDED_MAX_MESSAGE
+            opens = {flow: first_open(payload) for flow, payload in flows}
             malformed = False
             for flow, payload in flows:
-                out.write(json.dumps({"flow": flow}) + "\n")
-                malformed |= decode_stream(payload, ctx, out)
+                flow_ctx = ctx if explicit else flow_context(flow, opens) or ctx
+                out.write(json.dumps({"flow": flow, "context": context_json(flow_ctx)}) + "\n")
+                malformed |= decode_stream(payload, flow_ctx, out)
             return 1 if malformed else 0
         if not args.hex:
             raise UsageError("give hex octets, - for stdin, or --pcap FILE")

@@ -191,8 +191,61 @@ def test_pcap_capture(tmp_path: Path) -> None:
     wrpcap(str(path), packets)
     rc, records, _ = run("--pcap", str(path))
     assert rc == 0
-    assert records[0] == {"flow": "198.51.100.11:40000 > 198.51.100.1:179"}
+    assert records[0]["flow"] == "198.51.100.11:40000 > 198.51.100.1:179"
     assert [r.get("type") for r in records[1:]] == ["KEEPALIVE", "UPDATE", None, "KEEPALIVE"]
     assert records[2]["nlri"] == ["203.0.113.10/32"]
     rc, _, err = run("--pcap", str(tmp_path / "missing.pcap"))
     assert rc == 2 and "cannot read" in err
+
+
+def test_pcap_context_follows_the_captured_opens(tmp_path: Path) -> None:
+    """A 2-octet-AS session with add-path: the OPENs in the capture set the decoding."""
+    from scapy.layers.inet import IP, TCP
+    from scapy.layers.l2 import Ether
+    from scapy.packet import Packet
+    from scapy.utils import wrpcap
+
+    from bgp import capabilities as C
+    from bgp.context import CodecContext
+
+    rid = ipaddress.IPv4Address("198.51.100.11")
+    open_a = M.encode(M.Open(64512, 90, rid, (C.AddPath(((1, 1, 3),)),)))
+    open_b = M.encode(
+        M.Open(64500, 90, ipaddress.IPv4Address("198.51.100.1"), (C.AddPath(((1, 1, 3),)),))
+    )
+    ctx = CodecContext(four_octet_as=False, add_path=frozenset({(1, 1)}))
+    update = M.encode(
+        M.Update(
+            (),
+            (A.Origin(0), A.AsPath.sequence(64512), A.NextHop(rid)),
+            (Prefix.parse("203.0.113.10/32", 7),),
+        ),
+        ctx,
+    )
+
+    def seg(src: str, dst: str, sport: int, dport: int, payload: bytes) -> Packet:
+        return (
+            Ether()
+            / IP(src=src, dst=dst)
+            / TCP(sport=sport, dport=dport, seq=1, flags="PA")
+            / payload
+        )
+
+    path = tmp_path / "addpath.pcap"
+    wrpcap(
+        str(path),
+        [
+            seg("198.51.100.11", "198.51.100.1", 40000, 179, open_a + update),
+            seg("198.51.100.1", "198.51.100.11", 179, 40000, open_b),
+        ],
+    )
+    rc, records, _ = run("--pcap", str(path))
+    assert rc == 0, records
+    assert records[0]["context"] == {
+        "four_octet_as": False,
+        "add_path": ["ipv4-unicast"],
+        "max_size": 65535,
+    }
+    upd = records[2]
+    assert upd["nlri"] == [{"prefix": "203.0.113.10/32", "path_id": 7}]
+    assert next(a for a in upd["attributes"] if a["name"] == "AS_PATH")["text"] == "64512"
