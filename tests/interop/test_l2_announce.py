@@ -223,6 +223,9 @@ def test_bridge_ports_and_excluded_names_are_skipped(lan: Lan) -> None:
     assert ann.find("ready")[-1]["interfaces"] == ["br9", "eth0", "up9"]
     explicit = announce(lab, "node1", "--interface", "veth9", "--ip", VIP4_OTHER)
     assert explicit.find("ready")[-1]["interfaces"] == ["veth9"]
+    # Announced, but only on veth9: never answered on the unselected eth0.
+    assert arping(lab, "client", VIP4_OTHER, count=2) == []
+    assert {m for m, _ in arping(lab, "client", VIP4, count=1)} == {lan.nodes[0].mac}
 
 
 def test_warns_when_the_kernel_also_answers(lan: Lan) -> None:
