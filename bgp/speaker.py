@@ -500,21 +500,34 @@ class Peer:
 
     def _on_event(self, ev: Event) -> None:
         if isinstance(ev, ConnectRequested):
+            log.debug("connecting", extra={"peer": self.key, "conn": ev.conn_id})
             conn = _Conn(self, ev.conn_id)
             self.conns[ev.conn_id] = conn
             conn.task = self._spawn(self._connect(conn))
         elif isinstance(ev, CloseConnection):
+            log.debug("closing", extra={"peer": self.key, "conn": ev.conn_id, "reason": ev.reason})
             self._close_conn(ev.conn_id)
         elif isinstance(ev, SessionEstablished):
             self._established(ev.conn_id, ev.negotiated)
         elif isinstance(ev, SessionDown):
             self._down(ev)
         elif isinstance(ev, RouteRefreshRequested):
+            log.info("routeRefreshRequested", extra={"peer": self.key, "afi": ev.afi})
             if ev.safi == SAFI_UNICAST:
                 self.ribout.refresh(ev.afi, self.speaker.rib.desired(self.key, ev.afi))
                 self._send_routes()
         elif isinstance(ev, EndOfRibReceived):
-            log.debug("endOfRibReceived", extra={"peer": self.key, "afi": ev.afi})
+            c = self.session.counters
+            log.info(
+                "endOfRibReceived",
+                extra={
+                    "peer": self.key,
+                    "afi": ev.afi,
+                    "safi": ev.safi,
+                    "prefixes_received": c.prefixes_received,
+                    "updates_received": c.updates_received,
+                },
+            )
         elif isinstance(ev, FamilyDisabled):
             log.warning(
                 "familyDisabled",
