@@ -113,6 +113,18 @@ def attribute_sets(afi_nlri: bool = True) -> st.SearchStrategy[tuple[A.Attribute
                 st.lists(st.tuples(u32, u32, u32), min_size=1, max_size=4).map(tuple),
             ),
             "orig": st.builds(A.OriginatorId, ipv4),
+            "as4path": st.builds(
+                A.As4Path,
+                st.lists(
+                    st.builds(
+                        A.AsPathSegment,
+                        st.sampled_from([1, 2]),
+                        st.lists(asn4, min_size=1, max_size=8).map(tuple),
+                    ),
+                    max_size=3,
+                ).map(tuple),
+            ),
+            "as4agg": st.builds(A.As4Aggregator, asn4, ipv4),
             "cluster": st.builds(A.ClusterList, st.lists(ipv4, min_size=1, max_size=4).map(tuple)),
             "unknown": st.builds(
                 A.UnknownAttribute,

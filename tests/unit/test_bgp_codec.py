@@ -298,3 +298,22 @@ def test_attribute_cache_reuses_blocks_but_respects_nlri_and_context() -> None:
             M.encode_update_raw(b"", A.encode_attributes((A.MultiExitDisc(i),)), b""), CTX4, cache
         )
     assert len(cache._entries) <= 2
+
+
+@given(
+    st.sampled_from([(1, 128), (2, 128), (1, 133), (25, 70), (1, 4), (16388, 71)]),
+    st.binary(max_size=40),
+    st.binary(min_size=1, max_size=200),
+)
+def test_foreign_family_mp_attributes_round_trip(
+    family: tuple[int, int], next_hop: bytes, raw: bytes
+) -> None:
+    lengths = {(1, 128): 12, (2, 128): 24}
+    if family in lengths:
+        next_hop = bytes(lengths[family])
+    reach = A.MpReachNlri(family[0], family[1], next_hop, (), raw)
+    unreach = A.MpUnreachNlri(family[0], family[1], (), raw)
+    base = (A.Origin(0), A.AsPath.sequence(64500))
+    for attrs in ((*base, reach), (unreach,)):
+        decoded = A.decode_attributes(A.encode_attributes(attrs))
+        assert decoded.attributes == attrs and decoded.problems == ()
