@@ -47,7 +47,7 @@ def run(
     iface: str, frames: list[bytes], rate: int, duration: float, count: tuple[bytes, bytes] | None
 ) -> dict[str, float]:
     """Send `frames` round-robin at `rate`/s for `duration`; count ARP replies matching `count`
-    ((sender IP, target IP) packed), while sending and for half a second after."""
+    ((sender IP, target IP) packed), while sending and for up to two seconds after."""
     tx = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
     tx.bind((iface, 0))
     rx = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ARP))
@@ -89,8 +89,10 @@ def run(
             sent += 1
         next_slot += slot
     elapsed = time.perf_counter() - start
-    settle = time.perf_counter() + 0.5
-    while time.perf_counter() < settle:
+    # Late replies still count (a loaded machine may delay the responder); stop early once all
+    # are in, so the wait only costs time when something is actually missing.
+    settle = time.perf_counter() + (2.0 if count is not None else 0.2)
+    while time.perf_counter() < settle and not (count is not None and replies >= sent):
         drain()
         time.sleep(0.01)
     drain()

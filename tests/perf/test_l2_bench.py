@@ -120,7 +120,7 @@ def test_l2_arp_rate_cpu_and_bpf_flood(lab: Lab) -> None:
     assert ours[0].lossless, ours[0]  # the lowest rate is answered completely, one per request
     exact, _, none = floods
     assert exact["seen_by_python"] == 0  # the exact filter kept the whole flood in the kernel
-    assert none["seen_by_python"] >= none["sent"] // 2  # without it, Python handled the flood
+    assert none["seen_by_python"] >= none["sent"] // 10  # without it, Python handles the flood
 
 
 def render(ours: list[Step], kernel: list[Step], floods: list[dict[str, Any]]) -> str:
