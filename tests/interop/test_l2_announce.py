@@ -27,6 +27,7 @@ from tests.lab.l2_tools import (
     neigh_mac,
     ping,
     scapy_ns_without_slla,
+    scapy_send,
 )
 from tests.lab.netns import Lab, wait_for
 from tests.lab.topology import Lan, build_lan
@@ -83,6 +84,19 @@ def test_unicast_ns_without_slla_is_answered(lan: Lan) -> None:
     assert na["eth_dst"] == client.mac and na["eth_src"] == node1.mac
     assert na["target"] == VIP6 and na["tlla"] == node1.mac
     assert (na["solicited"], na["override"], na["hlim"]) == (1, 1, 255)
+    # Malformed solicitations for our address pass the BPF filter, are dropped and counted.
+    base = (
+        f"Ether(src={client.mac!r}, dst={node1.mac!r})"
+        f"/IPv6(src={client.ipv6!r}, dst={VIP6!r}, hlim={{hlim}})"
+        f"/ICMPv6ND_NS(tgt={VIP6!r}, cksum={{cksum}})"
+    )
+    bad_checksum = base.format(hlim=255, cksum="0x1234")
+    forwarded = base.format(hlim=64, cksum="None")  # hop limit < 255: not from this link
+    scapy_send(lab, "client", f"[{bad_checksum}] * 2 + [{forwarded}] * 3")
+    status, stopped = ann.stop()
+    assert status == 0
+    assert stopped["malformed"] == {"icmpv6-bad-checksum": 2, "ndp-hop-limit": 3}
+    assert stopped["responses_sent"] == {VIP6: stopped["requests_received"][VIP6]}
 
 
 def test_takeover_burst_updates_the_clients_neighbour_table(lan: Lan) -> None:

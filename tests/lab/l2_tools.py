@@ -149,3 +149,14 @@ def scapy_ns_without_slla(
     value = json.loads(result.stdout.strip().splitlines()[-1])
     assert value is None or isinstance(value, dict)
     return value
+
+
+def scapy_send(lab: Lab, role: str, expression: str, iface: str = "eth0", count: int = 1) -> None:
+    """Send the frame a scapy `expression` builds (names from scapy.all are in scope)."""
+    script = (
+        "from scapy.all import *\n"
+        "conf.verb = 0\n"
+        f"sendp({expression}, iface={iface!r}, count={count})\n"
+    )
+    result = lab.run(role, [sys.executable, "-c", script], timeout=30)
+    assert result.returncode == 0, result.stderr

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import ipaddress
 
+from hypothesis import given
+from hypothesis import strategies as st
 from scapy.layers.inet6 import (
     ICMPv6ND_NA,
     ICMPv6ND_NS,
@@ -231,3 +233,21 @@ def test_diff_announcements_bursts_only_for_new_pairs() -> None:
     assert added == {("eth1", VIP4)} and removed == set()
     added, removed = diff_announcements({"eth0": a}, {})
     assert removed == {("eth0", VIP4)}
+
+
+@given(st.binary(max_size=200), st.sampled_from([0, 1, 2, 3]))
+def test_any_bytes_are_answered_dropped_or_counted_never_raised(frame: bytes, pkttype: int) -> None:
+    r = make()
+    replies = r.handle_frame("eth0", frame, pkttype)
+    c = r.counters
+    handled = c.malformed_total + c.dropped_total + sum(c.requests_received.values())
+    assert handled >= 1  # every frame is accounted for somewhere
+    assert len(replies) <= 1
+
+
+@given(st.binary(min_size=42, max_size=60))
+def test_random_arp_bodies_never_reply_for_unannounced_targets(body: bytes) -> None:
+    r = make()
+    frame = b"\xff" * 6 + bytes.fromhex(CLIENT_MAC.replace(":", "")) + b"\x08\x06" + body[14:]
+    for reply in r.handle_frame("eth0", frame):
+        assert Ether(reply)[ARP].psrc == str(VIP4)
