@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from typing import NoReturn
 
 from bfd.dispatch import SessionKey
-from bfd.engine import Engine, LatenessStats, tune_gc
+from bfd.engine import Engine, LatenessStats, set_realtime, tune_gc
 from bfd.profile import DEFAULT_FLOOR_MS, Profile, ProfileError
 from netkit import jsonlog
 
@@ -62,6 +62,12 @@ def build_parser() -> argparse.ArgumentParser:
         type=float,
         default=0.0,
         help="log counters and timer lateness every N seconds (0: only at exit)",
+    )
+    s.add_argument(
+        "--rt-priority",
+        type=int,
+        default=0,
+        help="run under SCHED_FIFO at this priority, 1-99 (needs CAP_SYS_NICE; 0: off)",
     )
     s.add_argument(
         "--stdin",
@@ -200,6 +206,12 @@ async def run_sessions(args: argparse.Namespace, profile: Profile, keys: list[Se
         "bfdStarted",
         extra={"sessions": len(keys), "floorMs": engine.floor_ms, "profile": profile.name},
     )
+    if args.rt_priority:
+        problem = set_realtime(args.rt_priority)
+        if problem:
+            log.warning("bfdRealtimeUnavailable", extra={"error": problem})
+        else:
+            log.info("bfdRealtime", extra={"priority": args.rt_priority})
     tune_gc()
     engine.lateness = LatenessStats()  # measure the steady state, not the start-up burst
     commands = asyncio.create_task(_read_commands(engine, profile)) if args.stdin else None
@@ -226,6 +238,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         profile = _profile(args)
         if args.floor_ms < 1:
             raise ProfileError("--floor-ms must be at least 1")
+        if not 0 <= args.rt_priority <= 99:
+            raise ProfileError("--rt-priority must be in 0-99")
     except ProfileError as exc:
         print(f"python -m bfd: error: {exc}", file=sys.stderr)
         return 2

@@ -20,6 +20,7 @@ import contextlib
 import gc
 import ipaddress
 import logging
+import os
 import random
 import socket
 import sys
@@ -127,6 +128,22 @@ def tune_gc() -> None:
     gc.collect()
     gc.freeze()
     gc.set_threshold(5000, 50, 1000)
+
+
+def set_realtime(priority: int) -> str | None:
+    """Run this process under SCHED_FIFO at `priority` (1-99), as keepalived's bfd_rt_priority.
+
+    On a CPU-starved node a normal process can wait hundreds of milliseconds for a core; a
+    real-time one is scheduled first. Needs CAP_SYS_NICE. Returns an error text or None. The
+    kernel's RT throttling (sched_rt_runtime_us) still leaves CPU time to everything else.
+    """
+    if not 1 <= priority <= 99:
+        return "real-time priority must be in 1-99"
+    try:
+        os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(priority))
+    except (OSError, AttributeError) as exc:
+        return f"cannot set SCHED_FIFO {priority}: {exc}"
+    return None
 
 
 def _family(address: str) -> socket.AddressFamily:
