@@ -50,9 +50,9 @@ def _run(pool: str, family: int, sharing: bool = False) -> tuple[float, float]:
 @pytest.mark.parametrize(
     ("label", "pool", "family", "sharing"),
     [
-        ("ipv4 /16", "10.0.0.0/16", 4, False),
+        ("ipv4 /16", "198.18.0.0/16", 4, False),
         ("ipv6 /64", "2001:db8::/64", 6, False),
-        ("ipv4 /16 shared x4", "10.0.0.0/16", 4, True),
+        ("ipv4 /16 shared x4", "198.18.0.0/16", 4, True),
         ("ipv4 /8", "10.0.0.0/8", 4, False),
     ],
 )

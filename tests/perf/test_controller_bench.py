@@ -1,0 +1,104 @@
+"""End-to-end controller throughput against the embedded API server: N Services of type
+LoadBalancer created (32 requests in flight) while `metallb-py controller` runs; the clock stops
+when a watch has seen every one of them with an IP in its status.
+
+Smoke size by default (runs in `make test`); 50 000 services with METALLB_BENCH=full (target:
+<= 90 s, i.e. 2x Cilium's 278 services/s). The API server's own create rate, measured in the same
+run, is the floor any controller on it can reach. Printed as `BENCH ...` lines (see -s); the
+figures belong in docs/bench-controller.md. Only correctness is asserted: every service gets a
+distinct IP from the pool.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import os
+import time
+from pathlib import Path
+
+from metallb_py.kube.cache import JSON
+from metallb_py.kube.informer import Informer
+from metallb_py.kube.rest import SERVICES
+from tests.lab.apiserver import ApiServer, apiserver_fixture
+from tests.lab.controller_lab import (
+    client,
+    create_pool,
+    ingress_ips,
+    install_crds,
+    service_body,
+    start_controller,
+    wait_for,
+)
+
+FULL = os.environ.get("METALLB_BENCH") == "full"
+N = int(os.environ.get("METALLB_BENCH_N") or (50_000 if FULL else 300))
+NAMESPACE = "bench"
+# RFC 2544 benchmarking space: no traffic is ever sent to these addresses.
+POOL = "198.18.0.0/15"
+
+apiserver = apiserver_fixture()
+
+
+async def test_controller_end_to_end(apiserver: ApiServer, tmp_path: Path) -> None:
+    async with client(apiserver) as rest:
+        await install_crds(rest)
+        await rest.create(
+            "/api/v1/namespaces",
+            {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}},
+        )
+        await create_pool(rest, "bench", [POOL])
+        ctl = start_controller(apiserver, tmp_path, "--lease-duration", "4", "--workers", "32")
+        await wait_for(lambda: _leading(ctl), 60, "the controller to lead")
+
+        assigned: dict[str, list[str]] = {}
+        done = asyncio.Event()
+
+        def seen(key: str, old: JSON | None, new: JSON | None) -> None:
+            if new is not None and key.startswith(f"{NAMESPACE}/"):
+                ips = ingress_ips(new)
+                if ips:
+                    assigned[key] = ips
+                    if len(assigned) >= N:
+                        done.set()
+
+        watcher = Informer(rest, SERVICES, namespace=NAMESPACE, resync_period=0)
+        watcher.add_handler(seen)
+        stop = asyncio.Event()
+        watch_task = asyncio.create_task(watcher.run(stop))
+        await watcher.synced.wait()
+
+        sem = asyncio.Semaphore(32)
+
+        async def create(i: int) -> None:
+            async with sem:
+                await rest.create(
+                    SERVICES.path(NAMESPACE),
+                    service_body(
+                        f"s{i:05d}", NAMESPACE, port=80, allocateLoadBalancerNodePorts=False
+                    ),
+                )
+
+        start = time.perf_counter()
+        await asyncio.gather(*(create(i) for i in range(N)))
+        created = time.perf_counter() - start
+        try:
+            await asyncio.wait_for(done.wait(), max(120.0, N / 50))
+        finally:
+            total = time.perf_counter() - start
+            stop.set()
+            watch_task.cancel()
+            ctl.stop()
+        print(
+            f"BENCH controller e2e: {N} services created in {created:.1f} s "
+            f"({N / created:,.0f}/s, the API server's create rate), all with status after "
+            f"{total:.1f} s ({N / total:,.0f} services/s end to end; Cilium anchor 278/s)"
+        )
+        ips = [ip for v in assigned.values() for ip in v]
+        assert len(ips) == N == len(set(ips))
+        net = ipaddress.ip_network(POOL)
+        assert all(ipaddress.ip_address(ip) in net for ip in ips)
+
+
+async def _leading(ctl: object) -> bool:
+    return bool(ctl.events("leading"))  # type: ignore[attr-defined]
