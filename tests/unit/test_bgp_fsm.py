@@ -9,6 +9,8 @@ from dataclasses import replace
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from bgp import attributes as A
 from bgp import capabilities as C
@@ -770,3 +772,91 @@ def test_enhanced_route_refresh_markers() -> None:
     s2, _ = establish()
     with pytest.raises(SessionError):
         s2.send_route_refresh(1, 1, subtype=1)
+
+
+# ---------------------------------------------------------------- random driving
+
+
+OPS = st.lists(
+    st.tuples(
+        st.sampled_from(
+            [
+                "start",
+                "stop",
+                "stop_graceful",
+                "made",
+                "failed",
+                "lost",
+                "accept",
+                "open",
+                "keepalive",
+                "update",
+                "notification",
+                "garbage",
+                "time",
+                "send",
+            ]
+        ),
+        st.integers(0, 3),
+        st.floats(0, 200),
+    ),
+    max_size=40,
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(OPS, st.booleans())
+def test_random_event_sequences_keep_the_invariants(
+    ops: list[tuple[str, int, float]], passive: bool
+) -> None:
+    """Whatever the driver does, the session never raises (except SessionError for
+    commands it cannot honour), keeps at most one established connection and never asks
+    for a timer in the past."""
+    cfg = replace(CFG, passive=passive, graceful_restart=True, hold_time=9)
+    s = Session(cfg, random.Random(0))
+    now = 0.0
+    known: list[int] = []
+    payloads = {
+        "open": peer_open(caps=GR_N),
+        "keepalive": KEEPALIVE,
+        "update": update_bytes("203.0.113.0/24"),
+        "notification": M.encode(M.Notification(6, 2)),
+        "garbage": b"\x00" * 19,
+    }
+    for op, idx, dt in ops:
+        conn = known[idx % len(known)] if known else 0
+        if op == "start":
+            s.start(now)
+        elif op == "stop":
+            s.stop(now, message="bye")
+        elif op == "stop_graceful":
+            s.stop(now, graceful=True)
+        elif op == "made":
+            s.connection_made(conn, now)
+        elif op == "failed":
+            s.connection_failed(conn, now)
+        elif op == "lost":
+            s.connection_lost(conn, now)
+        elif op == "accept":
+            known.append(s.accept_connection(now))
+        elif op == "time":
+            now += dt
+            s.handle_timer(now)
+            deadline = s.get_timer()
+            assert deadline is None or deadline > now
+        elif op == "send":
+            try:
+                s.send_update(update_bytes("198.51.100.0/24"), now=now)
+            except SessionError:
+                assert s.state != State.ESTABLISHED
+        else:
+            s.data_received(conn, payloads[op], now)
+        for ev in drain(s):
+            if isinstance(ev, E.ConnectRequested):
+                known.append(ev.conn_id)
+        established = [c for c in s._conns.values() if c.state == State.ESTABLISHED]
+        assert len(established) <= 1
+        for c in known:
+            s.data_to_send(c)
+        if s.state == State.IDLE:
+            assert s.get_timer() is None
