@@ -1,0 +1,232 @@
+"""Apply the desired BGP state to the `bgp` speaker (and BFD to the `bfd` engine).
+
+Sessions are keyed by `ADDR:PORT`; `bgp.Speaker.add_peer` keeps a session whose parameters did not
+change, so a configuration edit resets only the peers it touched. Routes are always announced to
+named peers (per-peer tables: BGPAdvertisement.peers lists differ per peer), and only the
+difference from what was applied last is sent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from bfd.engine import Engine
+from bfd.profile import Profile
+from bgp.fsm import State
+from bgp.packing import PrefixError, RouteAttrs, prefix_key
+from bgp.speaker import PeerConfig, Speaker, SpeakerEvent
+from metallb_py.config.model import BFDProfile, Config, Peer
+from metallb_py.speaker.bfd_bgp import BfdBgp, BfdPeer
+
+log = logging.getLogger("metallb_py.speaker.bgp")
+PLACEHOLDER_AS = 65535  # every PeerConfig carries its own local AS; the speaker's is unused
+
+
+def peer_config(peer: Peer) -> PeerConfig | None:
+    """A BGPPeer as the bgp library's PeerConfig (None: a form we cannot run, e.g. unnumbered)."""
+    if peer.address is None:
+        return None
+    peer_as: int | str
+    if peer.peer_asn is not None:
+        peer_as = peer.peer_asn
+    elif peer.dynamic_asn in ("internal", "external"):
+        peer_as = peer.dynamic_asn
+    else:
+        return None
+    return PeerConfig(
+        address=str(peer.address),
+        peer_as=peer_as,  # type: ignore[arg-type]
+        port=peer.port,
+        local_as=peer.local_asn or peer.my_asn,
+        router_id=str(peer.router_id) if peer.router_id is not None else None,
+        local_address=str(peer.source_address) if peer.source_address is not None else None,
+        hold_time=peer.hold_time,
+        keepalive=float(peer.keepalive_time) if peer.hold_time else None,
+        password=peer.password or None,
+        ebgp_multihop=255 if peer.ebgp_multihop else None,
+        vrf=peer.vrf or None,
+        graceful_restart=peer.enable_graceful_restart,
+        connect_retry=float(peer.connect_time) if peer.connect_time else 1.0,
+        connect_retry_max=float(peer.connect_time) if peer.connect_time else 30.0,
+        name=peer.name,
+    )
+
+
+def bfd_profile(profile: BFDProfile) -> Profile:
+    return Profile(
+        name=profile.name,
+        receive_interval_ms=profile.receive_interval,
+        transmit_interval_ms=profile.transmit_interval,
+        detect_multiplier=profile.detect_multiplier,
+        echo_interval_ms=profile.echo_interval,
+        echo_mode=profile.echo_mode,
+        passive_mode=profile.passive_mode,
+        minimum_ttl=profile.minimum_ttl,
+    )
+
+
+def _now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@dataclass
+class SessionInfo:
+    """What BGPSessionState reports for one peer."""
+
+    name: str
+    key: str
+    address: str
+    vrf: str
+    state: str
+    established_since: str
+    last_error: str
+    last_error_time: str
+    prefixes_sent: int
+    prefixes_received: int
+    bfd_state: str
+
+
+class BgpShell:
+    def __init__(self, node_name: str, on_session_change: Callable[[], None] | None = None) -> None:
+        self.speaker = Speaker(
+            PLACEHOLDER_AS, node_name=node_name, listen_port=None, on_event=self._on_event
+        )
+        self.engine = Engine()
+        self.bfd = BfdBgp(self.speaker, self.engine)
+        self.on_session_change = on_session_change
+        self.names: dict[str, str] = {}  # peer key -> BGPPeer name
+        self.keys: dict[str, str] = {}  # BGPPeer name -> peer key
+        self.applied: dict[str, dict[tuple[int, bytes], RouteAttrs]] = {}  # peer key -> routes
+        self.established_since: dict[str, str] = {}
+        self.last_error: dict[str, tuple[str, str]] = {}
+        self.unsupported: set[str] = set()
+        self._started = False
+        self._peer_ids: dict[str, int] = {}
+
+    async def start(self) -> None:
+        if not self._started:
+            await self.engine.start()
+            self.speaker.start()
+            self._started = True
+
+    def _on_event(self, event: SpeakerEvent) -> None:
+        if event.kind == "sessionEstablished":
+            self.established_since[event.peer] = _now()
+        elif event.kind == "sessionDown":
+            self.established_since.pop(event.peer, None)
+            self.last_error[event.peer] = (str(event.detail.get("reason", "")), _now())
+        if self.on_session_change is not None and event.kind != "tableSent":
+            self.on_session_change()
+
+    def apply(
+        self,
+        config: Config | None,
+        peers: Mapping[str, Peer],
+        routes: Mapping[str, Mapping[str, RouteAttrs]],
+    ) -> None:
+        """Reconcile sessions to `peers` (BGPPeer name -> Peer) and tables to `routes`."""
+        configs: dict[str, PeerConfig] = {}
+        bfd_peers: list[BfdPeer] = []
+        for name, peer in sorted(peers.items()):
+            cfg = peer_config(peer)
+            if cfg is None:
+                if name not in self.unsupported:
+                    self.unsupported.add(name)
+                    log.error(
+                        "peerUnsupported",
+                        extra={"peer": name, "reason": "unnumbered BGP or no peer ASN"},
+                    )
+                continue
+            if cfg.key in configs:
+                continue
+            configs[cfg.key] = cfg
+            profile = None
+            if peer.bfd_profile and config is not None:
+                bp = config.bfd_profile(peer.bfd_profile)
+                profile = bfd_profile(bp) if bp is not None else None
+            bfd_peers.append(BfdPeer(cfg, profile))
+        self.unsupported &= set(peers)
+        for key in list(self.speaker.peers):
+            if key not in configs:
+                log.info("peerRemoved", extra={"peer": key})
+                self.speaker.remove_peer(key)
+                self.applied.pop(key, None)
+                self._peer_ids.pop(key, None)
+                self.established_since.pop(key, None)
+        for key, cfg in configs.items():
+            peer_obj = self.speaker.add_peer(cfg)
+            if self._peer_ids.get(key) != id(peer_obj):
+                if key in self._peer_ids:
+                    log.info("peerReset", extra={"peer": key, "reason": "configuration changed"})
+                else:
+                    log.info("peerAdded", extra={"peer": key, "bgpPeer": cfg.name})
+                self._peer_ids[key] = id(peer_obj)
+                self.applied[key] = {}  # a new session: its table starts empty
+        self.names = {k: c.name for k, c in configs.items()}
+        self.keys = {c.name: k for k, c in configs.items()}
+        self.bfd.set_peers(bfd_peers)
+        for name, key in self.keys.items():
+            self._apply_table(key, routes.get(name, {}))
+
+    def _apply_table(self, key: str, table: Mapping[str, RouteAttrs]) -> None:
+        wanted: dict[tuple[int, bytes], RouteAttrs] = {}
+        for prefix, attrs in table.items():
+            try:
+                wanted[prefix_key(prefix)] = attrs
+            except PrefixError:
+                log.error("badPrefix", extra={"prefix": prefix})
+        old = self.applied.get(key, {})
+        for pk in old.keys() - wanted.keys():
+            self.speaker.withdraw(pk, [key])
+        for pk, attrs in wanted.items():
+            if old.get(pk) != attrs:
+                self.speaker.announce(pk, attrs, [key])
+        self.applied[key] = wanted
+
+    def sessions(self) -> list[SessionInfo]:
+        out = []
+        bfd_by_peer = {k.peer: ms.state for k, ms in self.engine.sessions.items()}
+        for key, peer in sorted(self.speaker.peers.items()):
+            state = peer.session.state
+            bfd = bfd_by_peer.get(peer.config.address)
+            err, err_time = self.last_error.get(key, ("", ""))
+            out.append(
+                SessionInfo(
+                    name=self.names.get(key, ""),
+                    key=key,
+                    address=peer.config.address,
+                    vrf=peer.config.vrf or "",
+                    state=state.value,
+                    established_since=self.established_since.get(key, "")
+                    if state is State.ESTABLISHED
+                    else "",
+                    last_error=err,
+                    last_error_time=err_time,
+                    prefixes_sent=int(peer.ribout.announced),
+                    prefixes_received=0,
+                    bfd_state=_bfd_state(bfd),
+                )
+            )
+        return out
+
+    async def shutdown(self, graceful: bool) -> None:
+        """Withdraw by Cease, or keep routes at the peer where graceful restart was negotiated."""
+        self.bfd.close()
+        try:
+            await asyncio.wait_for(
+                self.speaker.shutdown("speaker shutting down", graceful=graceful), 1.5
+            )
+        except TimeoutError:
+            log.warning("bgpShutdownSlow")
+        await self.engine.close()
+
+
+def _bfd_state(state: object) -> str:
+    if state is None:
+        return "Disabled"
+    name = getattr(state, "name", str(state))
+    return {"ADMIN_DOWN": "AdminDown", "DOWN": "Down", "INIT": "Init", "UP": "Up"}.get(name, "Down")

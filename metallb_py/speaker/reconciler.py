@@ -1,0 +1,463 @@
+"""The speaker's reconciling shell: informers -> desired state -> BGP, layer 2, status, logs.
+
+Level-triggered and undebounced: any relevant change sets one flag; the loop recomputes the whole
+desired state (`desired.desired_state`, pure) and applies the difference at once, so a Service that
+gets an IP reaches the routers within milliseconds (MetalLB's FRR mode waits 3 s).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import Any, Protocol
+
+from metallb_py.config import Config, ConfigHolder
+from metallb_py.controller.clog import LazyLogger
+from metallb_py.kube import metrics as kube_metrics
+from metallb_py.kube.cache import JSON
+from metallb_py.kube.events import EventRecorder
+from metallb_py.kube.informer import Informer
+from metallb_py.kube.rest import ADDRESSPOOLS, COMMUNITIES, IPADDRESSPOOLS, SERVICES, Rest
+from metallb_py.speaker import desired as dz
+from metallb_py.speaker.bgp_shell import BgpShell
+from metallb_py.speaker.l2_shell import L2Shell, local_interfaces
+from metallb_py.speaker.resources import (
+    BFDPROFILES,
+    BGPADVERTISEMENTS,
+    BGPPEERS,
+    ENDPOINTSLICES,
+    L2ADVERTISEMENTS,
+    NODES,
+    SECRETS,
+)
+from metallb_py.speaker.status import StatusObjects, resolve_owner
+
+log = LazyLogger("speaker")
+COMPONENT = "metallb-speaker"
+SESSION_REFRESH = 5.0  # seconds between BGPSessionState refreshes (prefix counts)
+
+
+class Membership(Protocol):
+    """What the membership component (speaker liveness) offers the speaker.
+
+    `members()` is None while membership is disabled or has not formed yet; then every existing
+    Node object is a layer-2 candidate. `on_change` is called on any join/leave.
+    """
+
+    def members(self) -> frozenset[str] | None: ...
+
+    def subscribe(self, on_change: Callable[[], None]) -> None: ...
+
+    async def leave(self) -> None: ...
+
+
+def _service_of_slice(obj: JSON) -> tuple[str, ...]:
+    meta = obj.get("metadata") or {}
+    name = (meta.get("labels") or {}).get(dz.SERVICE_NAME_LABEL)
+    return (f"{meta.get('namespace')}/{name}",) if name else ()
+
+
+class _Slices(Mapping[str, Sequence[JSON]]):
+    """EndpointSlices by "ns/service", read through the informer's index."""
+
+    def __init__(self, informer: Informer) -> None:
+        self.informer = informer
+
+    def __getitem__(self, key: str) -> Sequence[JSON]:
+        return self.informer.cache.by_index("service", key)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(())
+
+    def __len__(self) -> int:
+        return 0
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self.informer.cache.by_index("service", key)
+
+
+def _node_signature(node: JSON | None) -> Any:
+    if node is None:
+        return None
+    return (
+        tuple(sorted(dz.labels(node).items())),
+        dz.network_unavailable(node),
+        dz.node_ready(node),
+    )
+
+
+class SpeakerReconciler:
+    def __init__(
+        self,
+        rest: Rest,
+        namespace: str,
+        node: str,
+        *,
+        pod_name: str | None = None,
+        options: dz.Options = dz.Options(),
+        membership: Membership | None = None,
+    ) -> None:
+        self.rest = rest
+        self.namespace = namespace
+        self.node = node
+        self.pod_name = pod_name
+        self.options = options
+        self.membership = membership
+        in_ns = f"metadata.namespace={namespace}"
+
+        def cfg(resource: Any, **kw: Any) -> Informer:
+            return Informer(
+                rest, resource, namespace=namespace, field_selector=in_ns, optional=True, **kw
+            )
+
+        self.services = Informer(rest, SERVICES)
+        self.slices = Informer(rest, ENDPOINTSLICES, indexers={"service": _service_of_slice})
+        self.nodes = Informer(rest, NODES)
+        self.config_informers = [
+            cfg(IPADDRESSPOOLS),
+            cfg(ADDRESSPOOLS),
+            cfg(L2ADVERTISEMENTS),
+            cfg(BGPADVERTISEMENTS),
+            cfg(BGPPEERS),
+            cfg(BFDPROFILES),
+            cfg(COMMUNITIES),
+            Informer(
+                rest,
+                SECRETS,
+                namespace=namespace,
+                field_selector="type=kubernetes.io/basic-auth",
+            ),
+        ]
+        self.services.add_handler(self._on_change)
+        self.slices.add_handler(self._on_change)
+        self.nodes.add_handler(self._on_node)
+        for inf in self.config_informers:
+            inf.add_handler(self._on_config)
+        if membership is not None:
+            membership.subscribe(self.dirty_set)
+
+        self.holder = ConfigHolder(namespace)
+        self.config: Config | None = None
+        self.problems_logged: tuple[str, ...] = ()
+        self.dirty = asyncio.Event()
+        self.config_dirty = True
+        self.current: dz.Desired | None = None
+        self.bgp = BgpShell(node, on_session_change=self._on_session_change)
+        self.l2 = L2Shell()
+        self.status = StatusObjects(rest, namespace, node)
+        self.events = EventRecorder(rest, COMPONENT)
+        self.announced: dict[tuple[str, str], tuple[str, ...]] = {}
+        self.orphans: set[str] = set()
+        self.missing_ifaces: set[str] = set()
+        self.reconciles = 0
+        self.failures = 0
+        self.last_reconcile_seconds = 0.0
+        self.ready = asyncio.Event()
+        self._sessions_dirty = asyncio.Event()
+
+    # ---- informer handlers --------------------------------------------------------------------
+
+    def dirty_set(self) -> None:
+        self.dirty.set()
+
+    def _on_change(self, key: str, old: JSON | None, new: JSON | None) -> None:
+        if old is not None and new is not None and old is new:
+            return  # periodic resync: nothing changed
+        self.dirty.set()
+
+    def _on_node(self, key: str, old: JSON | None, new: JSON | None) -> None:
+        if old is None or new is None or _node_signature(old) != _node_signature(new):
+            self.dirty.set()
+
+    def _on_config(self, key: str, old: JSON | None, new: JSON | None) -> None:
+        if old is not None and new is not None and old is new:
+            return
+        self.config_dirty = True
+        self.dirty.set()
+
+    def _on_session_change(self) -> None:
+        self._sessions_dirty.set()
+
+    # ---- lifecycle --------------------------------------------------------------------------
+
+    @property
+    def informers(self) -> list[Informer]:
+        return [self.services, self.slices, self.nodes, *self.config_informers]
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Run until `stop`; the caller then calls `shutdown()`."""
+        await self.bgp.start()
+        self.events.start()
+        tasks = [asyncio.create_task(inf.run(stop)) for inf in self.informers]
+        tasks += [asyncio.create_task(inf.run(stop)) for inf in self.status.informers]
+        tasks.append(asyncio.create_task(self.status.run(stop)))
+        tasks.append(asyncio.create_task(self._session_loop(stop)))
+        try:
+            await _until(asyncio.gather(*(i.synced.wait() for i in self.informers)), stop)
+            if stop.is_set():
+                return
+            self.status.owner = await resolve_owner(
+                self.rest, self.namespace, self.pod_name, self.node
+            )
+            log.info(
+                "speakerStarting",
+                node=self.node,
+                owner=f"{self.status.owner.kind}/{self.status.owner.name}"
+                if self.status.owner
+                else "",
+            )
+            self.dirty.set()
+            while not stop.is_set():
+                await _until(self.dirty.wait(), stop)
+                if stop.is_set():
+                    break
+                self.dirty.clear()
+                try:
+                    await self.reconcile()
+                except Exception:  # a bug must not stop announcing; try again shortly
+                    log.exception("reconcileFailed")
+                    self.failures += 1
+                    asyncio.get_running_loop().call_later(1.0, self.dirty.set)
+        finally:
+            for t in tasks:
+                t.cancel()
+            for t in tasks:
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await t
+
+    async def shutdown(self, budget: float = 1.6) -> None:
+        """Stop answering ARP/NDP, withdraw (or keep routes under graceful restart), leave."""
+        started = time.monotonic()
+        await self.l2.close()
+        graceful = any(
+            p.enable_graceful_restart for p in (self.config.peers if self.config else ())
+        )
+        jobs: list[Any] = [self.bgp.shutdown(graceful=graceful)]
+        if self.membership is not None:
+            jobs.append(self.membership.leave())
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.gather(*jobs, return_exceptions=True), budget * 0.7)
+        for (key, protocol), ips in sorted(self.announced.items()):
+            log.info(
+                "serviceWithdrawn",
+                service=key,
+                protocol=protocol,
+                ip=list(ips),
+                reason="speakerShutdown",
+                graceful_restart=graceful and protocol == dz.BGP,
+            )
+        self.announced.clear()
+        left = max(0.05, budget - (time.monotonic() - started))
+        self.status.set_services({}, {})
+        self.status.set_sessions({})
+        with contextlib.suppress(TimeoutError, Exception):
+            await asyncio.wait_for(self.status.sync_once(), left * 0.7)
+        with contextlib.suppress(Exception):
+            await self.events.stop(drain_timeout=max(0.05, left * 0.2))
+
+    # ---- one pass -----------------------------------------------------------------------------
+
+    def _load_config(self) -> None:
+        resources: list[JSON] = []
+        for inf in self.config_informers:
+            resources.extend(inf.cache.values())
+        config, problems, stale = self.holder.update(resources)
+        kube_metrics.config_stale.set(1 if stale else 0)
+        if config is not None:
+            kube_metrics.config_loaded.set(1)
+        lines = tuple(p.line() for p in problems)
+        if lines != self.problems_logged:
+            for p in problems:
+                log.warning("configProblem", problem=p.line(), severity=p.severity)
+            self.problems_logged = lines
+        if stale:
+            log.error(
+                "configStale", msg="configuration could not be used; keeping the last good one"
+            )
+        if config is not None and config != self.config:
+            log.info(
+                "configLoaded",
+                pools=[p.name for p in config.pools],
+                peers=[p.name for p in config.peers],
+            )
+        self.config = config
+        errors = [p.line() for p in problems if p.is_error]
+        self.status.set_config_state("Invalid" if errors or stale else "Valid", "\n".join(errors))
+
+    def inputs(self) -> dz.Inputs:
+        return dz.Inputs(
+            config=self.config,
+            services=dict(self.services.cache.items()),
+            endpoint_slices=_Slices(self.slices),
+            nodes={
+                str((n.get("metadata") or {}).get("name")): n for n in self.nodes.cache.values()
+            },
+            node=self.node,
+            members=self.membership.members() if self.membership is not None else None,
+            options=self.options,
+            previous=self.current,
+            local_interfaces=local_interfaces(),
+        )
+
+    async def reconcile(self) -> None:
+        started = time.perf_counter()
+        if self.config_dirty:
+            self.config_dirty = False
+            self._load_config()
+        if self.config is None:
+            return
+        want = dz.desired_state(self.inputs())
+        self.bgp.apply(self.config, want.peers, want.routes)
+        await self.l2.apply(want.l2)
+        self._report(want)
+        self.current = want
+        self.status.set_services(
+            {k: s.l2_interfaces for k, s in want.services.items() if s.layer2.announce},
+            {k: s.bgp_peers for k, s in want.services.items() if s.bgp.announce},
+        )
+        self._sessions_dirty.set()
+        self.reconciles += 1
+        self.last_reconcile_seconds = time.perf_counter() - started
+        if not self.ready.is_set():
+            self.ready.set()
+            log.info("speakerReady", services=len(want.services), peers=sorted(want.peers))
+
+    def _report(self, want: dz.Desired) -> None:
+        """Logs, events and the announced set, on transitions only."""
+        seen: set[tuple[str, str]] = set()
+        for key, sd in want.services.items():
+            svc = self.services.cache.get(key)
+            for protocol in dz.PROTOCOLS:
+                decision = sd.decision(protocol)
+                before = self.announced.get((key, protocol))
+                if decision.announce:
+                    seen.add((key, protocol))
+                    if before == sd.ips:
+                        continue
+                    if before is not None:
+                        log.info(
+                            "serviceWithdrawn",
+                            service=key,
+                            protocol=protocol,
+                            ip=list(before),
+                            reason=dz.LB_IP_CHANGED,
+                        )
+                    self.announced[(key, protocol)] = sd.ips
+                    log.info(
+                        "serviceAnnounced",
+                        service=key,
+                        protocol=protocol,
+                        ip=list(sd.ips),
+                        node=self.node,
+                        pool=sd.pool,
+                        orphaned=sd.orphaned,
+                        msg="service has IP, announcing",
+                    )
+                    if svc is not None:
+                        self.events.normal(
+                            svc,
+                            "nodeAssigned",
+                            f'announcing from node "{self.node}" with protocol "{protocol}"',
+                        )
+                elif before is not None:
+                    del self.announced[(key, protocol)]
+                    log.info(
+                        "serviceWithdrawn",
+                        service=key,
+                        protocol=protocol,
+                        ip=list(before),
+                        reason=decision.reason,
+                    )
+            if sd.orphaned and key not in self.orphans and (sd.bgp.announce or sd.layer2.announce):
+                self.orphans.add(key)
+                log.warning(
+                    "serviceOrphaned",
+                    service=key,
+                    ip=list(sd.ips),
+                    msg="no pool allows this IP any more; announcing it as before until the "
+                    "controller releases it",
+                )
+            elif not sd.orphaned:
+                self.orphans.discard(key)
+            if sd.interfaces_missing and key not in self.missing_ifaces:
+                self.missing_ifaces.add(key)
+                log.warning("announceFailed", service=key, ip=list(sd.ips), node=self.node)
+                if svc is not None:
+                    for ip in sd.ips:
+                        self.events.warning(
+                            svc,
+                            "announceFailed",
+                            f'the interfaces specified by LB IP "{ip}" doesn\'t exist in '
+                            f'assigned node "{self.node}" with protocol "layer2"',
+                        )
+            elif not sd.interfaces_missing:
+                self.missing_ifaces.discard(key)
+        for (key, protocol), ips in list(self.announced.items()):
+            if (key, protocol) not in seen and key not in want.services:
+                del self.announced[(key, protocol)]
+                log.info(
+                    "serviceWithdrawn",
+                    service=key,
+                    protocol=protocol,
+                    ip=list(ips),
+                    reason=dz.SERVICE_DELETED,
+                )
+
+    # ---- BGPSessionState ----------------------------------------------------------------------
+
+    async def _session_loop(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._sessions_dirty.wait(), SESSION_REFRESH)
+            self._sessions_dirty.clear()
+            if stop.is_set() or not self.ready.is_set():
+                continue
+            sessions: dict[str, JSON] = {}
+            for info in self.bgp.sessions():
+                if not info.name:
+                    continue
+                status: JSON = {
+                    "peerAddress": info.address,
+                    "state": info.state,
+                    "prefixesSent": info.prefixes_sent,
+                    "prefixesReceived": info.prefixes_received,
+                    "bfdState": info.bfd_state,
+                }
+                if info.vrf:
+                    status["vrf"] = info.vrf
+                if info.established_since:
+                    status["establishedSince"] = info.established_since
+                if info.last_error:
+                    status["lastError"] = info.last_error
+                    status["lastErrorTime"] = info.last_error_time
+                sessions[info.name] = status
+            self.status.set_sessions(sessions)
+            await asyncio.sleep(0.2)  # a burst of session events becomes one write
+
+    # ---- metrics --------------------------------------------------------------------------------
+
+    def snapshot(self) -> dict[str, Any]:
+        announced = [
+            (key, protocol, self.node, ip)
+            for (key, protocol), ips in sorted(self.announced.items())
+            for ip in ips
+        ]
+        return {
+            "announced": announced,
+            "bgp": self.bgp.speaker.metrics(),
+            "bfd": self.bgp.engine.metrics() if self.bgp._started else {},
+            "layer2": self.l2.counters(),
+        }
+
+
+async def _until(awaitable: Any, stop: asyncio.Event) -> None:
+    task = asyncio.ensure_future(awaitable)
+    stopper = asyncio.create_task(stop.wait())
+    done, _ = await asyncio.wait({task, stopper}, return_when=asyncio.FIRST_COMPLETED)
+    for t in (task, stopper):
+        if t not in done:
+            t.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await t

@@ -1,0 +1,362 @@
+"""The speaker's status objects: ServiceL2Status, ServiceBGPStatus, BGPSessionState and
+ConfigurationState `speaker-<node>`, kept equal to what this node really does.
+
+Level-triggered: `set_desired` records what should exist, a single writer task compares it with
+the objects this node owns (an informer with `metallb.io/node=<node>`) and creates, updates or
+deletes the difference. Objects are owned by the speaker Pod when there is one (so they go with
+the Pod) and by the Node otherwise (systemd, demo), so they neither leak nor vanish while the
+speaker runs; an object owned by someone else (an earlier Pod) is replaced.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiohttp
+
+from metallb_py.kube import metrics as kube_metrics
+from metallb_py.kube.cache import JSON
+from metallb_py.kube.informer import Informer
+from metallb_py.kube.rest import CONFIGURATIONSTATES, PODS, ApiError, Resource, Rest
+from metallb_py.speaker.resources import (
+    BGPSESSIONSTATES,
+    LABEL_NODE,
+    LABEL_PEER,
+    LABEL_SERVICE_NAME,
+    LABEL_SERVICE_NAMESPACE,
+    NODES,
+    SERVICEBGPSTATUSES,
+    SERVICEL2STATUSES,
+)
+
+log = logging.getLogger("metallb_py.speaker.status")
+
+
+@dataclass(frozen=True)
+class Owner:
+    kind: str
+    name: str
+    uid: str
+
+    def reference(self) -> dict[str, Any]:
+        return {"apiVersion": "v1", "kind": self.kind, "name": self.name, "uid": self.uid}
+
+
+async def resolve_owner(rest: Rest, namespace: str, pod: str | None, node: str) -> Owner | None:
+    """The speaker Pod if it exists, else this Node, else nobody (objects then have no owner)."""
+    if pod:
+        try:
+            obj = await rest.get(PODS.path(namespace, pod))
+            return Owner("Pod", pod, str(obj["metadata"]["uid"]))
+        except (ApiError, KeyError, aiohttp.ClientError, OSError) as exc:
+            log.warning("ownerPodNotFound", extra={"pod": pod, "error": str(exc)})
+    try:
+        obj = await rest.get(NODES.path(None, node))
+        return Owner("Node", node, str(obj["metadata"]["uid"]))
+    except (ApiError, KeyError, aiohttp.ClientError, OSError) as exc:
+        log.warning("ownerNodeNotFound", extra={"node": node, "error": str(exc)})
+    return None
+
+
+def session_state_name(node: str, peer: str) -> str:
+    raw = f"{node}-{peer}".lower()
+    name = re.sub(r"[^a-z0-9.-]", "-", raw).strip("-.")
+    return name[:253] or "session"
+
+
+@dataclass
+class _Kind:
+    resource: Resource
+    informer: Informer
+    # key -> desired status (key: "ns/name" of the service, or the peer name)
+    desired: dict[str, JSON] = field(default_factory=dict)
+
+
+def _key_of(obj: JSON) -> str:
+    labels = (obj.get("metadata") or {}).get("labels") or {}
+    if LABEL_PEER in labels:
+        return str(labels[LABEL_PEER])
+    return f"{labels.get(LABEL_SERVICE_NAMESPACE, '')}/{labels.get(LABEL_SERVICE_NAME, '')}"
+
+
+class StatusObjects:
+    def __init__(self, rest: Rest, namespace: str, node: str, *, concurrency: int = 8) -> None:
+        self.rest = rest
+        self.namespace = namespace
+        self.node = node
+        self.owner: Owner | None = None
+        selector = f"{LABEL_NODE}={node}"
+        self.kinds = {
+            "l2": _Kind(
+                SERVICEL2STATUSES,
+                Informer(
+                    rest,
+                    SERVICEL2STATUSES,
+                    namespace=namespace,
+                    label_selector=selector,
+                    optional=True,
+                ),
+            ),
+            "bgp": _Kind(
+                SERVICEBGPSTATUSES,
+                Informer(
+                    rest,
+                    SERVICEBGPSTATUSES,
+                    namespace=namespace,
+                    label_selector=selector,
+                    optional=True,
+                ),
+            ),
+            "session": _Kind(
+                BGPSESSIONSTATES,
+                Informer(
+                    rest,
+                    BGPSESSIONSTATES,
+                    namespace=namespace,
+                    label_selector=selector,
+                    optional=True,
+                ),
+            ),
+        }
+        for kind in self.kinds.values():
+            kind.informer.add_handler(lambda *_: self.dirty.set())
+        self.dirty = asyncio.Event()
+        self.sem = asyncio.Semaphore(concurrency)
+        self.config_state: tuple[str, str] | None = None
+        self.config_state_written: tuple[str, str] | None = None
+        self.writes = 0
+        self.errors = 0
+
+    @property
+    def informers(self) -> list[Informer]:
+        return [k.informer for k in self.kinds.values()]
+
+    # -- what should exist -----------------------------------------------------------------------
+    def set_services(
+        self, l2: Mapping[str, tuple[str, ...]], bgp: Mapping[str, tuple[str, ...]]
+    ) -> None:
+        """l2: service key -> interfaces (() = all); bgp: service key -> peers (non-empty)."""
+        self.kinds["l2"].desired = {
+            key: self._service_status(key, {"interfaces": [{"name": i} for i in ifaces]})
+            for key, ifaces in l2.items()
+        }
+        self.kinds["bgp"].desired = {
+            key: self._service_status(key, {"peers": list(peers)})
+            for key, peers in bgp.items()
+            if peers
+        }
+        self.dirty.set()
+
+    def set_sessions(self, sessions: Mapping[str, JSON]) -> None:
+        """BGPPeer name -> BGPSessionState status."""
+        self.kinds["session"].desired = {
+            name: {"node": self.node, "peer": name, **status} for name, status in sessions.items()
+        }
+        self.dirty.set()
+
+    def set_config_state(self, result: str, summary: str) -> None:
+        self.config_state = (result, summary)
+        self.dirty.set()
+
+    def _service_status(self, key: str, extra: JSON) -> JSON:
+        ns, _, name = key.partition("/")
+        status: JSON = {"node": self.node, "serviceName": name, "serviceNamespace": ns}
+        for k, v in extra.items():
+            if v:
+                status[k] = v
+        return status
+
+    # -- the writer --------------------------------------------------------------------------------
+    async def run(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            waiter = asyncio.create_task(self.dirty.wait())
+            stopper = asyncio.create_task(stop.wait())
+            await asyncio.wait({waiter, stopper}, return_when=asyncio.FIRST_COMPLETED)
+            for t in (waiter, stopper):
+                t.cancel()
+            if stop.is_set():
+                return
+            self.dirty.clear()
+            if not all(k.informer.synced.is_set() for k in self.kinds.values()):
+                continue
+            try:
+                await self.sync_once()
+            except Exception:  # never take the speaker down over status
+                log.exception("statusSyncFailed")
+                self.errors += 1
+            await asyncio.sleep(0.05)  # coalesce bursts
+
+    async def sync_once(self) -> None:
+        jobs = []
+        for name, kind in self.kinds.items():
+            existing: dict[str, list[JSON]] = {}
+            for obj in kind.informer.cache.values():
+                existing.setdefault(_key_of(obj), []).append(obj)
+            for key, objs in existing.items():
+                want = kind.desired.get(key)
+                keep = None
+                if want is not None:
+                    keep = next((o for o in objs if self._owned(o)), None)
+                for o in objs:
+                    if o is not keep:
+                        jobs.append(self._delete(kind, o))
+                if keep is not None and (keep.get("status") or {}) != want:
+                    jobs.append(self._put_status(kind, keep, want or {}))
+            for key, want in kind.desired.items():
+                if not any(self._owned(o) for o in existing.get(key, [])):
+                    jobs.append(self._create(name, kind, key, want))
+        if self.config_state is not None and self.config_state != self.config_state_written:
+            jobs.append(self._write_config_state(*self.config_state))
+        if jobs:
+            await asyncio.gather(*jobs)
+
+    def _owned(self, obj: JSON) -> bool:
+        refs = (obj.get("metadata") or {}).get("ownerReferences") or []
+        if self.owner is None:
+            return not refs
+        return any(r.get("uid") == self.owner.uid for r in refs)
+
+    def _metadata(self, name: str, key: str) -> JSON:
+        labels = {LABEL_NODE: self.node}
+        if name == "session":
+            labels[LABEL_PEER] = key
+        else:
+            ns, _, svc = key.partition("/")
+            labels[LABEL_SERVICE_NAME] = svc
+            labels[LABEL_SERVICE_NAMESPACE] = ns
+        meta: JSON = {"namespace": self.namespace, "labels": labels}
+        if name == "session":
+            meta["name"] = session_state_name(self.node, key)
+        else:
+            meta["generateName"] = f"{name}-"
+        if self.owner is not None:
+            meta["ownerReferences"] = [self.owner.reference()]
+        return meta
+
+    async def _create(self, name: str, kind: _Kind, key: str, status: JSON) -> None:
+        async with self.sem:
+            body: JSON = {
+                "apiVersion": kind.resource.api_version,
+                "kind": kind.resource.kind,
+                "metadata": self._metadata(name, key),
+            }
+            try:
+                created = await self.rest.create(kind.resource.path(self.namespace), body)
+                created = await self.rest.replace(
+                    kind.resource.path(self.namespace, created["metadata"]["name"], "status"),
+                    {**created, "status": status},
+                )
+                kind.informer.remember(created)
+                self.writes += 2
+                kube_metrics.updates_total.inc(2)
+            except ApiError as exc:
+                if exc.conflict:  # e.g. a session object left by an earlier owner
+                    with contextlib.suppress(ApiError):
+                        await self.rest.delete(
+                            kind.resource.path(self.namespace, body["metadata"].get("name", ""))
+                        )
+                    self.dirty.set()
+                    return
+                self._failed("create", kind, exc)
+            except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+                self._failed("create", kind, exc)
+
+    async def _put_status(self, kind: _Kind, obj: JSON, status: JSON) -> None:
+        async with self.sem:
+            meta = obj.get("metadata") or {}
+            try:
+                written = await self.rest.replace(
+                    kind.resource.path(self.namespace, meta.get("name"), "status"),
+                    {**obj, "status": status},
+                )
+                kind.informer.remember(written)
+                self.writes += 1
+                kube_metrics.updates_total.inc()
+            except ApiError as exc:
+                if exc.conflict or exc.not_found:
+                    self.dirty.set()
+                    return
+                self._failed("update", kind, exc)
+            except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+                self._failed("update", kind, exc)
+
+    async def _delete(self, kind: _Kind, obj: JSON) -> None:
+        async with self.sem:
+            meta = obj.get("metadata") or {}
+            try:
+                await self.rest.delete(kind.resource.path(self.namespace, meta.get("name")))
+                self.writes += 1
+                kube_metrics.updates_total.inc()
+            except ApiError as exc:
+                if not exc.not_found:
+                    self._failed("delete", kind, exc)
+            except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+                self._failed("delete", kind, exc)
+
+    def _failed(self, op: str, kind: _Kind, exc: BaseException) -> None:
+        self.errors += 1
+        kube_metrics.update_errors_total.inc()
+        log.warning(
+            "statusWriteFailed",
+            extra={"op": op, "kind": kind.resource.kind, "error": str(exc) or type(exc).__name__},
+        )
+        # Try again later; a missing CRD is reported by the informer as not served.
+        asyncio.get_running_loop().call_later(2.0, self.dirty.set)
+
+    async def _write_config_state(self, result: str, summary: str) -> None:
+        name = f"speaker-{self.node}"
+        path = CONFIGURATIONSTATES.path(self.namespace, name)
+        try:
+            try:
+                obj = await self.rest.get(path)
+            except ApiError as exc:
+                if not exc.not_found:
+                    raise
+                meta: JSON = {
+                    "name": name,
+                    "namespace": self.namespace,
+                    "labels": {
+                        "metallb.io/component-type": "speaker",
+                        "metallb.io/node-name": self.node,
+                    },
+                }
+                if self.owner is not None:
+                    meta["ownerReferences"] = [self.owner.reference()]
+                obj = await self.rest.create(
+                    CONFIGURATIONSTATES.path(self.namespace),
+                    {
+                        "apiVersion": CONFIGURATIONSTATES.api_version,
+                        "kind": "ConfigurationState",
+                        "metadata": meta,
+                    },
+                )
+            valid = result == "Valid"
+            status = {
+                "result": result,
+                "errorSummary": summary,
+                "conditions": [
+                    {
+                        "type": "configReconcilerValid",
+                        "status": "True" if valid else "False",
+                        "reason": "Reconciled" if valid else "ConfigurationError",
+                        "message": summary or "configuration is valid",
+                        "lastTransitionTime": _now(),
+                    }
+                ],
+            }
+            await self.rest.replace(f"{path}/status", {**obj, "status": status})
+            self.config_state_written = (result, summary)
+        except (ApiError, aiohttp.ClientError, OSError, TimeoutError) as exc:
+            log.debug("configurationStateNotWritten", extra={"error": str(exc)})
+
+
+def _now() -> str:
+    from datetime import UTC, datetime
+
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
