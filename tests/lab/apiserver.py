@@ -111,6 +111,14 @@ class ApiServer:
             )
         return proc
 
+    async def akubectl(
+        self, *args: str, input: str | None = None, check: bool = True, limit: float = 60
+    ) -> subprocess.CompletedProcess[str]:
+        """`kubectl` from async tests, in a thread, so the test's own servers keep answering."""
+        import asyncio
+
+        return await asyncio.to_thread(self.kubectl, *args, input=input, check=check, timeout=limit)
+
     def kubectl_bg(self, *args: str) -> subprocess.Popen[str]:
         """Start kubectl in the background (e.g. `get -w`); the caller stops it."""
         return subprocess.Popen(

@@ -291,6 +291,9 @@ async def run(ctx: RunContext) -> int:
         for extra in extras:
             await extra.stop()
         await runner.cleanup()
+        for part in (server.admission, server.conversion):
+            if part is not None:
+                await part.close()
         if db:
             db.close()
         log.info("apiserverStopped", signal=ctx.last_signal or "")

@@ -163,6 +163,7 @@ _MERGE_KEYS: dict[str, str] = {
     "taints": "key",
     "subsets": "",
     "resourceClaims": "name",
+    "webhooks": "name",
 }
 
 

@@ -793,20 +793,20 @@ class ApiServer:
     def _check_envelope(self, c: Call, obj: Any) -> Obj:
         if not isinstance(obj, dict):
             raise bad_request("the request body must be a JSON object")
-        kind = obj.get("kind")
-        if not kind:
-            raise bad_request(f"Object 'Kind' is missing in '{json.dumps(obj)[:200]}'")
+        # Like the real decoder, a missing kind/apiVersion defaults to the endpoint's own.
         want_kind = "TokenRequest" if c.sub == "token" else c.res.kind
+        kind = obj.setdefault("kind", want_kind)
         if kind != want_kind:
             raise bad_request(
                 f"the kind in the data ({kind}) does not match the expected kind ({want_kind})"
             )
-        api_version = obj.get("apiVersion")
-        if c.sub != "token" and api_version != c.res.api_version:
-            raise bad_request(
-                f"the API version in the data ({api_version}) does not match the "
-                f"expected API version ({c.res.api_version})"
-            )
+        if c.sub != "token":
+            api_version = obj.setdefault("apiVersion", c.res.api_version)
+            if api_version != c.res.api_version:
+                raise bad_request(
+                    f"the API version in the data ({api_version}) does not match the "
+                    f"expected API version ({c.res.api_version})"
+                )
         meta = obj.setdefault("metadata", {})
         if not isinstance(meta, dict):
             raise bad_request("metadata must be an object")
@@ -904,14 +904,12 @@ class ApiServer:
         meta["uid"] = objects.new_uid()
         meta["creationTimestamp"] = objects.now()
         meta["generation"] = 1
-        if errs:
-            raise invalid(c.res.kind, c.res.group, name, errs)
         objects.strip_status_on_create(c.res, obj)
         objects.apply_kind_defaults(c.res, obj)
         if c.res.plural == "namespaces":
             labels = meta.setdefault("labels", {})
             labels["kubernetes.io/metadata.name"] = name
-        errs = self._cr_checks(c.res, obj, None)
+        errs += self._cr_checks(c.res, obj, None)
         errs += self._kind_checks(c.res, obj, None, "")
         if errs:
             self._rollback(c, obj, None)
@@ -1245,6 +1243,14 @@ class ApiServer:
 def _decode(body: bytes, content_type: str) -> Any:
     if not body:
         raise bad_request("the request body is empty")
+    if "protobuf" in content_type or "cbor" in content_type:
+        # kubectl's imperative generators (`kubectl create configmap ...`) send protobuf.
+        raise ApiError(
+            415,
+            "UnsupportedMediaType",
+            f"{content_type} request bodies are not supported by this server: send JSON "
+            "(kubectl create -f/apply -f, or --raw)",
+        )
     if "yaml" in content_type:
         return yaml.safe_load(body)
     return json.loads(body)
