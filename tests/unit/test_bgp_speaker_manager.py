@@ -1,0 +1,147 @@
+"""The peer manager over loopback: two of our speakers peer with each other.
+
+Speaker A dials, speaker B listens (passive) on a kernel-chosen port of 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from collections.abc import AsyncIterator, Callable
+
+import pytest
+
+from bgp.errors import CEASE_PEER_DECONFIGURED
+from bgp.packing import RouteAttrs, prefix_key
+from bgp.speaker import METRIC_NAMES, PeerConfig, Speaker, SpeakerEvent
+
+
+async def until(pred: Callable[[], object], limit: float = 10.0) -> None:
+    """Poll a condition on the speakers' state (they offer no awaitable for every fact)."""
+    async with asyncio.timeout(limit):
+        while not pred():  # noqa: ASYNC110
+            await asyncio.sleep(0.01)
+
+
+class Pair:
+    def __init__(self) -> None:
+        self.events_a: list[SpeakerEvent] = []
+        self.events_b: list[SpeakerEvent] = []
+        self.b = Speaker(
+            64500,
+            "192.0.2.2",
+            listen_port=0,
+            listen_addresses=("127.0.0.1",),
+            on_event=self.events_b.append,
+        )
+        self.a = Speaker(64512, "192.0.2.1", on_event=self.events_a.append)
+
+    async def start(self, hold_time: int = 9) -> PeerConfig:
+        self.b.start()
+        assert self.b.listener is not None
+        self.b.add_peer(PeerConfig("127.0.0.1", 64512, passive=True, hold_time=hold_time))
+        cfg = PeerConfig("127.0.0.1", 64500, port=self.b.listener.bound_port, hold_time=hold_time)
+        self.a.add_peer(cfg)
+        return cfg
+
+    def up(self, events: list[SpeakerEvent], n: int = 1) -> bool:
+        return sum(e.kind == "sessionEstablished" for e in events) >= n
+
+
+@pytest.fixture
+async def pair() -> AsyncIterator[Pair]:
+    p = Pair()
+    yield p
+    await p.a.shutdown("test over")
+    await p.b.shutdown("test over")
+
+
+async def test_session_up_table_sent_and_counters(pair: Pair) -> None:
+    for i in range(300):
+        pair.a.announce(prefix_key(f"198.18.{i // 256}.{i % 256}/32"))
+    pair.a.announce(prefix_key("2001:db8:200::1/128"), RouteAttrs(communities=(1,)))
+    cfg = await pair.start()
+    await until(lambda: pair.up(pair.events_a) and pair.up(pair.events_b))
+    await until(lambda: any(e.kind == "tableSent" for e in pair.events_a))
+    sent = next(e for e in pair.events_a if e.kind == "tableSent")
+    assert sent.detail["prefixes"] == 301
+    m = pair.a.metrics()[cfg.key]
+    assert set(m) == set(METRIC_NAMES)
+    assert m["session_up"] == 1 and m["announced_prefixes_total"] == 301
+    assert m["pending_prefixes_total"] == 0
+    assert m["opens_sent"] == 1 and m["opens_received"] == 1
+    assert m["updates_total"] >= 3  # IPv4, IPv6 and two End-of-RIB markers, at least
+    await until(lambda: pair.b.peers["127.0.0.1:179"].session.counters.prefixes_received == 301)
+
+
+async def test_unchanged_peer_keeps_its_session_and_a_changed_one_resets(pair: Pair) -> None:
+    cfg = await pair.start()
+    await until(lambda: pair.up(pair.events_a))
+    peer = pair.a.peers[cfg.key]
+    opens = peer.session.counters.opens_sent
+
+    same = pair.a.add_peer(dataclasses.replace(cfg, name="renamed"))
+    pair.a.set_peers([cfg])
+    await asyncio.sleep(0.2)
+    assert same is peer and pair.a.peers[cfg.key] is peer
+    assert peer.session.counters.opens_sent == opens
+    assert not any(e.kind == "sessionDown" for e in pair.events_a)
+
+    pair.a.add_peer(dataclasses.replace(cfg, hold_time=30))
+    assert pair.a.peers[cfg.key] is not peer
+    await until(lambda: any(e.kind == "sessionDown" for e in pair.events_b))
+    await until(lambda: pair.up(pair.events_a, 2))
+    assert pair.a.peers[cfg.key].negotiated is not None
+    assert pair.a.peers[cfg.key].negotiated.hold_time == 9  # min(30, B's 9)
+
+
+async def test_removed_peer_gets_cease_peer_deconfigured(pair: Pair) -> None:
+    cfg = await pair.start()
+    await until(lambda: pair.up(pair.events_b))
+    pair.a.set_peers([])
+    assert cfg.key not in pair.a.peers
+    await until(lambda: any(e.kind == "sessionDown" for e in pair.events_b))
+    down = next(e for e in pair.events_b if e.kind == "sessionDown")
+    assert (
+        "De-configured" in down.detail["reason"] or "deconfigured" in down.detail["reason"].lower()
+    )
+    note = pair.b.peers["127.0.0.1:179"].session.last_down
+    assert note is not None and note.notification_received is not None
+    assert note.notification_received.subcode == CEASE_PEER_DECONFIGURED
+
+
+async def test_announce_withdraw_to_named_peers_at_run_time(pair: Pair) -> None:
+    cfg = await pair.start()
+    await until(lambda: pair.up(pair.events_a))
+    rx = pair.b.peers["127.0.0.1:179"].session.counters
+    pair.a.announce(prefix_key("203.0.113.1"), peers=["nobody:179"])
+    pair.a.announce(prefix_key("203.0.113.2"), peers=[cfg.key])
+    pair.a.announce(prefix_key("203.0.113.3"))
+    await until(lambda: rx.prefixes_received >= 2)
+    await asyncio.sleep(0.1)
+    assert rx.prefixes_received == 2
+    assert pair.a.metrics()[cfg.key]["announced_prefixes_total"] == 2
+    pair.a.withdraw(prefix_key("203.0.113.2"))
+    await until(lambda: rx.prefixes_withdrawn_received == 1)
+    assert pair.a.metrics()[cfg.key]["announced_prefixes_total"] == 1
+
+
+async def test_planned_restart_leaves_routes_with_the_peer(pair: Pair) -> None:
+    """Both sides set the RFC 8538 N bit here, so the soft form (Cease 6/4, not a Hard
+    Reset) is used; against routers without it the session closes without NOTIFICATION
+    (tests/interop/test_bgp_frr.py)."""
+    pair.a.peers.clear()
+    pair.b.start()
+    assert pair.b.listener is not None
+    pair.b.add_peer(PeerConfig("127.0.0.1", 64512, passive=True, graceful_restart=True))
+    pair.a.add_peer(
+        PeerConfig("127.0.0.1", 64500, port=pair.b.listener.bound_port, graceful_restart=True)
+    )
+    await until(lambda: pair.up(pair.events_b))
+    await pair.a.shutdown("planned", graceful=True)
+    await until(lambda: any(e.kind == "sessionDown" for e in pair.events_b))
+    down = next(e for e in pair.events_b if e.kind == "sessionDown")
+    assert down.detail["peer_keeps_routes"] is True
+    last = pair.b.peers["127.0.0.1:179"].session.last_down
+    assert last is not None and last.notification_received is not None
+    assert (last.notification_received.code, last.notification_received.subcode) == (6, 4)
