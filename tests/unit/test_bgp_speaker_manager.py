@@ -91,8 +91,8 @@ async def test_unchanged_peer_keeps_its_session_and_a_changed_one_resets(pair: P
     assert pair.a.peers[cfg.key] is not peer
     await until(lambda: any(e.kind == "sessionDown" for e in pair.events_b))
     await until(lambda: pair.up(pair.events_a, 2))
-    assert pair.a.peers[cfg.key].negotiated is not None
-    assert pair.a.peers[cfg.key].negotiated.hold_time == 9  # min(30, B's 9)
+    neg = pair.a.peers[cfg.key].negotiated
+    assert neg is not None and neg.hold_time == 9  # min(30, B's 9)
 
 
 async def test_removed_peer_gets_cease_peer_deconfigured(pair: Pair) -> None:
