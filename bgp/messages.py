@@ -227,20 +227,20 @@ KEEPALIVE_BYTES = _header(KEEPALIVE, 0)
 
 
 def encode_open_body(msg: Open) -> bytes:
+    """OPEN body; capabilities go in one optional parameter when they fit in 255 octets,
+    otherwise in the RFC 9072 extended optional parameters format."""
     caps = b"".join(encode_capability(c) for c in msg.capabilities)
-    params = b""
-    if caps:
-        if len(caps) <= 255:
-            params = bytes((OPT_PARAM_CAPABILITIES, len(caps))) + caps
-        else:
-            raise ValueError("capabilities exceed one optional parameter (255 octets)")
     my_as = msg.my_as_field if msg.my_as_field is not None else msg.asn
     if my_as > 0xFFFF:
         my_as = 23456
-    return (
-        struct.pack("!BHH4sB", msg.version, my_as, msg.hold_time, msg.router_id.packed, len(params))
-        + params
-    )
+    head = struct.pack("!BHH4s", msg.version, my_as, msg.hold_time, msg.router_id.packed)
+    if not caps:
+        return head + b"\x00"
+    if len(caps) + 2 <= 255:
+        params = bytes((OPT_PARAM_CAPABILITIES, len(caps))) + caps
+        return head + bytes((len(params),)) + params
+    params = struct.pack("!BH", OPT_PARAM_CAPABILITIES, len(caps)) + caps
+    return head + struct.pack("!BBH", 255, OPT_PARAM_EXTENDED, len(params)) + params
 
 
 def encode_update_raw(withdrawn: bytes, attributes: bytes, nlri: bytes) -> bytes:

@@ -317,3 +317,11 @@ def test_foreign_family_mp_attributes_round_trip(
     for attrs in ((*base, reach), (unreach,)):
         decoded = A.decode_attributes(A.encode_attributes(attrs))
         assert decoded.attributes == attrs and decoded.problems == ()
+
+
+def test_open_with_many_capabilities_uses_extended_optional_parameters() -> None:
+    caps = tuple(C.UnknownCapability(200 + i, bytes(40)) for i in range(8))  # 336 octets
+    msg = M.Open(64512, 90, ipaddress.IPv4Address("198.51.100.11"), caps)
+    wire = M.encode(msg)
+    assert wire[28] == 255 and wire[29] == 255  # RFC 9072 marker
+    assert M.decode(wire) == msg
