@@ -115,11 +115,42 @@ def _segments(segs: tuple[A.AsPathSegment, ...]) -> dict[str, Any]:
     }
 
 
-def attribute_json(attr: A.Attribute) -> dict[str, Any]:
+_FLAG_NAMES = (
+    (A.FLAG_OPTIONAL, "optional"),
+    (A.FLAG_TRANSITIVE, "transitive"),
+    (A.FLAG_PARTIAL, "partial"),
+    (A.FLAG_EXTENDED_LENGTH, "extended-length"),
+)
+
+
+def received_flags(raw: bytes) -> dict[int, int]:
+    """Flags of each attribute as sent (first occurrence), read from an UPDATE's bytes."""
+    out: dict[int, int] = {}
+    try:
+        wlen = int.from_bytes(raw[19:21], "big")
+        pos = 21 + wlen
+        end = pos + 2 + int.from_bytes(raw[pos : pos + 2], "big")
+        pos += 2
+        while pos + 3 <= end:
+            flags, code = raw[pos], raw[pos + 1]
+            if flags & A.FLAG_EXTENDED_LENGTH:
+                length, head = int.from_bytes(raw[pos + 2 : pos + 4], "big"), 4
+            else:
+                length, head = raw[pos + 2], 3
+            out.setdefault(code, flags)
+            pos += head + length
+    except IndexError:
+        pass
+    return out
+
+
+def attribute_json(attr: A.Attribute, flags: int | None = None) -> dict[str, Any]:
+    flags = attr.flags if flags is None else flags
     out: dict[str, Any] = {
         "type_code": attr.type_code,
         "name": A.ATTRIBUTE_NAMES.get(attr.type_code, "UNKNOWN"),
-        "flags": f"0x{attr.flags:02x}",
+        "flags": f"0x{flags:02x}",
+        "flag_names": [name for bit, name in _FLAG_NAMES if flags & bit],
     }
     if isinstance(attr, A.Origin):
         out["value"] = A.ORIGIN_NAMES[attr.value]
@@ -199,9 +230,10 @@ def message_json(msg: M.Message, raw: bytes) -> dict[str, Any]:
         )
     elif isinstance(msg, M.Update):
         eor = msg.end_of_rib()
+        sent_flags = received_flags(raw)
         out.update(
             withdrawn=_prefixes(msg.withdrawn),
-            attributes=[attribute_json(a) for a in msg.attributes],
+            attributes=[attribute_json(a, sent_flags.get(a.type_code)) for a in msg.attributes],
             nlri=_prefixes(msg.nlri),
             end_of_rib=family_name(*eor) if eor else None,
         )

@@ -114,7 +114,13 @@ def test_unknown_attribute_shown_raw_and_vpn_nlri_kept() -> None:
     assert mp_out["family"] == "ipv4-mpls-vpn" and mp_out["nlri_hex"] == nlri
     assert mp_out["next_hop"] == ["192.0.2.1"]
     unknown = next(a for a in rec["attributes"] if a["type_code"] == 200)
-    assert unknown == {"type_code": 200, "name": "UNKNOWN", "flags": "0xe0", "value_hex": "abcdef"}
+    assert unknown == {
+        "type_code": 200,
+        "name": "UNKNOWN",
+        "flags": "0xe0",
+        "flag_names": ["optional", "transitive", "partial"],
+        "value_hex": "abcdef",
+    }
 
 
 def test_malformed_message_prints_its_notification_and_exits_1() -> None:
