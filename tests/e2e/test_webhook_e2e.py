@@ -7,13 +7,28 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import json
 import time
 from pathlib import Path
 
+from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding
+
+from tests.lab.apiserver import running_apiserver
 from tests.lab.config_objects import pool
-from tests.lab.webhook_proc import get_json, metallb_cluster, post_review
+from tests.lab.netns import wait_for
+from tests.lab.webhook_proc import (
+    NAMESPACE_YAML,
+    ROOT,
+    free_port,
+    get_json,
+    metallb_cluster,
+    post_review,
+    start_webhook,
+)
 from tests.lab.webhook_reviews import admission_review, conversion_review
+from webhooks import certs
 
 POOL_PATH = "/validate-metallb-io-v1beta1-ipaddresspool"
 POOL_YAML = """\
@@ -104,3 +119,52 @@ async def test_rotation_with_a_short_lifetime_fails_no_request(tmp_path: Path) -
         assert len(seen) >= 3, f"{len(seen)} certificate(s) in {elapsed:.0f}s\n{hook.output()}"
         assert total > 10
         assert hook.output().count("certificateRotated") >= 3
+
+
+async def test_cert_dir_files_are_served_and_reloaded(tmp_path: Path) -> None:
+    names = ["metallb-webhook-service.metallb-system.svc", "127.0.0.1"]
+    first, _ = certs.ensure(None, names, dt.timedelta(hours=1))
+    cert_dir = tmp_path / "certs"
+    cert_dir.mkdir()
+    (cert_dir / "tls.crt").write_bytes(first.cert)
+    (cert_dir / "tls.key").write_bytes(first.key)
+    with running_apiserver(workdir=tmp_path / "apiserver") as api:
+        api.kubectl("apply", "-f", "-", input=NAMESPACE_YAML)
+        api.kubectl("apply", "-f", str(ROOT / "manifests" / "crds"))
+        port = free_port()
+        hook = start_webhook(api, port, "--cert-dir", str(cert_dir))
+        try:
+            review = admission_review("CREATE", pool("p", "192.0.2.0/24"))
+
+            async def served() -> bytes:
+                _, cert = await post_review(port, POOL_PATH, review, first.ca_bundle)
+                return cert
+
+            async def poll(want: bytes) -> None:
+                deadline = time.monotonic() + 30
+                while True:
+                    try:
+                        if await served() == want:
+                            return
+                    except OSError:
+                        pass
+                    assert time.monotonic() < deadline, hook.output()
+                    await asyncio.sleep(0.2)
+
+            def der(pem: bytes) -> bytes:
+                return x509.load_pem_x509_certificate(pem).public_bytes(Encoding.DER)
+
+            await poll(der(first.cert))
+            # No Secret is created in --cert-dir mode.
+            out = api.kubectl(
+                "get", "secret", "-n", "metallb-system", "metallb-webhook-cert", check=False
+            )
+            assert out.returncode != 0
+            # Renewed under the same CA (the caBundle of a --cert-dir setup is managed outside).
+            renewed = certs.issue(first.ca_cert, first.ca_key, names, dt.timedelta(hours=2))
+            (cert_dir / "tls.key").write_bytes(renewed[1])
+            (cert_dir / "tls.crt").write_bytes(renewed[0])
+            await poll(der(renewed[0]))
+            wait_for(lambda: "certificateReloaded" in hook.output(), 10, what="reload logged")
+        finally:
+            hook.stop()
