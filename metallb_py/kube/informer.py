@@ -169,7 +169,8 @@ class Informer:
                 await resync_task
 
     async def _run(self, stop: asyncio.Event) -> None:
-        need_list = True
+        # Started again after a stop: resume the watch from where it was (410 forces a relist).
+        need_list = not (self.synced.is_set() and self.last_resource_version)
         while not stop.is_set():
             try:
                 if need_list:
