@@ -141,12 +141,14 @@ class RibOut:
     active: set[int] = field(default_factory=set)  # families the session carries
     _queue: list[Iterator[Message]] = field(default_factory=list)
     _resync: dict[int, dict[bytes, RouteAttrs]] = field(default_factory=dict)
+    _shared: set[int] = field(default_factory=set)  # families whose `sent` IS the Rib's table
     _queued_prefixes: int = 0
 
     def start(self, families: Iterable[int], desired: dict[int, dict[bytes, RouteAttrs]]) -> None:
         """A new session: the peer holds nothing; send `desired`, then End-of-RIB per family."""
         self.active = set(families)
         self.sent = {afi: {} for afi in FAMILIES}
+        self._shared.clear()
         self.pending = {afi: {} for afi in FAMILIES}
         self._queue.clear()
         self._queued_prefixes = 0
@@ -168,8 +170,15 @@ class RibOut:
         if afi not in self.active:
             return
         self.sent[afi] = {}
+        self._shared.discard(afi)
         self.pending[afi].clear()
         self._resync[afi] = desired
+
+    def unshare(self, afi: int) -> None:
+        """The shared table is about to change: keep a private copy of what the peer holds."""
+        if afi in self._shared:
+            self._shared.discard(afi)
+            self.sent[afi] = dict(self.sent[afi])
 
     def change(self, afi: int, key: bytes, attrs: RouteAttrs | None) -> None:
         """The route's desired state for this peer is now `attrs` (None: withdrawn)."""
@@ -200,7 +209,10 @@ class RibOut:
             del self._resync[afi]
             if not packer.can_send(afi):
                 continue
-            self.sent[afi] = dict(table)
+            # What the peer holds is exactly the table: share it instead of copying (100 000
+            # routes to N peers cost one table). `unshare` copies before the table changes.
+            self.sent[afi] = table
+            self._shared.add(afi)
             self._queued_prefixes += len(table)
             self._queue.append(packer.announce(afi, group_by_attrs(table.items())))
         if self.eor_due:  # End-of-RIB follows the initial table, before later changes
@@ -873,14 +885,20 @@ class Speaker:
         (keys; None: every peer, present and future)."""
         afi, key = prefix
         names = None if peers is None else list(peers)
+        self._before_change(afi)
         self.rib.announce(afi, key, attrs, names)
         self._changed(afi, key, names)
 
     def withdraw(self, prefix: tuple[int, bytes], peers: Iterable[str] | None = None) -> None:
         afi, key = prefix
         names = None if peers is None else list(peers)
+        self._before_change(afi)
         self.rib.withdraw(afi, key, names)
         self._changed(afi, key, names)
+
+    def _before_change(self, afi: int) -> None:
+        for peer in self.peers.values():
+            peer.ribout.unshare(afi)
 
     def _changed(self, afi: int, key: bytes, names: list[str] | None) -> None:
         targets = (

@@ -129,3 +129,23 @@ def test_family_without_next_hop_is_skipped_but_still_gets_end_of_rib() -> None:
 
 def test_key_round_trip() -> None:
     assert key_to_str(AFI_IPV6, k("2001:db8:200::/64")) == "2001:db8:200::/64"
+
+
+def test_peer_shares_the_rib_table_until_it_changes() -> None:
+    rib = Rib()
+    rib.announce(AFI_IPV4, k("203.0.113.1"), A, None)
+    out = RibOut()
+    out.start([AFI_IPV4], {AFI_IPV4: rib.desired("p", AFI_IPV4)})
+    drain(out)
+    assert out.sent[AFI_IPV4] is rib.common[AFI_IPV4], "no copy while identical"
+    # What Speaker.announce does: unshare, change the Rib, tell the peer.
+    out.unshare(AFI_IPV4)
+    rib.announce(AFI_IPV4, k("203.0.113.1"), B, None)
+    out.change(AFI_IPV4, k("203.0.113.1"), rib.lookup("p", AFI_IPV4, k("203.0.113.1")))
+    out.unshare(AFI_IPV4)
+    rib.withdraw(AFI_IPV4, k("203.0.113.9"), None)  # never existed
+    out.change(AFI_IPV4, k("203.0.113.9"), None)
+    upds = drain(out)
+    assert summary(upds) == ["+203.0.113.1/32"]
+    assert upds[0].attribute(8).values == (2,)  # type: ignore[union-attr]
+    assert out.sent[AFI_IPV4] is not rib.common[AFI_IPV4]
