@@ -72,6 +72,7 @@ def test_layer2_announcements_end_to_end(lan: Lan) -> None:
         c.apply(service("v4"), endpoint_slice("v4", nodes))
         (ip4,) = c.wait_ips("v4")
         owner = election.winner(nodes, ip4)
+        assert owner is not None
         wait_for(lambda: l2_owner(c, "v4") == [owner], 15, what="ServiceL2Status of v4")
         assert l2_status(c, "v4")[0].get("interfaces") is None  # every interface
         wait_for(lambda: answered_by(lan, ip4) == {owner}, 15, what=f"{owner} answers ARP")
