@@ -11,13 +11,14 @@ import signal
 import time
 from pathlib import Path
 
-from metallb_py.kube.rest import Rest
+from metallb_py.kube.rest import SERVICES, Rest
 from tests.lab.apiserver import ApiServer, apiserver_fixture
 from tests.lab.controller_lab import (
     Controller,
     client,
     create_pool,
     create_service,
+    events_for,
     install_crds,
     service_ips,
     start_controller,
@@ -165,3 +166,45 @@ async def test_leader_failover_moves_no_ip_and_fences_the_old_leader(
 
 async def _true(value: bool) -> bool:
     return value
+
+
+async def test_startup_resolves_duplicate_claims_and_keeps_orphans(
+    apiserver: ApiServer, tmp_path: Path
+) -> None:
+    async with client(apiserver) as rest:
+        await install_crds(rest)
+        await create_pool(rest, "pool", ["192.0.2.0/29"])
+        # Status written while no controller runs (a previous controller's race, or a restore
+        # from backup): two services claim one IP, a third holds an IP outside every pool.
+        for name in ("older", "newer", "outside"):
+            await create_service(rest, name)
+            await asyncio.sleep(1.1)  # creationTimestamp has one-second resolution
+        claims = {"older": "192.0.2.5", "newer": "192.0.2.5", "outside": "203.0.113.7"}
+        for name, ip in claims.items():
+            svc = await rest.get(SERVICES.path("default", name))
+            svc["status"] = {"loadBalancer": {"ingress": [{"ip": ip}]}}
+            await rest.replace(SERVICES.path("default", name, "status"), svc)
+
+        ctl = start_controller(apiserver, tmp_path, "--lease-duration", "2")
+        try:
+            watch = IPWatch(rest)
+
+            async def resolved() -> bool:
+                got = await watch.sample()
+                return bool(got.get("newer")) and got["newer"] != ["192.0.2.5"]
+
+            await wait_for(resolved, 30, "the younger claim to be moved")
+            got = await service_ips(rest)
+            assert got["older"] == ["192.0.2.5"]
+            assert got["outside"] == ["203.0.113.7"]  # orphaned, not renumbered
+            assert got["newer"] == ["192.0.2.0"]
+
+            async def warned() -> bool:
+                events = await events_for(rest, "newer")
+                return any(
+                    e["reason"] == "DuplicateAllocation" and e["type"] == "Warning" for e in events
+                )
+
+            await wait_for(warned, 15, "a DuplicateAllocation warning")
+        finally:
+            ctl.stop()
