@@ -172,6 +172,36 @@ async def test_invalid_config_keeps_last_good(apiserver: ApiServer, controller: 
         await create_service(rest, "b", port=81)
         await wait_for(lambda: _eq(_ips(rest, "b"), ["192.0.2.1"]), 20, "allocation on last good")
 
+        async def state_invalid() -> bool:
+            obj = await rest.get(
+                f"/apis/metallb.io/v1beta1/namespaces/{NS}/configurationstates/controller"
+            )
+            status = obj.get("status") or {}
+            return status.get("result") == "Invalid" and "good" in status.get("errorSummary", "")
+
+        await wait_for(state_invalid, 20, "ConfigurationState controller to say Invalid")
+
+
+async def test_reallocate_mode_behaves_like_metallb(apiserver: ApiServer, tmp_path: Path) -> None:
+    ctl = start_controller(
+        apiserver, tmp_path / "ctl", "--lease-duration", "2", "--on-config-change", "reallocate"
+    )
+    try:
+        async with client(apiserver) as rest:
+            await install_crds(rest)
+            await create_pool(rest, "old", ["192.0.2.0/30"])
+            await create_pool(rest, "new", ["198.51.100.0/30"], autoAssign=False)
+            await create_service(rest, "web")
+            await wait_for(lambda: _eq(_ips(rest, "web"), ["192.0.2.0"]), 30, "allocation")
+            pool = await rest.get(IPADDRESSPOOLS.path(NS, "new"))
+            pool["spec"]["autoAssign"] = True
+            await rest.replace(IPADDRESSPOOLS.path(NS, "new"), pool)
+            await rest.delete(IPADDRESSPOOLS.path(NS, "old"))
+            await wait_for(lambda: _eq(_ips(rest, "web"), ["198.51.100.0"]), 30, "reallocation")
+            await wait_for(lambda: _has_event(rest, "web", "ClearAssignment"), 15, "clear event")
+    finally:
+        ctl.stop()
+
 
 async def _stale(controller: Controller) -> bool:
     return "metallb_k8s_client_config_stale_bool 1.0" in controller.metrics()
