@@ -63,6 +63,10 @@ def _as_submitted(obj: JSON, request: JSON) -> JSON:
     return obj
 
 
+def _conflict_key(p: Problem) -> tuple[object, ...]:
+    return (p.ref, p.rule, p.related)
+
+
 def _problem_text(problems: list[Problem]) -> str:
     return "; ".join(p.line() for p in problems)
 
@@ -127,6 +131,14 @@ def review(
     ref = ObjectRef(kind, namespace, name)
     mine = [p for p in config_problems if p.involves(ref)]
     errors = [p for p in mine if p.is_error]
+    if errors and operation == "UPDATE" and isinstance(old, dict):
+        # An update is refused only for what it breaks: a conflict that already existed (two
+        # objects that raced past admission) must not block editing either of them.
+        before = _as_submitted(copy.deepcopy(old), request)
+        before.setdefault("metadata", {})["namespace"] = namespace
+        old_problems = parse([*others, before], namespace=namespace, lenient_references=True)[1]
+        known = {_conflict_key(p) for p in old_problems if p.is_error and p.involves(ref)}
+        errors = [p for p in errors if not p.related or _conflict_key(p) not in known]
     warnings = [p.line() for p in mine if not p.is_error]
     if errors or errors_extra:
         text = "; ".join(errors_extra + [p.line() for p in errors])

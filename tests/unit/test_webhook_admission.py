@@ -158,3 +158,20 @@ def test_undecodable_review_is_a_400() -> None:
     req["request"]["object"] = "garbage"
     out = review(HOOK["IPAddressPool"], req, [], NS)
     assert out["response"]["status"]["code"] == 400
+
+
+def test_an_existing_race_does_not_block_editing_the_winner_but_new_breakage_does() -> None:
+    winner = pool("a", "192.0.2.0/24", creationTimestamp="2024-01-01T00:00:00Z")
+    loser = pool("b", "192.0.2.0/25", creationTimestamp="2024-01-01T00:00:00Z")
+    relabelled = pool(
+        "a", "192.0.2.0/24", creationTimestamp="2024-01-01T00:00:00Z", labels={"x": "y"}
+    )
+    assert decide("UPDATE", relabelled, [winner, loser], old=winner)["allowed"]
+    # Widening the winner into a third pool is new breakage.
+    third = pool("c", "198.51.100.0/24", creationTimestamp="2024-01-01T00:00:00Z")
+    wider = pool("a", "192.0.2.0/24", "198.51.100.0/25", creationTimestamp="2024-01-01T00:00:00Z")
+    resp = decide("UPDATE", wider, [winner, loser, third], old=winner)
+    assert not resp["allowed"] and "pool 'c'" in resp["status"]["message"]
+    # Own errors (not conflicts) are always refused on update.
+    broken = pool("a", "nonsense", creationTimestamp="2024-01-01T00:00:00Z")
+    assert not decide("UPDATE", broken, [winner, loser], old=winner)["allowed"]
