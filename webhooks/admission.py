@@ -134,9 +134,9 @@ def review(
     if errors and operation == "UPDATE" and isinstance(old, dict):
         # An update is refused only for what it breaks: a conflict that already existed (two
         # objects that raced past admission) must not block editing either of them.
-        before = _as_submitted(copy.deepcopy(old), request)
-        before.setdefault("metadata", {})["namespace"] = namespace
-        old_problems = parse([*others, before], namespace=namespace, lenient_references=True)[1]
+        previous = _as_submitted(copy.deepcopy(old), request)
+        previous.setdefault("metadata", {})["namespace"] = namespace
+        old_problems = parse([*others, previous], namespace=namespace, lenient_references=True)[1]
         known = {_conflict_key(p) for p in old_problems if p.is_error and p.involves(ref)}
         errors = [p for p in errors if not p.related or _conflict_key(p) not in known]
     warnings = [p.line() for p in mine if not p.is_error]
