@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import struct
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -17,6 +18,8 @@ from tests.lab.bgp_codec_strategies import contexts
 
 LONG = os.environ.get("METALLB_FUZZ") == "long"
 EXAMPLES = 20000 if LONG else 300
+if LONG:  # the long run outlasts the suite's 300 s per-test timeout
+    pytestmark = pytest.mark.timeout(3600)
 FUZZ = settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 MARKER = b"\xff" * 16
 
