@@ -62,6 +62,7 @@ from bgp.transport import (
 )
 
 log = logging.getLogger("bgp.speaker")
+CLOSE_FLUSH_TIMEOUT = 5.0  # seconds a closing connection may take to send its last bytes
 
 FAMILIES = (AFI_IPV4, AFI_IPV6)
 RouteKey = tuple[int, bytes]  # (AFI, NLRI wire bytes)
@@ -627,7 +628,13 @@ class Peer:
         return task
 
     async def _forget_when_closed(self, stream: Stream) -> None:
-        await stream.wait_closed()
+        """Let a closed connection flush its last bytes (a NOTIFICATION), but not forever:
+        towards a dead peer the flush would wait for TCP to give up (many minutes)."""
+        try:
+            async with asyncio.timeout(CLOSE_FLUSH_TIMEOUT):
+                await stream.wait_closed()
+        except TimeoutError:
+            stream.abort()
         self._closing.discard(stream)
 
     # -- established session ---------------------------------------------------------------------

@@ -278,6 +278,11 @@ def speaker_run_time(lan: Lan, rx: Receiver, node: Host, n: int) -> Result:
 @dataclass
 class Report:
     results: list[Result] = field(default_factory=list)
+    ratios: list[tuple[str, float, str]] = field(default_factory=list)
+
+    def ratio(self, what: str, value: float, target: str) -> None:
+        self.ratios.append((what, value, target))
+        print(f"BENCH ratio {what}: {value:.3f} (target {target})", flush=True)
 
     def add(self, r: Result) -> Result:
         self.results.append(r)
@@ -304,6 +309,8 @@ class Report:
                 rss,
             ]
             rows.append("| " + " | ".join(cells) + " |")
+        for what, value, target in self.ratios:
+            rows.append(f"| ratio: {what} | {value:.3f} (target {target}) | | | | |")
         return "\n".join(rows) + "\n"
 
     def write(self) -> None:
