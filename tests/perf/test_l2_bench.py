@@ -131,7 +131,9 @@ def render(ours: list[Step], kernel: list[Step], floods: list[dict[str, Any]]) -
         f"Command: `METALLB_BENCH=full .venv/bin/pytest -s tests/perf/test_l2_bench.py` "
         f"({'full' if FULL else 'smoke'} size).",
         f"Machine: {cores} cores ({platform.machine()}, Linux {platform.release()}), shared with "
-        "other test runs; Python " + platform.python_version() + ".",
+        f"other test runs (load average {os.getloadavg()[0]:.1f} at the end of this run); "
+        f"Python {platform.python_version()}. Scheduling stalls on a loaded machine show up as "
+        "loss at some steps and not at higher ones: read the table, not only the summary line.",
         "",
         "Setup: the lab LAN (veth pairs into one Linux bridge). The client runs a Python load "
         "generator (`tests/lab/l2_loadgen.py`, frames built with scapy) that sends broadcast ARP "
@@ -164,7 +166,8 @@ def render(ours: list[Step], kernel: list[Step], floods: list[dict[str, Any]]) -
         f"{FLOOD_RATE}/s for {FLOOD_SECONDS:g} s of frames nobody answers: ARP requests for 50 "
         "unowned addresses and IPv6 UDP to a multicast group nobody joined. The announcer "
         f"(node2, announcing {FLOOD_VIP}) runs with each filter mode; 'seen by Python' is every "
-        "frame its responder counted as dropped or malformed.",
+        "frame its responder counted as dropped or malformed (with no filter this includes the "
+        "LAN's own background frames, such as router solicitations).",
         "",
         "| filter | frames sent | seen by Python | announcer CPU s |",
         "|---|---|---|---|",
