@@ -14,7 +14,9 @@ from hypothesis import strategies as st
 
 from bgp import messages as M
 from bgp.errors import BGPError
+from bgp.fsm import State
 from tests.lab.bgp_codec_strategies import contexts
+from tests.unit.test_bgp_fsm import establish
 
 LONG = os.environ.get("METALLB_FUZZ") == "long"
 EXAMPLES = 20000 if LONG else 300
@@ -102,9 +104,6 @@ def test_stream_splitter(data: bytes) -> None:
 @given(st.lists(st.binary(min_size=1, max_size=120), max_size=8), st.booleans())
 def test_session_survives_garbage(chunks: list[bytes], framed_first: bool) -> None:
     """An established session fed arbitrary bytes only ever answers with a NOTIFICATION."""
-    from bgp.fsm import State
-    from tests.unit.test_bgp_fsm import establish
-
     s, conn = establish()
     for chunk in chunks:
         data = MARKER + chunk if framed_first else chunk
