@@ -39,6 +39,8 @@ def test_arping_gets_exactly_one_reply_from_the_announcing_node(lan: Lan) -> Non
     replies = arping(lab, "client", VIP4, count=3)
     assert sorted(index for _, index in replies) == [0, 1, 2], replies  # one per request
     assert {mac for mac, _ in replies} == {node1.mac}
+    unicast = arping(lab, "client", VIP4, count=2, unicast_to=node1.mac)
+    assert sorted(unicast) == [(node1.mac, 0), (node1.mac, 1)]
     # Nothing answers for an address that is not announced.
     assert arping(lab, "client", VIP4_OTHER, count=2) == []
     assert ndisc6(lab, "client", VIP6_OTHER, tries=2) is None

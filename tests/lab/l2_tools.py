@@ -74,12 +74,14 @@ def announce(lab: Lab, role: str, *args: str, ready: bool = True) -> Announce:
 
 
 def arping(
-    lab: Lab, role: str, ip: str, *, count: int = 3, iface: str = "eth0"
+    lab: Lab, role: str, ip: str, *, count: int = 3, iface: str = "eth0", unicast_to: str = ""
 ) -> list[tuple[str, int]]:
-    """(MAC, request index) for every reply arping saw."""
+    """(MAC, request index) for every reply arping saw; `unicast_to` sends the requests to that
+    MAC instead of broadcast (as a client refreshing its cache does)."""
+    extra = ["-t", unicast_to] if unicast_to else []
     result = lab.run(
         role,
-        ["arping", "-c", str(count), "-W", "0.2", "-w", str(count + 2), "-i", iface, ip],
+        ["arping", "-c", str(count), "-W", "0.2", "-w", str(count + 2), "-i", iface, *extra, ip],
         timeout=count + 15,
     )
     return [(m.group(1), int(m.group(3))) for m in _ARPING_REPLY.finditer(result.stdout)]
