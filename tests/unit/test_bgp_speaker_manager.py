@@ -137,7 +137,7 @@ async def test_planned_restart_leaves_routes_with_the_peer(pair: Pair) -> None:
     pair.a.add_peer(
         PeerConfig("127.0.0.1", 64500, port=pair.b.listener.bound_port, graceful_restart=True)
     )
-    await until(lambda: pair.up(pair.events_b))
+    await until(lambda: pair.up(pair.events_a) and pair.up(pair.events_b))
     await pair.a.shutdown("planned", graceful=True)
     await until(lambda: any(e.kind == "sessionDown" for e in pair.events_b))
     down = next(e for e in pair.events_b if e.kind == "sessionDown")
