@@ -17,8 +17,9 @@ Commands (driver -> session)::
     s.data_received(conn_id, data, now)                 # feed <= 64 KiB per call
     s.handle_timer(now)                                 # when get_timer() is reached
     s.send_update(wire_bytes, now=now, count=1)         # pre-encoded UPDATE(s), Established
+    s.send_updates([wire1, wire2], now=now)             # several, counted one by one
     s.send_end_of_rib(afi, safi, now=now)
-    s.send_route_refresh(afi, safi, now=now)
+    s.send_route_refresh(afi, safi, now=now)            # subtype=1/2: BoRR/EoRR (RFC 7313)
     s.stop(now, subcode=CEASE_ADMIN_SHUTDOWN, message="maintenance")   # Cease (+RFC 9003)
     s.stop(now, graceful=True)                          # planned restart: peer keeps routes
 
@@ -28,6 +29,8 @@ Outputs (session -> driver)::
     s.get_timer() -> float | None                       # earliest deadline
     s.next_event() -> Event | None                      # bgp.events, until None
     s.state, s.negotiated, s.established_conn_id, s.counters (MetalLB metrics)
+    s.eor_received, s.eor_sent, s.end_of_rib_pending    # RFC 4724 bookkeeping
+    s.disabled_families, s.last_down
 
 Events: ConnectRequested(conn_id), CloseConnection(conn_id) (flush then close; also sent
 to cancel a pending connect), SessionEstablished(negotiated), SessionDown(...),
