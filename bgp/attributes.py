@@ -431,6 +431,13 @@ class UnknownAttribute:
     def encode_value(self, ctx: CodecContext) -> bytes:
         return self.value
 
+    def for_forwarding(self) -> UnknownAttribute | None:
+        """What passing this attribute on would send (RFC 4271 §5): optional transitive
+        ones with the Partial bit set, optional non-transitive ones not at all."""
+        if not self.flags & FLAG_TRANSITIVE:
+            return None
+        return UnknownAttribute(self.type_code, self.value, self.flags | FLAG_PARTIAL)
+
 
 Attribute = (
     Origin

@@ -217,7 +217,10 @@ def test_unknown_optional_transitive_attribute_kept_with_flags() -> None:
     got = M.decode(update_hex(attrs, "18 cb0071"))
     assert isinstance(got, M.Update) and got.problems == ()
     assert got.attribute(35) == A.UnknownAttribute(35, hx("0000fbf4"), 0xE0)
-    assert got.attribute(200) == A.UnknownAttribute(200, hx("abcd"), 0xC0)
+    unknown = got.attribute(200)
+    assert unknown == A.UnknownAttribute(200, hx("abcd"), 0xC0)
+    assert unknown.for_forwarding() == A.UnknownAttribute(200, hx("abcd"), 0xE0)
+    assert A.UnknownAttribute(201, b"", 0x80).for_forwarding() is None  # non-transitive
 
 
 def test_unknown_capabilities_kept_raw() -> None:

@@ -152,8 +152,12 @@ def test_usage_errors_exit_2() -> None:
         rc, records, err = run(*args)
         assert rc == 2 and records == [], args
         assert "python -m bgp decode" in err or "usage" in err
-    proc = subprocess.run([sys.executable, "-m", "bgp", "nonsense"], capture_output=True, cwd=ROOT)
-    assert proc.returncode == 2
+    for argv, status in ((["nonsense"], 2), ([], 2), (["--help"], 0)):
+        proc = subprocess.run(
+            [sys.executable, "-m", "bgp", *argv], capture_output=True, cwd=ROOT, timeout=60
+        )
+        assert proc.returncode == status, argv
+        assert b"python -m bgp" in proc.stdout + proc.stderr
 
 
 def test_pcap_capture(tmp_path: Path) -> None:
