@@ -49,7 +49,9 @@ from bgp.packing import (
     RouteAttrs,
     SessionEncoding,
     group_by_attrs,
+    key_from_network,
     key_to_str,
+    prefix_key,
 )
 from bgp.transport import (
     BGP_PORT,
@@ -797,6 +799,17 @@ class Peer:
             s.abort()
 
 
+PrefixLike = tuple[int, bytes] | str | ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+def as_key(prefix: PrefixLike) -> tuple[int, bytes]:
+    if isinstance(prefix, tuple):
+        return prefix
+    if isinstance(prefix, str):
+        return prefix_key(prefix)
+    return key_from_network(prefix)
+
+
 # -- the speaker ----------------------------------------------------------------------------------
 
 
@@ -884,20 +897,22 @@ class Speaker:
     # -- routes ---------------------------------------------------------------------------
     def announce(
         self,
-        prefix: tuple[int, bytes],
+        prefix: PrefixLike,
         attrs: RouteAttrs = DEFAULT_ATTRS,
         peers: Iterable[str] | None = None,
     ) -> None:
-        """Originate `prefix` ((AFI, NLRI bytes), see bgp.packing.prefix_key) to `peers`
-        (keys; None: every peer, present and future)."""
-        afi, key = prefix
+        """Originate `prefix` to `peers` (peer keys `ADDR:PORT`; None: every peer, present
+        and future). A prefix may be text (`203.0.113.7/32`), an ipaddress network, or the
+        (AFI, NLRI bytes) key of bgp.packing.prefix_key (the fastest)."""
+        afi, key = as_key(prefix)
         names = None if peers is None else list(peers)
         self._before_change(afi)
         self.rib.announce(afi, key, attrs, names)
         self._changed(afi, key, names)
 
-    def withdraw(self, prefix: tuple[int, bytes], peers: Iterable[str] | None = None) -> None:
-        afi, key = prefix
+    def withdraw(self, prefix: PrefixLike, peers: Iterable[str] | None = None) -> None:
+        """Stop originating `prefix`; with `peers`, only their targeted announcement goes."""
+        afi, key = as_key(prefix)
         names = None if peers is None else list(peers)
         self._before_change(afi)
         self.rib.withdraw(afi, key, names)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import ipaddress
 from collections.abc import AsyncIterator, Callable
 
 import pytest
@@ -114,8 +115,8 @@ async def test_announce_withdraw_to_named_peers_at_run_time(pair: Pair) -> None:
     cfg = await pair.start()
     await until(lambda: pair.up(pair.events_a))
     rx = pair.b.peers["127.0.0.1:179"].session.counters
-    pair.a.announce(prefix_key("203.0.113.1"), peers=["nobody:179"])
-    pair.a.announce(prefix_key("203.0.113.2"), peers=[cfg.key])
+    pair.a.announce("203.0.113.1/32", peers=["nobody:179"])
+    pair.a.announce(ipaddress.ip_network("203.0.113.2/32"), peers=[cfg.key])
     pair.a.announce(prefix_key("203.0.113.3"))
     await until(lambda: rx.prefixes_received >= 2)
     await asyncio.sleep(0.1)
