@@ -106,6 +106,7 @@ class BgpShell:
         self.unsupported: set[str] = set()
         self._started = False
         self._peer_ids: dict[str, int] = {}
+        self._prefix_keys: dict[str, tuple[int, bytes]] = {}
 
     async def start(self) -> None:
         if not self._started:
@@ -166,6 +167,8 @@ class BgpShell:
                     log.info("peerAdded", extra={"peer": key, "bgpPeer": cfg.name})
                 self._peer_ids[key] = id(peer_obj)
                 self.applied[key] = {}  # a new session: its table starts empty
+        if len(self._prefix_keys) > 4 * sum(len(t) for t in routes.values()) + 1000:
+            self._prefix_keys.clear()
         self.names = {k: c.name for k, c in configs.items()}
         self.keys = {c.name: k for k, c in configs.items()}
         self.bfd.set_peers(bfd_peers)
@@ -174,11 +177,16 @@ class BgpShell:
 
     def _apply_table(self, key: str, table: Mapping[str, RouteAttrs]) -> None:
         wanted: dict[tuple[int, bytes], RouteAttrs] = {}
+        cache = self._prefix_keys
         for prefix, attrs in table.items():
-            try:
-                wanted[prefix_key(prefix)] = attrs
-            except PrefixError:
-                log.error("badPrefix", extra={"prefix": prefix})
+            pk = cache.get(prefix)
+            if pk is None:
+                try:
+                    pk = cache[prefix] = prefix_key(prefix)
+                except PrefixError:
+                    log.error("badPrefix", extra={"prefix": prefix})
+                    continue
+            wanted[pk] = attrs
         old = self.applied.get(key, {})
         for pk in old.keys() - wanted.keys():
             self.speaker.withdraw(pk, [key])

@@ -140,6 +140,59 @@ class Inputs:
     options: Options = Options()
     previous: Desired | None = None
     local_interfaces: frozenset[str] | None = None  # None: unknown, do not check
+    memo: Memo | None = None  # reuse per-service results across calls (same output, faster)
+
+
+@dataclass
+class Memo:
+    """Per-service results kept between calls. A service's result depends only on the global
+    inputs (config, nodes, members, options) and its own Service and EndpointSlice objects;
+    informers replace an object on every change, so identity tells what changed. Any change of
+    the global inputs drops everything."""
+
+    context: tuple[Any, ...] | None = None
+    entries: dict[str, tuple[JSON, list[JSON], tuple[ServiceDesired, _L2Case | None]]] = field(
+        default_factory=dict
+    )
+    owners: dict[tuple[Any, ...], str | None] = field(default_factory=dict)
+    hits: int = 0
+    misses: int = 0
+
+    def check_context(self, inp: Inputs) -> None:
+        nodes = tuple(
+            sorted(
+                (name, tuple(sorted(labels(n).items())), network_unavailable(n), node_ready(n))
+                for name, n in inp.nodes.items()
+            )
+        )
+        ctx = (inp.config, nodes, inp.members, inp.options, inp.node, inp.local_interfaces)
+        old = self.context
+        if old is None or old[0] is not inp.config or old[1:] != ctx[1:]:
+            self.entries.clear()
+            self.owners.clear()
+        self.context = ctx
+
+    def get(
+        self, key: str, svc: JSON, slices: Sequence[JSON]
+    ) -> tuple[ServiceDesired, _L2Case | None] | None:
+        entry = self.entries.get(key)
+        if entry is None or entry[0] is not svc or len(entry[1]) != len(slices):
+            return None
+        if {id(x) for x in entry[1]} != {id(x) for x in slices}:
+            return None
+        return entry[2]
+
+    def put(
+        self,
+        key: str,
+        svc: JSON,
+        slices: Sequence[JSON],
+        result: tuple[ServiceDesired, _L2Case | None],
+    ) -> None:
+        if result[0].orphaned:
+            self.entries.pop(key, None)  # depends on the previous result: never reused
+            return
+        self.entries[key] = (svc, list(slices), result)
 
 
 # ---- small readers of Kubernetes objects ---------------------------------------------------------
@@ -233,17 +286,35 @@ def desired_state(inp: Inputs) -> Desired:
     my_labels = labels(me)
     peers = {p.name: p for p in config.peers if p.selects_node(my_labels)}
 
+    memo = inp.memo
+    if memo is not None:
+        memo.check_context(inp)
+        for gone in memo.entries.keys() - inp.services.keys():
+            del memo.entries[gone]
     services: dict[str, ServiceDesired] = {}
     l2_pending: list[_L2Case] = []
     for key in sorted(inp.services):
         svc = inp.services[key]
-        sd, l2case = _service(inp, config, key, svc, peers)
+        if memo is None:
+            sd, l2case = _service(inp, config, key, svc, peers)
+        else:
+            slices = inp.endpoint_slices.get(key, ())
+            hit = memo.get(key, svc, slices)
+            if hit is None:
+                memo.misses += 1
+                hit = _service(inp, config, key, svc, peers)
+                memo.put(key, svc, slices, hit)
+            else:
+                memo.hits += 1
+            sd, l2case = hit
         services[key] = sd
         if l2case is not None:
             l2_pending.append(l2case)
 
     for key, sd in _elect(inp, l2_pending).items():
         services[key] = sd
+    if memo is not None and len(memo.owners) > 2 * len(l2_pending) + 1000:
+        memo.owners.clear()  # elections of addresses that are gone
 
     routes: dict[str, dict[str, RouteAttrs]] = {}
     l2: dict[str, frozenset[str] | None] = {}
@@ -502,7 +573,13 @@ def _elect(inp: Inputs, cases: list[_L2Case]) -> dict[str, ServiceDesired]:
         for c in members:
             for n, w in c.weights.items():
                 weights[n] = max(weights.get(n, 0), w)
-        owner = election.winner(pool_set, first_ip, weights)
+        memo_key = (first_ip, pool_set, tuple(sorted(weights.items())))
+        if inp.memo is not None and memo_key in inp.memo.owners:
+            owner = inp.memo.owners[memo_key]
+        else:
+            owner = election.winner(pool_set, first_ip, weights)
+            if inp.memo is not None:
+                inp.memo.owners[memo_key] = owner
         for c in members:
             out[c.sd.key] = _l2_decide(inp, c, owner)
     return out

@@ -144,6 +144,7 @@ class SpeakerReconciler:
         self.dirty = asyncio.Event()
         self.config_dirty = True
         self.current: dz.Desired | None = None
+        self.memo = dz.Memo()
         self.bgp = BgpShell(node, on_session_change=self._on_session_change)
         self.l2 = L2Shell()
         self.status = StatusObjects(rest, namespace, node)
@@ -299,6 +300,7 @@ class SpeakerReconciler:
             options=self.options,
             previous=self.current,
             local_interfaces=local_interfaces(),
+            memo=self.memo,
         )
 
     async def reconcile(self) -> None:

@@ -129,6 +129,7 @@ class StatusObjects:
         self.dirty = asyncio.Event()
         self.sem = asyncio.Semaphore(concurrency)
         self.config_state: tuple[str, str] | None = None
+        self._service_inputs: tuple[Any, Any] | None = None
         self.config_state_written: tuple[str, str] | None = None
         self.writes = 0
         self.errors = 0
@@ -142,6 +143,10 @@ class StatusObjects:
         self, l2: Mapping[str, tuple[str, ...]], bgp: Mapping[str, tuple[str, ...]]
     ) -> None:
         """l2: service key -> interfaces (() = all); bgp: service key -> peers (non-empty)."""
+        inputs = (dict(l2), {k: v for k, v in bgp.items() if v})
+        if inputs == self._service_inputs:
+            return
+        self._service_inputs = inputs
         self.kinds["l2"].desired = {
             key: self._service_status(key, {"interfaces": [{"name": i} for i in ifaces]})
             for key, ifaces in l2.items()

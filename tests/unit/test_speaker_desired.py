@@ -88,6 +88,7 @@ def run(
     options: Options = Options(),
     previous: Desired | None = None,
     local_interfaces: frozenset[str] | None = None,
+    memo: d.Memo | None = None,
 ) -> Desired:
     nodes = nodes if nodes is not None else [node(n) for n in NODES]
     return desired_state(
@@ -101,6 +102,7 @@ def run(
             options=options,
             previous=previous,
             local_interfaces=local_interfaces,
+            memo=memo,
         )
     )
 
@@ -582,3 +584,37 @@ def test_orphaned_allocation_keeps_its_announcement_while_running() -> None:
     # A different IP is a new allocation, not an orphan of the old one.
     out = run(shrunk, [svc("a", "203.0.113.6")], {"a": EVERYWHERE}, previous=before)
     assert out.services["default/a"].bgp.reason == d.IP_NOT_ALLOWED
+
+
+# ---- memoization ---------------------------------------------------------------------------
+
+
+def test_memo_gives_the_same_answer_as_a_fresh_computation() -> None:
+    cfg = config(
+        pool("p", "203.0.113.0/24"),
+        peer("r1", peerAddress="198.51.100.1"),
+        bgpadv("b"),
+        l2adv("l"),
+    )
+    memo = d.Memo()
+    services = [svc(f"s{i}", f"203.0.113.{i}", local=i % 2 == 0) for i in range(1, 20)]
+    endpoints = {f"s{i}": eps(NODES[i % 3]) for i in range(1, 20)}
+
+    def both(**kw: Any) -> Desired:
+        with_memo = run(cfg, services, endpoints, previous=None, **kw, memo=memo)
+        assert with_memo == run(cfg, services, endpoints, **kw)
+        return with_memo
+
+    both()
+    assert memo.misses == 19
+    both()
+    assert memo.hits == 19  # nothing changed: every service reused
+    services[3] = svc("s4", "203.0.113.44", local=True)  # a new object for one service
+    endpoints["s5"] = eps("node-a", "node-b")
+    both()
+    assert memo.misses == 21
+    both(nodes=[node("node-a", {d.EXCLUDE_LABEL: ""}), node("node-b"), node("node-c")])
+    assert memo.misses == 40  # a node change recomputes everything
+    del services[0]
+    out = both(nodes=[node("node-a", {d.EXCLUDE_LABEL: ""}), node("node-b"), node("node-c")])
+    assert "default/s1" not in out.services and "default/s1" not in memo.entries
