@@ -102,6 +102,13 @@ class _PoolDraft:
     legacy_ads: list[dict[str, Any]] = field(default_factory=list)
     protocol: str = ""
 
+    @property
+    def labels(self) -> dict[str, str]:
+        cached: dict[str, str] | None = self.__dict__.get("_labels")
+        if cached is None:
+            cached = self.__dict__["_labels"] = self.pool.label_map()
+        return cached
+
 
 @dataclass
 class _AdDraft:
@@ -871,10 +878,13 @@ def _resolve_pools(
 ) -> tuple[str, ...]:
     if not names and not sels:
         return tuple(sorted(d.pool.name for d in pools if d.res.kind == "IPAddressPool"))
-    out = {d.pool.name for d in pools if d.pool.name in names}
-    for d in pools:
-        if any(s.matches(d.pool.label_map()) for s in sels):
-            out.add(d.pool.name)
+    wanted = set(names)
+    out = {d.pool.name for d in pools if d.pool.name in wanted}
+    if sels:
+        for d in pools:
+            labels = d.labels
+            if any(s.matches(labels) for s in sels):
+                out.add(d.pool.name)
     return tuple(sorted(out))
 
 
@@ -1097,24 +1107,13 @@ def _check_pool_advertising(
         result.append((o, replace(ad, pools=tuple(keep))))
 
     accepted: list[tuple[Resource, BGPAdvertisement]] = []
+    # pool -> localPref -> advertisements already accepted for that pool with that localPref:
+    # only advertisements with a different localPref can conflict.
+    by_pool: dict[str, dict[int, list[tuple[Resource, BGPAdvertisement]]]] = {}
     for o, ad in sorted(result, key=lambda x: (x[0].age, x[1].name)):
         keep = []
         for pname in ad.pools:
-            family = by_name[pname].pool.families
-            clash = None
-            for wo, w in accepted:
-                if pname not in w.pools or w.local_pref == ad.local_pref:
-                    continue
-                if ad.service_selectors or w.service_selectors:
-                    continue
-                if all(ad.prefix_length(f) != w.prefix_length(f) for f in family):
-                    continue
-                if ad.peers and w.peers and not set(ad.peers) & set(w.peers):
-                    continue
-                if not any_can_meet(ad.node_selectors, w.node_selectors):
-                    continue
-                clash = (wo, w)
-                break
+            clash = _local_pref_clash(ad, by_name[pname].pool.families, by_pool.get(pname, {}))
             if clash is None:
                 keep.append(pname)
                 continue
@@ -1128,8 +1127,35 @@ def _check_pool_advertising(
                 "local-preference",
                 related=[wo.ref] if wo.ref != o.ref else [],
             )
-        accepted.append((o, replace(ad, pools=tuple(keep))))
+        kept = replace(ad, pools=tuple(keep))
+        accepted.append((o, kept))
+        for pname in keep:
+            by_pool.setdefault(pname, {}).setdefault(ad.local_pref, []).append((o, kept))
     return [ad for _, ad in accepted]
+
+
+def _local_pref_clash(
+    ad: BGPAdvertisement,
+    families: frozenset[int],
+    accepted: dict[int, list[tuple[Resource, BGPAdvertisement]]],
+) -> tuple[Resource, BGPAdvertisement] | None:
+    """The first accepted advertisement of the pool that can meet `ad` with another localPref."""
+    if ad.service_selectors:
+        return None
+    for local_pref, items in accepted.items():
+        if local_pref == ad.local_pref:
+            continue
+        for wo, w in items:
+            if w.service_selectors:
+                continue
+            if all(ad.prefix_length(f) != w.prefix_length(f) for f in families):
+                continue
+            if ad.peers and w.peers and not set(ad.peers) & set(w.peers):
+                continue
+            if not any_can_meet(ad.node_selectors, w.node_selectors):
+                continue
+            return wo, w
+    return None
 
 
 def _check_bfd_echo(
