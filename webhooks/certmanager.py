@@ -8,7 +8,7 @@ import datetime as dt
 from typing import Any
 
 from metallb_py.kube.rest import ApiError, Rest
-from webhooks import certs, kubeio
+from webhooks import certs, kubeio, metrics
 from webhooks.tlsfiles import ServingTLS
 
 MAX_CHECK_INTERVAL = 3600.0
@@ -78,6 +78,7 @@ class CertManager:
                     notAfter=bundle.serving_cert().not_valid_after_utc.isoformat(),
                 )
                 self.rotations += 1
+                metrics.certificate_rotations_total.inc()
             break
         else:
             raise RuntimeError(f"could not update Secret {self.secret}: kept conflicting")
@@ -89,6 +90,8 @@ class CertManager:
             self.log.info("caBundleInjected", object=what)
         if bundle.cert != self.tls.loaded_cert:
             self.tls.load_pem(bundle.cert, bundle.key)
+            expiry = bundle.serving_cert().not_valid_after_utc.timestamp()
+            metrics.certificate_not_after.set(expiry)
         self.bundle = bundle
 
     async def run(self, stop: asyncio.Event) -> None:

@@ -9,7 +9,7 @@ from typing import Any
 
 from aiohttp import web
 
-from webhooks import admission
+from webhooks import admission, metrics
 from webhooks.conversion import convert_review
 from webhooks.paths import BY_PATH, CONVERT_PATH, Hook
 
@@ -34,6 +34,7 @@ class WebhookApp:
     def _count(self, path: str, outcome: str) -> None:
         key = (path, outcome)
         self.counts[key] = self.counts.get(key, 0) + 1
+        metrics.requests_total.labels(path=path, outcome=outcome).inc()
 
     async def _healthz(self, _: web.Request) -> web.Response:
         return web.Response(text="ok")

@@ -12,6 +12,7 @@ from typing import Any
 import aiohttp
 import pytest
 from aiohttp import web
+from prometheus_client import REGISTRY
 
 from metallb_py.log import get_logger
 from tests.lab.config_objects import peer, pool
@@ -97,6 +98,10 @@ async def test_admission_over_https(harness: Harness) -> None:
             assert (
                 body["response"]["allowed"] is False and body["response"]["status"]["code"] == 400
             )
+        ok = REGISTRY.get_sample_value(
+            "metallb_webhook_requests_total", {"path": POOL_PATH, "outcome": "denied"}
+        )
+        assert ok is not None and ok >= 1
         harness.fail_listing = True
         err = await post(
             s, harness, POOL_PATH, admission_review("CREATE", pool("x", "203.0.113.0/24"))
