@@ -1,12 +1,35 @@
 """The server's TLS context, reloaded in place: new handshakes get the new certificate, open
-connections keep theirs, so a rotation never fails a request."""
+connections keep theirs, so a rotation never fails a request.
+
+ssl only loads certificates from files, and the webhook runs with a read-only root filesystem,
+so generated PEM material goes through anonymous memory files (memfd) rather than disk.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import ssl
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
+
+
+@contextlib.contextmanager
+def _memory_file(data: bytes) -> Iterator[str]:
+    """A path holding `data` that never touches the filesystem (tmpfs fallback without memfd)."""
+    if hasattr(os, "memfd_create"):
+        fd = os.memfd_create("metallb-webhook-tls", os.MFD_CLOEXEC)
+        try:
+            os.write(fd, data)
+            yield f"/proc/self/fd/{fd}"
+        finally:
+            os.close(fd)
+        return
+    with tempfile.NamedTemporaryFile(prefix="metallb-webhook-") as fh:  # pragma: no cover
+        fh.write(data)
+        fh.flush()
+        yield fh.name
 
 
 class ServingTLS:
@@ -14,18 +37,11 @@ class ServingTLS:
         self.context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         self.context.minimum_version = ssl.TLSVersion.TLSv1_2
         self.context.set_alpn_protocols(["http/1.1"])
-        self._dir = tempfile.TemporaryDirectory(prefix="metallb-webhook-")
         self.loaded_cert = b""
 
     def load_pem(self, cert: bytes, key: bytes) -> None:
-        """Load PEM bytes (written to a private directory: ssl only reads files)."""
-        base = Path(self._dir.name)
-        cert_path, key_path = base / "tls.crt", base / "tls.key"
-        fd = os.open(key_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(key)
-        cert_path.write_bytes(cert)
-        self.context.load_cert_chain(str(cert_path), str(key_path))
+        with _memory_file(cert) as cert_path, _memory_file(key) as key_path:
+            self.context.load_cert_chain(cert_path, key_path)
         self.loaded_cert = cert
 
     def load_files(self, cert_path: Path, key_path: Path) -> bool:
@@ -38,4 +54,4 @@ class ServingTLS:
         return True
 
     def close(self) -> None:
-        self._dir.cleanup()
+        """Nothing to clean up: no file is left behind."""
