@@ -36,9 +36,12 @@ async def run(ctx: RunContext) -> int:
 
     lease_duration = float(getattr(args, "lease_duration", 4.0))
     elector: LeaderElector | None = None
+    lease_rest = None
     if getattr(args, "leader_election", True):
+        # Its own connections: renewals must never queue behind a burst of status writes.
+        lease_rest = await connect(args.kubeconfig, pool_size=2)
         elector = LeaderElector(
-            rest,
+            lease_rest,
             args.namespace,
             LEASE_NAME,
             lease_duration=lease_duration,
@@ -83,14 +86,15 @@ async def run(ctx: RunContext) -> int:
             watchers = [asyncio.create_task(_propagate(ctx.stop, lead_stop))]
             if elector is not None:
                 watchers.append(asyncio.create_task(_propagate(elector.lost, lead_stop)))
-            log.info("leading", identity=elector.identity if elector else "")
+            fresh = elector.took_over if elector else True
+            log.info("leading", identity=elector.identity if elector else "", rebuild=fresh)
             try:
-                await controller.lead(lead_stop)
+                await controller.lead(lead_stop, fresh=fresh)
             finally:
                 for w in watchers:
                     w.cancel()
             if not ctx.stop.is_set():
-                log.warning("stoppedLeading", msg="standing by; allocation state dropped")
+                log.warning("stoppedLeading", msg="standing by; no writes until leading again")
         return 0
     finally:
         for task in (informers, election):
@@ -100,6 +104,8 @@ async def run(ctx: RunContext) -> int:
                 await asyncio.wait_for(task, 5)
         registry.unregister(collector)
         await rest.close()
+        if lease_rest is not None:
+            await lease_rest.close()
 
 
 async def _propagate(source: asyncio.Event, target: asyncio.Event) -> None:

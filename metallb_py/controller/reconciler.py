@@ -110,6 +110,7 @@ class ServiceController:
         self.config_dirty = asyncio.Event()
         self.config_state_written: tuple[str, str] | None = None
         self.startup_done = asyncio.Event()
+        self.adopted = False
         self.reconciles = 0
 
         self.services.add_handler(self._on_service)
@@ -146,19 +147,28 @@ class ServiceController:
         infs = (self.services, *self.config_informers)
         await asyncio.gather(*(inf.synced.wait() for inf in infs))
 
-    async def lead(self, stop: asyncio.Event) -> None:
-        """Be the allocating replica until `stop` is set (shutdown or lost leadership)."""
+    async def lead(self, stop: asyncio.Event, fresh: bool = True) -> None:
+        """Be the allocating replica until `stop` is set (shutdown or lost leadership).
+
+        `fresh`: the Lease may have been held by someone else since we last led, so rebuild
+        the allocation state from the API server. Otherwise (first start aside) we only lapsed
+        and renewed our own Lease: nobody else wrote, and the state we kept is still right.
+        """
         self.events.start()
         await self.wait_synced()
-        # A consistent read after winning the Lease: every write of the previous leader (which
-        # stopped writing before we could win) is in it.
-        await self.services.list()
-        self.allocator = Allocator(reallocate_on_config_change=self.reallocate)
-        self.pool_inputs = None
-        self.pending = set()
+        if fresh or self.allocator is None:
+            # A consistent read after winning the Lease: every write of the previous leader
+            # (which stopped writing before we could win) is in it.
+            await self.services.list()
+            self.allocator = Allocator(reallocate_on_config_change=self.reallocate)
+            self.pool_inputs = None
+            self.pending = set()
+            self.adopted = False
         self.queue = WorkQueue()
-        self._load_config()
-        self._startup_adopt()
+        self._load_config()  # adopts every recorded allocation once a configuration is usable
+        if self.adopted:
+            for key in self.services.cache.keys():  # noqa: SIM118 (a Cache, not a dict)
+                self.queue.add(key)  # whatever changed while we did not lead
         tasks = [asyncio.create_task(self._worker()) for _ in range(self.worker_count)]
         tasks.append(asyncio.create_task(self._config_loop(stop)))
         tasks.append(asyncio.create_task(self._pool_status_loop(stop)))
@@ -173,7 +183,6 @@ class ServiceController:
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await task
             self.queue = None
-            self.allocator = None
             self.startup_done.clear()
             await self.events.stop()
 
@@ -210,6 +219,8 @@ class ServiceController:
             return
         self.pool_inputs = specs
         log.info("configLoaded", pools=[s.name for s in specs])
+        if not self.adopted and self.queue is not None:
+            self._startup_adopt()  # the first usable configuration arrived after startup
         for change in changes:
             self._config_change(change.key, change.kind, change.ips, change.reason)
         if self.queue is not None:
@@ -309,6 +320,7 @@ class ServiceController:
         """First pass: register allocations recorded in status, holders of IPs first and the
         oldest claim first, before anything new is handed out."""
         assert self.allocator is not None and self.queue is not None
+        self.adopted = True
         services = self.services.cache.values()
         holders = [s for s in services if current_ips(s)]
         holders.sort(key=lambda s: (-len(current_ips(s)), created(s), _key(s)))
@@ -345,8 +357,12 @@ class ServiceController:
                 return
             try:
                 if not self.may_write():
+                    # Fenced (renewal late, or leadership lost): decide nothing now, but never
+                    # drop the key; if leadership is really lost the queue is closed anyway.
+                    queue.add_after(key, 0.5)
                     continue
                 outcome = await self.reconcile(key)
+                kube_metrics.updates_total.inc()
                 if outcome == "retry":
                     queue.retry(key)
                 elif outcome == "again":
@@ -371,8 +387,8 @@ class ServiceController:
     async def reconcile(self, key: str) -> str:
         """Converge one Service; returns "ok", "retry" (back off) or "again" (fresh state)."""
         alloc = self.allocator
-        if alloc is None:
-            return "ok"
+        if alloc is None or not alloc.configured or not self.adopted:
+            return "ok"  # no configuration yet: touch nothing (loading one requeues every key)
         self.reconciles += 1
         svc = self.services.cache.get(key)
         if svc is None:
@@ -519,7 +535,7 @@ class ServiceController:
         if result.outcome is WriteOutcome.NOT_FOUND:
             return "ok"
         if result.outcome is WriteOutcome.FENCED:
-            return "ok"
+            return "retry"  # the decision stands; it is written once we may write again
         log.warning("statusWriteFailed", service=key, error=result.error)
         return "retry"
 

@@ -71,6 +71,9 @@ class LeaderElector:
         self._observed: tuple[str, str] | None = None  # (holder, renewTime) last seen
         self._observed_at = 0.0
         self.transitions = 0
+        # False when the last acquisition only renewed our own record after a lapse: nobody
+        # else held the Lease meanwhile, so state built while leading is still valid.
+        self.took_over = True
         self.on_started: list[Callable[[], None]] = []
         self.on_stopped: list[Callable[[], None]] = []
 
@@ -139,6 +142,8 @@ class LeaderElector:
             }
             await self.rest.create(LEASES.path(self.namespace), body)
             self._renewed(started, (self.identity, now_wall))
+            if not self.leading.is_set():
+                self.took_over = True
             return True
         spec: dict[str, Any] = lease.get("spec") or {}
         holder = spec.get("holderIdentity") or ""
@@ -156,6 +161,8 @@ class LeaderElector:
             acquire = now_wall
         lease["spec"] = self._spec(acquire, now_wall, transitions)
         await self.rest.replace(path, lease)  # carries resourceVersion: a race loses with 409
+        if not self.leading.is_set():
+            self.took_over = holder != self.identity
         self.transitions = transitions
         self._renewed(started, (self.identity, now_wall))
         return True

@@ -26,3 +26,9 @@ config_stale = Gauge(
     "1 if running on a stale configuration, because the latest config failed to load.",
     registry=registry,
 )
+# Ours: writes that reached the API server (a fenced replica must never add to it).
+status_writes_total = Counter(
+    "metallb_k8s_client_status_writes",
+    "Number of status writes accepted by the API server.",
+    registry=registry,
+)

@@ -69,7 +69,7 @@ class StatusWriter:
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
             metrics.update_errors_total.inc()
             return WriteResult(WriteOutcome.FAILED, error=str(exc) or type(exc).__name__)
-        metrics.updates_total.inc()
+        metrics.status_writes_total.inc()
         return WriteResult(WriteOutcome.WRITTEN, written)
 
     async def update_status(
