@@ -761,7 +761,12 @@ class DecodedAttributes:
 
 
 def decode_attributes(
-    data: bytes, ctx: CodecContext = DEFAULT_CONTEXT, ipv4_nlri: bool = False
+    data: bytes,
+    ctx: CodecContext = DEFAULT_CONTEXT,
+    ipv4_nlri: bool = False,
+    *,
+    mp_nlri: bool = False,
+    check_missing: bool = True,
 ) -> DecodedAttributes:
     """Parse a path-attribute block.
 
@@ -772,11 +777,12 @@ def decode_attributes(
     the UPDATE's own NLRI field is non-empty (a bad NEXT_HOP only matters then, and
     NEXT_HOP is then mandatory); ORIGIN and AS_PATH are mandatory whenever routes are
     announced (RFC 7606 §3 d: missing ones make the UPDATE treat-as-withdraw).
+    `mp_nlri` says routes are announced in an MP_REACH_NLRI decoded separately;
+    `check_missing=False` skips the mandatory-attribute check (for such a separate part).
     """
     attrs: list[Attribute] = []
     problems: list[BGPError] = []
     seen: set[int] = set()
-    mp_nlri = False
     pos = 0
     end = len(data)
     decoders = _DECODERS
@@ -888,7 +894,7 @@ def decode_attributes(
             problems.append(
                 BGPError(UPDATE_MESSAGE_ERROR, OPTIONAL_ATTRIBUTE_ERROR, tlv, err.reason, action)
             )
-    if ipv4_nlri or mp_nlri:
+    if check_missing and (ipv4_nlri or mp_nlri):
         malformed = {p.data[1] for p in problems if len(p.data) >= 2}
         for code in (ORIGIN, AS_PATH, NEXT_HOP) if ipv4_nlri else (ORIGIN, AS_PATH):
             if code not in seen and code not in malformed:
@@ -902,6 +908,43 @@ def decode_attributes(
                     )
                 )
     return DecodedAttributes(tuple(attrs), tuple(problems))
+
+
+def split_mp_attributes(data: bytes) -> tuple[bytes, bytes] | None:
+    """(the block without MP_REACH/MP_UNREACH, those two TLVs) when the block frames
+    cleanly and holds at most one of each; None otherwise (decode it whole).
+
+    The rest of an attribute block repeats across UPDATEs even when the MP NLRI differ,
+    so `bgp.messages.AttributeCache` caches it separately."""
+    rest: list[bytes] = []
+    mp: list[bytes] = []
+    seen = 0
+    pos = 0
+    end = len(data)
+    while pos < end:
+        if end - pos < 3:
+            return None
+        flags, code = data[pos], data[pos + 1]
+        if flags & FLAG_EXTENDED_LENGTH:
+            if end - pos < 4:
+                return None
+            stop = pos + 4 + ((data[pos + 2] << 8) | data[pos + 3])
+        else:
+            stop = pos + 3 + data[pos + 2]
+        if stop > end:
+            return None
+        if code in (MP_REACH_NLRI, MP_UNREACH_NLRI):
+            bit = 1 if code == MP_REACH_NLRI else 2
+            if seen & bit:
+                return None
+            seen |= bit
+            mp.append(data[pos:stop])
+        else:
+            rest.append(data[pos:stop])
+        pos = stop
+    if not mp:
+        return None
+    return b"".join(rest), b"".join(mp)
 
 
 def effective_as_path(attrs: Iterable[Attribute]) -> AsPath | None:

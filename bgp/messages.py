@@ -31,6 +31,7 @@ from bgp.attributes import (
     decode_attributes,
     encode_attributes,
     encode_mp_unreach,
+    split_mp_attributes,
 )
 from bgp.capabilities import Capability, FourOctetAS, decode_capabilities, encode_capability
 from bgp.context import AFI_IPV4, DEFAULT_CONTEXT, SAFI_UNICAST, CodecContext
@@ -473,31 +474,50 @@ class AttributeCache:
 
     Routers repeat the same attribute block across many UPDATEs (one per prefix in the
     worst case), so a full table mostly costs a dict lookup per UPDATE instead of a parse.
-    Bounded (oldest entry evicted); blocks over `max_block` octets (those carrying
-    MP_REACH NLRI are unique anyway) are not kept.
+    MP_REACH/MP_UNREACH (which carry the per-UPDATE NLRI) are decoded each time and the
+    rest of the block is cached; with a cache they come last in `Update.attributes`.
+    Bounded (oldest entry evicted); blocks over `max_block` octets are not kept.
     """
 
     def __init__(self, max_entries: int = 1024, max_block: int = 512) -> None:
         self.max_entries = max_entries
         self.max_block = max_block
         self._ctx: CodecContext | None = None
-        self._entries: dict[tuple[bytes, bool], DecodedAttributes] = {}
+        self._entries: dict[tuple[bytes, bool, bool], DecodedAttributes] = {}
         self.hits = 0
         self.misses = 0
 
     def decode(self, block: bytes, ctx: CodecContext, ipv4_nlri: bool) -> DecodedAttributes:
-        if len(block) > self.max_block:
-            return decode_attributes(block, ctx, ipv4_nlri)
         if ctx != self._ctx:
             self._entries.clear()
             self._ctx = ctx
-        key = (block, ipv4_nlri)
+        split = split_mp_attributes(block)
+        if split is None:
+            return self._cached(block, ctx, ipv4_nlri, False)
+        rest, mp_block = split
+        try:
+            mp = decode_attributes(mp_block, ctx, ipv4_nlri, check_missing=False)
+            mp_nlri = any(
+                isinstance(a, MpReachNlri) and (a.nlri or a.raw_nlri) for a in mp.attributes
+            )
+            base = self._cached(rest, ctx, ipv4_nlri, mp_nlri)
+        except BGPError:
+            # Fatal: decode in received order so the NOTIFICATION names the first problem.
+            return decode_attributes(block, ctx, ipv4_nlri)
+        return DecodedAttributes(base.attributes + mp.attributes, base.problems + mp.problems)
+
+    def _cached(
+        self, block: bytes, ctx: CodecContext, ipv4_nlri: bool, mp_nlri: bool
+    ) -> DecodedAttributes:
+        if len(block) > self.max_block:
+            return decode_attributes(block, ctx, ipv4_nlri, mp_nlri=mp_nlri)
+        key = (block, ipv4_nlri, mp_nlri)
         found = self._entries.get(key)
         if found is not None:
             self.hits += 1
             return found
         self.misses += 1
-        found = decode_attributes(block, ctx, ipv4_nlri)
+        found = decode_attributes(block, ctx, ipv4_nlri, mp_nlri=mp_nlri)
         entries = self._entries
         if len(entries) >= self.max_entries:
             del entries[next(iter(entries))]

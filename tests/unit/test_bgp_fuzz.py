@@ -71,6 +71,18 @@ def attribute_soup(draw: st.DrawFn) -> bytes:
         flags = draw(st.integers(0, 255)) & 0xEF
         value = draw(st.binary(max_size=60))
         parts.append(struct.pack("!BBB", flags, code, len(value)) + value)
+    if draw(st.booleans()):  # a well-formed MP attribute among the noise
+        nlri6 = draw(st.sampled_from([b"", b"\x20\x20\x01\x0d\xb8", b"\x40" + bytes(8)]))
+        mp = b"\x00\x02\x01\x10" + bytes(15) + b"\x01\x00" + nlri6
+        if draw(st.booleans()):
+            mp = b"\x00\x02\x01" + nlri6  # MP_UNREACH
+            parts.insert(
+                draw(st.integers(0, len(parts))), struct.pack("!BBB", 0x80, 15, len(mp)) + mp
+            )
+        else:
+            parts.insert(
+                draw(st.integers(0, len(parts))), struct.pack("!BBB", 0x80, 14, len(mp)) + mp
+            )
     attrs = b"".join(parts)
     nlri = draw(st.binary(max_size=20))
     body = b"\x00\x00" + struct.pack("!H", len(attrs)) + attrs + nlri
@@ -114,3 +126,26 @@ def test_session_survives_garbage(chunks: list[bytes], framed_first: bool) -> No
     if s.state != State.ESTABLISHED:
         (raw,) = list(M.iter_messages(bytearray(out), 65535))
         assert isinstance(M.decode(raw), M.Notification)
+
+
+def _outcome(wire: bytes, ctx: object, cache: M.AttributeCache | None) -> object:
+    try:
+        msg = M.decode(wire, ctx, cache)  # type: ignore[arg-type]
+    except BGPError as err:
+        return ("error", err.code, err.subcode, err.action)
+    if not isinstance(msg, M.Update):
+        return msg
+    return (
+        sorted(map(repr, msg.attributes)),
+        sorted((p.code, p.subcode, p.action) for p in msg.problems),
+        msg.nlri,
+        msg.withdrawn,
+    )
+
+
+@FUZZ
+@given(st.lists(attribute_soup(), min_size=1, max_size=4), contexts())
+def test_attribute_cache_agrees_with_the_plain_decoder(wires: list[bytes], ctx: object) -> None:
+    cache = M.AttributeCache()
+    for wire in wires + wires:  # the second pass hits the cache
+        assert _outcome(wire, ctx, cache) == _outcome(wire, ctx, None)
