@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import random
+from pathlib import Path
+
+import pytest
 
 from metallb_py.kube.backoff import Backoff
 from metallb_py.kube.cache import Cache, by_namespace, object_key
+from metallb_py.kube.client import ClientConfigError, choose_source
 from metallb_py.kube.events import EventCorrelator
 from metallb_py.kube.rest import IPADDRESSPOOLS, NAMESPACES, SERVICES
 from metallb_py.kube.workqueue import WorkQueue
@@ -111,3 +115,19 @@ def test_similar_events_are_combined_and_spam_is_dropped() -> None:
     assert c.correlate(other, "Warning", "AllocationFailed", "x", 50.0).kind == "create"
     # Tokens come back at one per five minutes.
     assert c.correlate(svc, "Warning", "AllocationFailed", "x", 40.0 + 301).kind != "drop"
+
+
+def test_client_source_order(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    explicit = tmp_path / "kc"
+    explicit.write_text("apiVersion: v1\nkind: Config\n")
+    monkeypatch.setenv("KUBERNETES_SERVICE_HOST", "10.96.0.1")
+    assert choose_source(str(explicit)) == ("kubeconfig", str(explicit))  # the flag wins
+    assert choose_source(None) == ("incluster", "")
+    monkeypatch.delenv("KUBERNETES_SERVICE_HOST")
+    monkeypatch.setenv("KUBECONFIG", str(explicit))
+    assert choose_source(None) == ("kubeconfig", str(explicit))
+    monkeypatch.setenv("KUBECONFIG", str(tmp_path / "missing"))
+    with pytest.raises(ClientConfigError, match="no API server configured"):
+        choose_source(None)
+    with pytest.raises(ClientConfigError, match="does not exist"):
+        choose_source(str(tmp_path / "nope"))
