@@ -655,6 +655,14 @@ class Session:
 
     def _handle(self, conn: _Conn, msg: Message, now: float, agg: _UpdateAggregate) -> None:
         state = conn.state
+        if isinstance(msg, Update):  # the common case first
+            self.counters.updates_received += 1
+            if state != State.ESTABLISHED:
+                self._fsm_error(conn, now, "UPDATE")
+                return
+            self._restart_hold(conn, now)
+            self._handle_update(conn, msg, agg)
+            return
         if isinstance(msg, Notification):
             self.counters.notifications_received += 1
             neg = conn.negotiated
@@ -702,13 +710,6 @@ class Session:
             ):
                 self._events.append(RouteRefreshRequested(msg.afi, msg.safi))
             return
-        # UPDATE
-        self.counters.updates_received += 1
-        if state != State.ESTABLISHED:
-            self._fsm_error(conn, now, "UPDATE")
-            return
-        self._restart_hold(conn, now)
-        self._handle_update(conn, msg, agg)
 
     def _fsm_error(self, conn: _Conn, now: float, what: str) -> None:
         subcode = {
