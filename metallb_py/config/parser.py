@@ -102,12 +102,10 @@ class _PoolDraft:
     legacy_ads: list[dict[str, Any]] = field(default_factory=list)
     protocol: str = ""
 
-    @property
-    def labels(self) -> dict[str, str]:
-        cached: dict[str, str] | None = self.__dict__.get("_labels")
-        if cached is None:
-            cached = self.__dict__["_labels"] = self.pool.label_map()
-        return cached
+    labels: dict[str, str] = field(default_factory=dict, repr=False)
+
+    def __post_init__(self) -> None:
+        self.labels = self.pool.label_map()
 
 
 @dataclass
