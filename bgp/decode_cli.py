@@ -27,7 +27,7 @@ from bgp.errors import (
 )
 from bgp.nlri import Prefix
 
-_HEX_NOISE = re.compile(r"0x|[\s:.,\-]", re.IGNORECASE)
+_HEX_NOISE = re.compile(r"0x|\\x|[\s:.,\-\"']", re.IGNORECASE)
 _HEX = re.compile(r"[0-9a-fA-F]*")
 
 
@@ -36,7 +36,8 @@ class UsageError(Exception):
 
 
 def parse_hex(text: str) -> bytes:
-    """Hex with spaces, colons, dots, dashes, newlines or 0x prefixes between octets."""
+    """Hex with spaces, colons, dots, dashes, newlines, quotes, 0x or \\x between octets
+    (Wireshark's "hex stream" and "escaped string" copies both work)."""
     cleaned = _HEX_NOISE.sub("", text)
     if not _HEX.fullmatch(cleaned):
         bad = next(ch for ch in cleaned if ch not in "0123456789abcdefABCDEF")

@@ -259,3 +259,24 @@ def test_pcap_context_follows_the_captured_opens(tmp_path: Path) -> None:
     upd = records[2]
     assert upd["nlri"] == [{"prefix": "203.0.113.10/32", "path_id": 7}]
     assert next(a for a in upd["attributes"] if a["name"] == "AS_PATH")["text"] == "64512"
+
+
+def test_hex_formats_engineers_paste() -> None:
+    from bgp.decode_cli import UsageError, parse_hex
+
+    want = bytes.fromhex(KEEPALIVE)
+    for text in (
+        KEEPALIVE,
+        spaced(KEEPALIVE, ":"),
+        spaced(KEEPALIVE, " ").upper(),
+        "".join(f"\\x{b:02x}" for b in want),  # Wireshark "escaped string"
+        ",".join(f"0x{b:02x}" for b in want),  # C array
+        "'" + KEEPALIVE + "'\n",
+    ):
+        assert parse_hex(text) == want, text
+    for bad in ("fg", "fff", "ff-g0"):
+        try:
+            parse_hex(bad)
+        except UsageError:
+            continue
+        raise AssertionError(f"{bad!r} accepted")
