@@ -9,6 +9,7 @@ The Kubernetes CEL library functions our CRDs use (IP/CIDR, URL, string helpers)
 from __future__ import annotations
 
 import ipaddress
+import json
 import re
 from typing import Any
 from urllib.parse import urlparse
@@ -146,10 +147,29 @@ FUNCTIONS: dict[str, Any] = {
 }
 
 
+_RULES: dict[int, tuple[Obj, bool]] = {}
+
+
+def _has_rules(schema: Obj) -> bool:
+    """Whether any node of the schema carries x-kubernetes-validations (cached)."""
+    hit = _RULES.get(id(schema))
+    if hit is not None and hit[0] is schema:
+        return hit[1]
+    found = "x-kubernetes-validations" in json.dumps(schema)
+    _RULES[id(schema)] = (schema, found)
+    return found
+
+
 class CelValidator:
     def __init__(self) -> None:
-        self.env = celpy.Environment()
+        self._env: Any = None  # built on first use: the CEL grammar takes a second to load
         self._programs: dict[str, Any] = {}
+
+    @property
+    def env(self) -> Any:
+        if self._env is None:
+            self._env = celpy.Environment()
+        return self._env
 
     def _program(self, rule: str) -> Any:
         prog = self._programs.get(rule)
@@ -168,6 +188,8 @@ class CelValidator:
         return None
 
     def validate(self, schema: Obj, obj: Obj, old: Obj | None) -> list[FieldError]:
+        if not _has_rules(schema):
+            return []
         errs: list[FieldError] = []
         self._walk(schema, obj, old, "", errs, old is not None)
         return errs

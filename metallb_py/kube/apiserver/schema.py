@@ -93,6 +93,43 @@ def _render(v: Any) -> str:
     return json.dumps(v) if isinstance(v, str) else str(v)
 
 
+def prune(value: Any, schema: Schema, path: str, unknown: list[str], root: bool = False) -> Any:
+    """Drop (and report) unknown fields only: the fast path for built-in types on every write."""
+    if isinstance(value, dict):
+        props = schema.get("properties")
+        addl = schema.get("additionalProperties")
+        if props is None:
+            if isinstance(addl, dict) and ("properties" in addl or "items" in addl):
+                return {k: prune(v, addl, f"{path}.{k}", unknown) for k, v in value.items()}
+            return value
+        result = {}
+        for key, v in value.items():
+            sub = props.get(key)
+            if sub is None:
+                if root and key in ("apiVersion", "kind"):
+                    result[key] = v
+                elif root and key == "metadata":
+                    sink = Outcome()
+                    result[key] = _walk_metadata(v, "metadata", sink, False)
+                    unknown.extend(sink.unknown)
+                elif addl is True or schema.get("x-kubernetes-preserve-unknown-fields"):
+                    result[key] = v
+                else:
+                    unknown.append(f"{path}.{key}" if path else key)
+                continue
+            if isinstance(v, (dict, list)) and (
+                "properties" in sub or "items" in sub or "additionalProperties" in sub
+            ):
+                v = prune(v, sub, f"{path}.{key}" if path else key, unknown)
+            result[key] = v
+        return result
+    if isinstance(value, list):
+        items = schema.get("items")
+        if isinstance(items, dict) and ("properties" in items or "items" in items):
+            return [prune(v, items, f"{path}[{i}]", unknown) for i, v in enumerate(value)]
+    return value
+
+
 def walk(
     value: Any,
     schema: Schema,
@@ -104,6 +141,11 @@ def walk(
 ) -> Any:
     """Validate `value` against `schema`, drop unknown fields, apply defaults; returns the
     (possibly new) value. `root` marks the object root, whose metadata is checked separately."""
+    if not validate and (
+        isinstance(value, (str, int, float, bool))
+        or (schema.get("x-kubernetes-preserve-unknown-fields") and "properties" not in schema)
+    ):
+        return value  # nothing to prune or report below this point
     if value is None:
         if validate and not schema.get("nullable") and schema.get("type"):
             # null for a non-nullable field: the real server prunes it when it has a default.
@@ -236,8 +278,8 @@ def _walk_object(
             result[key] = v
         else:
             out.unknown.append(sub)
-    for key, sub_schema in props.items():
-        if key not in result and "default" in sub_schema:
+    for key, sub_schema in _defaulted(schema, props):
+        if key not in result:
             import copy
 
             d = copy.deepcopy(sub_schema["default"])
@@ -265,6 +307,18 @@ def _walk_object(
                 )
             )
     return result
+
+
+_DEFAULTED: dict[int, tuple[Schema, list[tuple[str, Schema]]]] = {}
+
+
+def _defaulted(schema: Schema, props: dict[str, Schema]) -> list[tuple[str, Schema]]:
+    """The properties of `schema` that have a default (cached per schema object)."""
+    hit = _DEFAULTED.get(id(schema))
+    if hit is None or hit[0] is not schema:
+        hit = (schema, [(k, v) for k, v in props.items() if "default" in v])
+        _DEFAULTED[id(schema)] = hit
+    return hit[1]
 
 
 def _walk_metadata(meta: Any, path: str, out: Outcome, shallow: bool) -> Any:

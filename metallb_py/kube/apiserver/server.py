@@ -179,10 +179,17 @@ class ApiServer:
 
     def _on_write(self, key: str, kind: str, old: Entry | None, new: Entry | None) -> None:
         if key == "services":
-            if old is not None:
-                self.services.release(old.obj)
-            if kind != "DELETED" and new is not None:
-                self.services.adopt(new.obj)
+            same = (
+                old is not None
+                and new is not None
+                and kind != "DELETED"
+                and old.obj.get("spec") == new.obj.get("spec")
+            )
+            if not same:  # a status or metadata change allocates nothing
+                if old is not None:
+                    self.services.release(old.obj)
+                if kind != "DELETED" and new is not None:
+                    self.services.adopt(new.obj)
         elif key == "customresourcedefinitions.apiextensions.k8s.io":
             from metallb_py.kube.apiserver import crd as crdmod
 
@@ -778,7 +785,10 @@ class ApiServer:
         if schema is None:
             return obj, []
         out = schemas.Outcome()
-        result = schemas.walk(obj, schema, "", out, validate=validate, root=True)
+        if validate:
+            result = schemas.walk(obj, schema, "", out, validate=True, root=True)
+        else:
+            result = schemas.prune(obj, schema, "", out.unknown, root=True)
         mode = self._field_validation(c)
         if out.unknown:
             if mode == "Strict":
@@ -982,9 +992,8 @@ class ApiServer:
             view = json.loads(current.raw)
             if self.needs_conversion(c.res):
                 view = (await self.from_storage(c.res, [view]))[0]
-            old_view = (
-                copy.deepcopy(view) if self.needs_conversion(c.res) else json.loads(current.raw)
-            )
+            # Stored objects are never mutated, so the current one serves as "old" as is.
+            old_view = copy.deepcopy(view) if self.needs_conversion(c.res) else current.obj
             new = make(view)
             if not isinstance(new, dict):
                 raise bad_request("the result must be an object")
