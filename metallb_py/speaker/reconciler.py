@@ -33,6 +33,7 @@ from metallb_py.speaker.resources import (
     SECRETS,
 )
 from metallb_py.speaker.status import StatusObjects, resolve_owner
+from metallb_py.speaker.transitions import transitions
 
 log = LazyLogger("speaker")
 COMPONENT = "metallb-speaker"
@@ -328,50 +329,39 @@ class SpeakerReconciler:
 
     def _report(self, want: dz.Desired) -> None:
         """Logs, events and the announced set, on transitions only."""
-        seen: set[tuple[str, str]] = set()
+        self.announced, changes = transitions(self.announced, want)
+        for ch in changes:
+            if ch.kind == "withdrawn":
+                log.info(
+                    "serviceWithdrawn",
+                    service=ch.service,
+                    protocol=ch.protocol,
+                    ip=list(ch.ips),
+                    reason=ch.reason,
+                )
+                continue
+            sd = want.services[ch.service]
+            log.info(
+                "serviceAnnounced",
+                service=ch.service,
+                protocol=ch.protocol,
+                ip=list(ch.ips),
+                node=self.node,
+                pool=sd.pool,
+                orphaned=sd.orphaned,
+                msg="service has IP, announcing",
+            )
+            svc = self.services.cache.get(ch.service)
+            if svc is not None:
+                self.events.normal(
+                    svc,
+                    "nodeAssigned",
+                    f'announcing from node "{self.node}" with protocol "{ch.protocol}"',
+                )
+        self.orphans &= want.services.keys()
+        self.missing_ifaces &= want.services.keys()
         for key, sd in want.services.items():
             svc = self.services.cache.get(key)
-            for protocol in dz.PROTOCOLS:
-                decision = sd.decision(protocol)
-                before = self.announced.get((key, protocol))
-                if decision.announce:
-                    seen.add((key, protocol))
-                    if before == sd.ips:
-                        continue
-                    if before is not None:
-                        log.info(
-                            "serviceWithdrawn",
-                            service=key,
-                            protocol=protocol,
-                            ip=list(before),
-                            reason=dz.LB_IP_CHANGED,
-                        )
-                    self.announced[(key, protocol)] = sd.ips
-                    log.info(
-                        "serviceAnnounced",
-                        service=key,
-                        protocol=protocol,
-                        ip=list(sd.ips),
-                        node=self.node,
-                        pool=sd.pool,
-                        orphaned=sd.orphaned,
-                        msg="service has IP, announcing",
-                    )
-                    if svc is not None:
-                        self.events.normal(
-                            svc,
-                            "nodeAssigned",
-                            f'announcing from node "{self.node}" with protocol "{protocol}"',
-                        )
-                elif before is not None:
-                    del self.announced[(key, protocol)]
-                    log.info(
-                        "serviceWithdrawn",
-                        service=key,
-                        protocol=protocol,
-                        ip=list(before),
-                        reason=decision.reason,
-                    )
             if sd.orphaned and key not in self.orphans and (sd.bgp.announce or sd.layer2.announce):
                 self.orphans.add(key)
                 log.warning(
@@ -396,16 +386,6 @@ class SpeakerReconciler:
                         )
             elif not sd.interfaces_missing:
                 self.missing_ifaces.discard(key)
-        for (key, protocol), ips in list(self.announced.items()):
-            if (key, protocol) not in seen and key not in want.services:
-                del self.announced[(key, protocol)]
-                log.info(
-                    "serviceWithdrawn",
-                    service=key,
-                    protocol=protocol,
-                    ip=list(ips),
-                    reason=dz.SERVICE_DELETED,
-                )
 
     # ---- BGPSessionState ----------------------------------------------------------------------
 

@@ -1,0 +1,59 @@
+"""Logs and events fire on transitions only: announce once, withdraw with the reason,
+loadBalancerIPChanged before the new IP, serviceDeleted for a vanished service."""
+
+from __future__ import annotations
+
+from metallb_py.speaker.desired import (
+    ANNOUNCE,
+    LB_IP_CHANGED,
+    NO_ENDPOINTS,
+    NOT_OWNER,
+    SERVICE_DELETED,
+    Decision,
+    Desired,
+    ServiceDesired,
+)
+from metallb_py.speaker.transitions import Change, transitions
+
+
+def desired(*services: ServiceDesired) -> Desired:
+    return Desired(services={s.key: s for s in services}, config_loaded=True)
+
+
+def bgp_only(key: str, *ips: str, bgp: Decision = ANNOUNCE) -> ServiceDesired:
+    return ServiceDesired(key, ips, "pool", bgp, Decision.withdraw(NOT_OWNER))
+
+
+def test_announce_once_then_quiet() -> None:
+    want = desired(bgp_only("default/a", "203.0.113.1"))
+    after, changes = transitions({}, want)
+    assert changes == [Change("announced", "default/a", "bgp", ("203.0.113.1",))]
+    assert after == {("default/a", "bgp"): ("203.0.113.1",)}
+    again, changes = transitions(after, want)
+    assert changes == [] and again == after
+
+
+def test_withdraw_carries_the_reason() -> None:
+    before = {("default/a", "bgp"): ("203.0.113.1",)}
+    want = desired(bgp_only("default/a", "203.0.113.1", bgp=Decision.withdraw(NO_ENDPOINTS)))
+    after, changes = transitions(before, want)
+    assert changes == [Change("withdrawn", "default/a", "bgp", ("203.0.113.1",), NO_ENDPOINTS)]
+    assert after == {}
+
+
+def test_ip_change_withdraws_the_old_ip_first() -> None:
+    before = {("default/a", "bgp"): ("203.0.113.1",)}
+    _, changes = transitions(before, desired(bgp_only("default/a", "203.0.113.2")))
+    assert changes == [
+        Change("withdrawn", "default/a", "bgp", ("203.0.113.1",), LB_IP_CHANGED),
+        Change("announced", "default/a", "bgp", ("203.0.113.2",)),
+    ]
+
+
+def test_deleted_service() -> None:
+    before = {("default/a", "layer2"): ("198.51.100.200",)}
+    after, changes = transitions(before, desired())
+    assert changes == [
+        Change("withdrawn", "default/a", "layer2", ("198.51.100.200",), SERVICE_DELETED)
+    ]
+    assert after == {}
