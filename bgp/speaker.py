@@ -419,7 +419,7 @@ class _Conn(StreamOwner):
         self.peer._send_routes()
 
     def on_closed(self, exc: Exception | None) -> None:
-        self.peer._lost(self.conn_id)
+        self.peer._lost(self.conn_id, exc)
 
 
 class Peer:
@@ -602,10 +602,11 @@ class Peer:
         self.session.data_received(conn_id, data, self.loop.time())
         self._pump()
 
-    def _lost(self, conn_id: int) -> None:
+    def _lost(self, conn_id: int, exc: BaseException | None = None) -> None:
         conn = self.conns.pop(conn_id, None)
         if conn is None:
             return
+        log.debug("connectionLost", extra={"peer": self.key, "conn": conn_id, "error": repr(exc)})
         self.session.connection_lost(conn_id, self.loop.time())
         self._pump()
 

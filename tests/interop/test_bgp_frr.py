@@ -157,3 +157,47 @@ def test_ibgp_local_pref_then_planned_restart_and_admin_shutdown(lan1: Lan) -> N
     assert "Administrative Shutdown" in str(info.get("lastNotificationReason", "")) or (
         "Cease" in str(info.get("lastResetDueTo", ""))
     ), info.get("lastResetDueTo")
+
+
+def test_ipv6_only_node_hash_router_id_and_ipv4_routes_over_ipv6_next_hop(lan1: Lan) -> None:
+    """No IPv4 on the node: the router ID comes from the node name, and IPv4 routes travel
+    with an IPv6 next hop (RFC 8950 extended next hop). FRR sends router advertisements for
+    extended-nexthop peers, so the node also gets a SLAAC address: --local-address pins the
+    source to the configured one."""
+    node, rtr = lan1.nodes[0], lan1.router
+    lan1.lab.exec("node1", ["ip", "addr", "del", f"{node.ipv4}/24", "dev", "eth0"])
+    f = frr(
+        lan1,
+        f""" neighbor {node.ipv6} remote-as 64512
+     neighbor {node.ipv6} capability extended-nexthop
+     address-family ipv6 unicast
+      neighbor {node.ipv6} activate
+     exit-address-family
+    """,
+    )
+    sp = Speak(
+        lan1.lab,
+        "node1",
+        [
+            "--local-as",
+            "64512",
+            "--peer",
+            f"{ROUTER_AS}@{rtr.ipv6}",
+            "--announce",
+            "203.0.113.85/32",
+            "2001:db8:200::85/128",
+            "--local-address",
+            node.ipv6,
+        ],
+    ).start()
+    f.wait_established(node.ipv6, afi="ipv6Unicast")
+    started = sp.wait_event("speakerStarted")
+    (rid,) = started["router_ids"]
+    assert not rid.startswith("198.51.100."), "no IPv4 address to take the ID from"
+    wait_for(lambda: paths(f, "ipv4", "203.0.113.85/32"), 15, what="IPv4 route, IPv6 next hop")
+    (p4,) = paths(f, "ipv4", "203.0.113.85/32")
+    hop_ips = {h.get("ip") for h in p4["nexthops"]}
+    assert node.ipv6 in hop_ips, p4["nexthops"]
+    assert paths(f, "ipv6", "2001:db8:200::85/128")
+    neighbor_info = f.json(f"show bgp neighbors {node.ipv6}").get(node.ipv6, {})
+    assert neighbor_info.get("remoteRouterId") == rid
