@@ -130,7 +130,12 @@ def test_bgp_announcements_end_to_end(lan: Lan) -> None:
             metallb(
                 "BGPPeer",
                 "bird",
-                {"myASN": SPEAKER_AS, "peerASN": ROUTER_AS, "peerAddress": lan.router.ipv4},
+                {
+                    "myASN": SPEAKER_AS,
+                    "peerASN": ROUTER_AS,
+                    "peerAddress": lan.router.ipv4,
+                    "enableGracefulRestart": True,
+                },
                 "v1beta2",
             ),
             metallb(
@@ -317,13 +322,28 @@ def test_bgp_announcements_end_to_end(lan: Lan) -> None:
             what="node1 status objects (no duplicates)",
         )
 
-        # -- SIGTERM: withdraw and exit within 2 s --------------------------------------------
-        c.apply(endpoint_slice("local", ["node2"]))
-        wait_for(lambda: bird_paths(lan, local_ip) == {node2}, 15, what="local route via node2")
-        proc = c.speakers["node2"]
-        started = time.monotonic()
-        proc.signal(signal.SIGTERM)
-        assert proc.wait(5) == 0
-        assert time.monotonic() - started < 2.5
-        wait_for(lambda: not bird_paths(lan, local_ip), 5, what="route withdrawn on SIGTERM")
+        # -- SIGTERM: exit within 2 s; FRR (no graceful restart) withdraws at once, BIRD
+        # (graceful restart negotiated) keeps the routes for the restart time -----------------
+        c.apply(service("last"), endpoint_slice("last", ["node1"]))
+        (last,) = c.wait_ips("last")
+        wait_for(lambda: bird_paths(lan, last) == {node1, node2}, 15, what="last via both")
+        wait_for(lambda: frr_route(frr, f"{last}/32"), 15, what="last at FRR")
+        for node in ("node1", "node2"):
+            proc = c.speakers[node]
+            started = time.monotonic()
+            proc.signal(signal.SIGTERM)
+            assert proc.wait(5) == 0
+            assert time.monotonic() - started < 2.5, f"{node} took too long to stop"
+        wait_for(lambda: not frr_route(frr, f"{last}/32"), 5, what="withdrawn at FRR")
+        wait_for(
+            lambda: all(bird.protocol_state(n) != "Established" for n in ("node1", "node2")),
+            5,
+            what="BIRD sessions down",
+        )
+        time.sleep(1)
+        assert bird_paths(lan, last) == {node1, node2}, "graceful restart keeps the routes"
+        assert any(
+            ln.get("reason") == "speakerShutdown" and ln.get("graceful_restart")
+            for ln in log_events(c, "node1", "serviceWithdrawn")
+        )
         del sessions

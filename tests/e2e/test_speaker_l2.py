@@ -4,6 +4,8 @@ missing interface is reported, and the status objects, events and metrics say wh
 
 from __future__ import annotations
 
+import signal
+import time
 from typing import Any
 
 from l2 import election
@@ -64,8 +66,18 @@ def test_layer2_announcements_end_to_end(lan: Lan) -> None:
                 {"ipAddressPools": ["nowhere"], "interfaces": ["missing0"]},
             ),
         )
-        for n in nodes:
-            c.start_speaker(n)
+        # node1's speaker runs "in a Pod": its status objects are owned by the Pod; node2's by
+        # its Node (a speaker run by systemd).
+        c.create(
+            {
+                "apiVersion": "v1",
+                "kind": "Pod",
+                "metadata": {"name": "speaker-node1", "namespace": "metallb-system"},
+                "spec": {"containers": [{"name": "speaker", "image": "metallb-py"}]},
+            }
+        )
+        c.start_speaker(nodes[0], "--pod-name", "speaker-node1")
+        c.start_speaker(nodes[1])
         c.wait_ready(timeout=60)
 
         # -- IPv4: the hash winner answers, and only it ---------------------------------------
@@ -101,9 +113,21 @@ def test_layer2_announcements_end_to_end(lan: Lan) -> None:
         # -- ETP Local: only a node with an endpoint ----------------------------------------
         c.apply(service("local", local=True), endpoint_slice("local", nodes[:1]))
         (ip_local,) = c.wait_ips("local")
+        wait_for(lambda: l2_owner(c, "local") == [nodes[0]], 15, what="local status on node1")
         wait_for(lambda: answered_by(lan, ip_local) == {nodes[0]}, 15, what="local on node1")
+        owners = [
+            (o["status"]["node"], o["metadata"]["ownerReferences"][0]["kind"])
+            for o in c.items("servicel2statuses", selector="metallb.io/service-name=local")
+        ]
+        assert owners == [(nodes[0], "Pod")], owners
         c.apply(endpoint_slice("local", nodes[1:]))
         wait_for(lambda: answered_by(lan, ip_local) == {nodes[1]}, 15, what="local on node2")
+        wait_for(lambda: l2_owner(c, "local") == [nodes[1]], 15, what="local status on node2")
+        kinds = [
+            o["metadata"]["ownerReferences"][0]["kind"]
+            for o in c.items("servicel2statuses", selector="metallb.io/service-name=local")
+        ]
+        assert kinds == ["Node"], kinds
 
         # -- interface selection --------------------------------------------------------------
         c.apply(
@@ -134,3 +158,12 @@ def test_layer2_announcements_end_to_end(lan: Lan) -> None:
         c.delete("service", "v4")
         wait_for(lambda: not answered_by(lan, ip4), 15, what="v4 no longer answered")
         wait_for(lambda: not l2_owner(c, "v4"), 15, what="ServiceL2Status removed")
+
+        # -- SIGTERM: stop answering at once and exit within 2 s ------------------------------
+        assert answered_by(lan, ip_local) == {nodes[1]}
+        proc = c.speakers[nodes[1]]
+        started = time.monotonic()
+        proc.signal(signal.SIGTERM)
+        assert proc.wait(5) == 0
+        assert time.monotonic() - started < 2.5
+        assert not answered_by(lan, ip_local)
