@@ -69,6 +69,7 @@ def service_body(name: str, ip: str) -> dict[str, Any]:
         },
         "spec": {
             "type": "LoadBalancer",
+            "allocateLoadBalancerNodePorts": False,  # 10 000 services: more than the range
             "selector": {"app": name},
             "ports": [{"port": 80, "protocol": "TCP"}],
         },
