@@ -260,3 +260,19 @@ def test_yaml_roundtrip_and_generate_name(apiserver: ApiServer) -> None:
     started = time.time()
     assert apiserver.kubectl("get", "cm", obj["metadata"]["name"]).returncode == 0
     assert time.time() - started < 30
+
+
+def test_imperative_commands_send_protobuf(apiserver: ApiServer) -> None:
+    apiserver.kubectl("create", "configmap", "cfg", "--from-literal=a=b")
+    apiserver.kubectl("create", "secret", "generic", "sec", "--from-literal=p=q")
+    apiserver.kubectl("create", "namespace", "team")
+    apiserver.kubectl("create", "serviceaccount", "bot", "-n", "team")
+    cfg = json.loads(apiserver.kubectl("get", "cm", "cfg", "-o", "json").stdout)
+    assert cfg["data"] == {"a": "b"}
+    sec = json.loads(apiserver.kubectl("get", "secret", "sec", "-o", "json").stdout)
+    assert sec["data"] == {"p": "cQ=="} and sec["type"] == "Opaque"
+    token = apiserver.kubectl("create", "token", "bot", "-n", "team").stdout.strip()
+    assert token
+    # a kind whose protobuf form is not decoded says how to send it instead
+    out = apiserver.kubectl("create", "deployment", "d", "--image=x", check=False)
+    assert out.returncode != 0 and "send JSON instead" in out.stderr

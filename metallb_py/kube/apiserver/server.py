@@ -1252,14 +1252,20 @@ class ApiServer:
 def _decode(body: bytes, content_type: str) -> Any:
     if not body:
         raise bad_request("the request body is empty")
-    if "protobuf" in content_type or "cbor" in content_type:
+    if "protobuf" in content_type:
         # kubectl's imperative generators (`kubectl create configmap ...`) send protobuf.
-        raise ApiError(
-            415,
-            "UnsupportedMediaType",
-            f"{content_type} request bodies are not supported by this server: send JSON "
-            "(kubectl create -f/apply -f, or --raw)",
-        )
+        from metallb_py.kube.apiserver import protobuf
+
+        try:
+            return protobuf.decode(body)
+        except protobuf.ProtobufError as exc:
+            raise ApiError(
+                415,
+                "UnsupportedMediaType",
+                f"{exc}: send JSON instead (kubectl create -f/apply -f, or --raw)",
+            ) from None
+    if "cbor" in content_type:
+        raise unsupported_media(content_type, ["application/json", "application/yaml"])
     if "yaml" in content_type:
         return yaml.safe_load(body)
     return json.loads(body)
