@@ -49,7 +49,7 @@ def disjoint_ranges(draw: Any) -> list[tuple[int, int, int]]:
     return out
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(disjoint_ranges(), st.integers(1, 5), st.randoms(use_true_random=False))
 def test_any_set_of_non_overlapping_ranges_parses(
     ranges: list[tuple[int, int, int]], pools: int, rnd: random.Random
@@ -65,7 +65,7 @@ def test_any_set_of_non_overlapping_ranges_parses(
     assert covered == sum(hi - lo + 1 for lo, hi, _ in ranges)
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(disjoint_ranges(), st.data())
 def test_any_overlap_is_found(ranges: list[tuple[int, int, int]], data: Any) -> None:
     lo, hi, fam = data.draw(st.sampled_from(ranges))

@@ -49,7 +49,7 @@ def _sel(raw: dict[str, Any]) -> LabelSelector:
     return sel
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=150, deadline=None)
 @given(selector_raw, selector_raw)
 def test_can_overlap_agrees_with_brute_force(a_raw: dict[str, Any], b_raw: dict[str, Any]) -> None:
     a, b = _sel(a_raw), _sel(b_raw)
