@@ -184,3 +184,17 @@ def test_legacy_address_pools_become_pools_and_implicit_advertisements() -> None
         ads["bgp-default"].aggregation_length_v6,
         ads["bgp-default"].peers,
     ) == (32, 128, ())
+
+
+def test_config_holder_survives_a_parser_failure(monkeypatch: Any) -> None:
+    import metallb_py.config.holder as holder_mod
+
+    holder = ConfigHolder()
+    good, _, _ = holder.update([pool("a", "192.0.2.0/24")])
+
+    def boom(*_args: Any, **_kwargs: Any) -> Any:
+        raise RuntimeError("bug")
+
+    monkeypatch.setattr(holder_mod, "parse", boom)
+    config, problems, stale = holder.update([pool("a", "192.0.2.0/24")])
+    assert stale and config is good and "the parser failed" in problems[0].message
