@@ -8,14 +8,17 @@ reconcile.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import socket
-from collections.abc import Iterable, Mapping
+import time
+from collections.abc import Callable, Iterable, Mapping
 
 from l2.announcer import Announcer
 from l2.responder import IPAddress
 
 log = logging.getLogger("metallb_py.speaker.l2")
+RETRY_SECONDS = 10.0  # a failed start (no CAP_NET_RAW) is retried this often, logged once
 
 
 def local_interfaces() -> frozenset[str]:
@@ -23,23 +26,29 @@ def local_interfaces() -> frozenset[str]:
 
 
 class L2Shell:
-    def __init__(self) -> None:
+    def __init__(self, retry: Callable[[], None] | None = None) -> None:
+        self.retry = retry  # asks for another pass once a failed start may be retried
         self.announcer: Announcer | None = None
         self.applied: dict[str, frozenset[str] | None] = {}
         self.failed = ""
+        self._retry_at = 0.0
 
     async def apply(self, wanted: Mapping[str, frozenset[str] | None]) -> None:
         if dict(wanted) == self.applied:
             return
         if self.announcer is None:
-            if not wanted:
+            if not wanted or time.monotonic() < self._retry_at:
                 return
             announcer = Announcer()
             try:
                 await announcer.start()
             except (OSError, RuntimeError) as exc:
+                if str(exc) != self.failed:
+                    log.error("layer2Unavailable", extra={"error": str(exc)})
                 self.failed = str(exc)
-                log.error("layer2Unavailable", extra={"error": self.failed})
+                self._retry_at = time.monotonic() + RETRY_SECONDS
+                if self.retry is not None:
+                    asyncio.get_running_loop().call_later(RETRY_SECONDS, self.retry)
                 await announcer.close()
                 return
             self.announcer = announcer

@@ -147,7 +147,7 @@ class SpeakerReconciler:
         self.current: dz.Desired | None = None
         self.memo = dz.Memo()
         self.bgp = BgpShell(node, on_session_change=self._on_session_change)
-        self.l2 = L2Shell()
+        self.l2 = L2Shell(retry=self.dirty_set)
         self.status = StatusObjects(rest, namespace, node)
         self.events = EventRecorder(rest, COMPONENT)
         self.announced: dict[tuple[str, str], tuple[str, ...]] = {}

@@ -200,6 +200,8 @@ class StatusObjects:
     async def sync_once(self) -> None:
         jobs = []
         for name, kind in self.kinds.items():
+            if kind.informer.missing:
+                continue  # the CRD is not installed: nothing to keep current
             existing: dict[str, list[JSON]] = {}
             for obj in kind.informer.cache.values():
                 existing.setdefault(_key_of(obj), []).append(obj)
