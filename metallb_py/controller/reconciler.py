@@ -352,6 +352,8 @@ class ServiceController:
         assert self.queue is not None
         queue = self.queue
         while True:
+            while not self.may_write() and not queue.closed:  # noqa: ASYNC110 (a clock)
+                await asyncio.sleep(0.1)  # a late lease renewal: wait, keep the queue intact
             key = await queue.get()
             if key is None:
                 return

@@ -71,8 +71,8 @@ class LeaderElector:
         self._observed: tuple[str, str] | None = None  # (holder, renewTime) last seen
         self._observed_at = 0.0
         self.transitions = 0
-        # False when the last acquisition only renewed our own record after a lapse: nobody
-        # else held the Lease meanwhile, so state built while leading is still valid.
+        # Whether the last successful round took the Lease from someone else (or from nobody)
+        # rather than renewing our own record: state built while leading may be stale.
         self.took_over = True
         self.on_started: list[Callable[[], None]] = []
         self.on_stopped: list[Callable[[], None]] = []
@@ -86,16 +86,34 @@ class LeaderElector:
         return self._observed[0] if self._observed else ""
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Campaign, lead, and on losing the Lease go back to campaigning, until `stop`."""
+        """Campaign, lead, and on losing the Lease go back to campaigning, until `stop`.
+
+        A late renewal only pauses writing (`may_write()` turns false at the renew deadline);
+        leadership ends when another holder is seen. Re-acquiring a Lease that someone else
+        (or nobody) held meanwhile is reported as a stop followed by a start, so state built
+        while leading is rebuilt.
+        """
+        lapsed = False
         try:
             while not stop.is_set():
                 acquired = await self._attempt()
-                if acquired and not self.leading.is_set():
-                    self._start_leading()
-                elif not acquired and self.leading.is_set() and not self.may_write():
-                    self._stop_leading("renew deadline passed")
-                if self.leading.is_set() and not self.may_write():
-                    self._stop_leading("renew deadline passed")
+                if acquired:
+                    if self.leading.is_set() and self.took_over:
+                        self._stop_leading("the lease changed hands meanwhile")
+                    if not self.leading.is_set():
+                        self._start_leading()
+                    elif lapsed:
+                        log.info("lease renewed, writes resume", extra={"lease": self.name})
+                    lapsed = False
+                elif self.leading.is_set() and self.holder not in ("", self.identity):
+                    self._stop_leading(f"lease held by {self.holder}")
+                    lapsed = False
+                if self.leading.is_set() and not self.may_write() and not lapsed:
+                    lapsed = True
+                    log.warning(
+                        "lease renewal late, writes paused",
+                        extra={"lease": self.name, "identity": self.identity},
+                    )
                 with contextlib.suppress(asyncio.TimeoutError):
                     await asyncio.wait_for(stop.wait(), self.retry_period)
         finally:
@@ -142,8 +160,7 @@ class LeaderElector:
             }
             await self.rest.create(LEASES.path(self.namespace), body)
             self._renewed(started, (self.identity, now_wall))
-            if not self.leading.is_set():
-                self.took_over = True
+            self.took_over = True
             return True
         spec: dict[str, Any] = lease.get("spec") or {}
         holder = spec.get("holderIdentity") or ""
@@ -161,8 +178,7 @@ class LeaderElector:
             acquire = now_wall
         lease["spec"] = self._spec(acquire, now_wall, transitions)
         await self.rest.replace(path, lease)  # carries resourceVersion: a race loses with 409
-        if not self.leading.is_set():
-            self.took_over = holder != self.identity
+        self.took_over = holder != self.identity
         self.transitions = transitions
         self._renewed(started, (self.identity, now_wall))
         return True

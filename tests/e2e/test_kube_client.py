@@ -218,18 +218,23 @@ async def test_leader_election_failover_and_fencing(apiserver: ApiServer) -> Non
         # writing at its renew deadline, before b, which waits the lease out, can lead.
         loop = asyncio.get_running_loop()
         stamps: dict[str, float] = {}
-        a.on_stopped.append(lambda: _stamp(stamps, "a_stopped", loop.time()))
         b.on_started.append(lambda: _stamp(stamps, "b_started", loop.time()))
+        b.on_started.append(lambda: _stamp(stamps, "a_could_write", float(a.may_write())))
 
         async def partitioned(started: float) -> bool:
             raise OSError("network unreachable")
 
+        real_round = a._try_acquire_or_renew
         a._try_acquire_or_renew = partitioned  # type: ignore[method-assign]
         cut = loop.time()
         await asyncio.wait_for(b.leading.wait(), 15)
+        assert stamps["a_could_write"] == 0.0
         assert not a.may_write()
-        assert stamps["a_stopped"] < stamps["b_started"]
         assert 1.0 <= stamps["b_started"] - cut < 10
+        # The partition heals: a sees b's Lease and steps down for good.
+        a._try_acquire_or_renew = real_round  # type: ignore[method-assign]
+        await asyncio.wait_for(a.lost.wait(), 10)
+        assert not a.leading.is_set()
         stop_a.set()
         await asyncio.wait_for(task_a, 10)
 
