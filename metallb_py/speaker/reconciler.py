@@ -10,8 +10,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from typing import Any, Protocol
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
 
 from metallb_py.config import Config, ConfigHolder
 from metallb_py.controller.clog import LazyLogger
@@ -23,6 +23,7 @@ from metallb_py.kube.rest import ADDRESSPOOLS, COMMUNITIES, IPADDRESSPOOLS, SERV
 from metallb_py.speaker import desired as dz
 from metallb_py.speaker.bgp_shell import BgpShell
 from metallb_py.speaker.l2_shell import L2Shell, local_interfaces
+from metallb_py.speaker.membership import Membership
 from metallb_py.speaker.resources import (
     BFDPROFILES,
     BGPADVERTISEMENTS,
@@ -38,20 +39,6 @@ from metallb_py.speaker.transitions import transitions
 log = LazyLogger("speaker")
 COMPONENT = "metallb-speaker"
 SESSION_REFRESH = 5.0  # seconds between BGPSessionState refreshes (prefix counts)
-
-
-class Membership(Protocol):
-    """What the membership component (speaker liveness) offers the speaker.
-
-    `members()` is None while membership is disabled or has not formed yet; then every existing
-    Node object is a layer-2 candidate. `on_change` is called on any join/leave.
-    """
-
-    def members(self) -> frozenset[str] | None: ...
-
-    def subscribe(self, on_change: Callable[[], None]) -> None: ...
-
-    async def leave(self) -> None: ...
 
 
 def _service_of_slice(obj: JSON) -> tuple[str, ...]:
