@@ -20,12 +20,15 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from tests.lab.daemons import Bird
 from tests.lab.netns import wait_for
 from tests.lab.speaker_lab import ROUTER_AS, SPEAKER_AS, Cluster, cluster, metallb
 from tests.lab.topology import Lan
 
 FULL = os.environ.get("METALLB_BENCH") == "full"
+pytestmark = pytest.mark.timeout(3600 if FULL else 600)
 SERVICES = 10_000 if FULL else 200
 LATENCY_SAMPLES = 100 if FULL else 20
 PEERS = 4
