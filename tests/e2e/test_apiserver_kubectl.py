@@ -276,3 +276,9 @@ def test_imperative_commands_send_protobuf(apiserver: ApiServer) -> None:
     # a kind whose protobuf form is not decoded says how to send it instead
     out = apiserver.kubectl("create", "deployment", "d", "--image=x", check=False)
     assert out.returncode != 0 and "send JSON instead" in out.stderr
+
+
+def test_crd_with_a_broken_cel_rule_is_refused(apiserver: ApiServer) -> None:
+    broken = CRD.replace("self.size <= 10 || self.color == 'red'", "self.size <= ")
+    out = apiserver.kubectl("apply", "-f", "-", input=broken, check=False)
+    assert out.returncode != 0 and "compilation failed" in out.stderr, out.stderr

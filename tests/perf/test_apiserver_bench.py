@@ -231,6 +231,7 @@ def free_port() -> int:
 
 
 @pytest.mark.perf
+@pytest.mark.timeout(3600 if FULL else 300)
 def test_apiserver_throughput_and_fanout(tmp_path: Path) -> None:
     with running_apiserver(workdir=tmp_path / "srv", anonymous=False) as s:
         ours = asyncio.run(bench_server(s.url, s.admin_token, server_pid(s)))

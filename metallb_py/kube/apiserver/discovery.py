@@ -306,3 +306,66 @@ def openapi_v2(reg: Registry, crd_schemas: dict[tuple[str, str, str], Obj]) -> O
         "paths": {},
         "definitions": definitions,
     }
+
+
+# -- aggregated discovery (apidiscovery.k8s.io/v2), what kubectl asks for first -------------------
+
+AGGREGATED_CT = "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList"
+
+
+def wants_aggregated(accept: str) -> bool:
+    return "as=APIGroupDiscoveryList" in accept and "v=v2" in accept
+
+
+def _discovery_resource(r: Resource) -> Obj:
+    kind = {"group": r.group, "version": r.version, "kind": r.kind}
+    entry: Obj = {
+        "resource": r.plural,
+        "responseKind": kind,
+        "scope": "Namespaced" if r.namespaced else "Cluster",
+        "singularResource": r.singular,
+        "verbs": r.verbs,
+    }
+    if r.short_names:
+        entry["shortNames"] = r.short_names
+    if r.categories:
+        entry["categories"] = r.categories
+    subs = []
+    for sub in sorted(r.subresources):
+        s: Obj = {"subresource": sub, "responseKind": kind, "verbs": ["get", "patch", "update"]}
+        if sub == "token":
+            s["responseKind"] = {
+                "group": "authentication.k8s.io",
+                "version": "v1",
+                "kind": "TokenRequest",
+            }
+            s["verbs"] = ["create"]
+        elif sub == "finalize":
+            s["verbs"] = ["update"]
+        subs.append(s)
+    if subs:
+        entry["subresources"] = subs
+    return entry
+
+
+def aggregated(reg: Registry, legacy: bool) -> Obj:
+    """/api (legacy=True, the core group) or /apis as one APIGroupDiscoveryList."""
+    items = []
+    for group in reg.groups():
+        if (group == "") != legacy:
+            continue
+        versions = [
+            {
+                "version": v,
+                "freshness": "Current",
+                "resources": [_discovery_resource(r) for r in reg.resources(group, v)],
+            }
+            for v in reg.group_versions[group]
+        ]
+        items.append({"metadata": {"name": group, "creationTimestamp": None}, "versions": versions})
+    return {
+        "kind": "APIGroupDiscoveryList",
+        "apiVersion": "apidiscovery.k8s.io/v2",
+        "metadata": {},
+        "items": items,
+    }

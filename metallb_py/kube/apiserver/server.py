@@ -395,6 +395,11 @@ class ApiServer:
             return self._json(discovery.VERSION_INFO)
         if path in ("/healthz", "/livez", "/readyz"):
             return web.Response(text="ok")
+        if path in ("/api", "/apis") and discovery.wants_aggregated(
+            request.headers.get("Accept", "")
+        ):
+            body = dumps(discovery.aggregated(self.registry, legacy=path == "/api"))
+            return web.Response(body=body, headers={"Content-Type": discovery.AGGREGATED_CT})
         if path == "/api":
             return self._json(discovery.api_versions(self.server_address))
         if path == "/apis":
@@ -854,8 +859,46 @@ class ApiServer:
                                 obj["spec"].get(k),
                             )
                         )
+            if self.cel is not None:
+                errs += self._check_crd_rules(obj)
             if not errs:
                 obj["status"] = crdmod.established_status(obj, objects.now())
+        return errs
+
+    def _check_crd_rules(self, crd: Obj) -> list[FieldError]:
+        """Every CEL rule of every version must compile, or the CRD is refused (as the real
+        server refuses it)."""
+        errs: list[FieldError] = []
+
+        def visit(node: Any, path: str) -> None:
+            if not isinstance(node, dict):
+                return
+            for i, rule in enumerate(node.get("x-kubernetes-validations") or []):
+                for key in ("rule", "messageExpression"):
+                    text = rule.get(key) if isinstance(rule, dict) else None
+                    if text:
+                        problem = self.cel.check_rule(text)
+                        if problem:
+                            errs.append(
+                                FieldError(
+                                    f"{path}.x-kubernetes-validations[{i}].{key}",
+                                    "Invalid value",
+                                    f"compilation failed: {problem}",
+                                    text,
+                                )
+                            )
+            for k, sub in (node.get("properties") or {}).items():
+                visit(sub, f"{path}.properties[{k}]")
+            if isinstance(node.get("items"), dict):
+                visit(node["items"], f"{path}.items")
+            if isinstance(node.get("additionalProperties"), dict):
+                visit(node["additionalProperties"], f"{path}.additionalProperties")
+
+        for i, v in enumerate((crd.get("spec") or {}).get("versions") or []):
+            visit(
+                (v.get("schema") or {}).get("openAPIV3Schema"),
+                f"spec.versions[{i}].schema.openAPIV3Schema",
+            )
         return errs
 
     def _cr_checks(self, res: Resource, obj: Obj, old: Obj | None) -> list[FieldError]:
