@@ -213,6 +213,7 @@ class SpeakConfig:
     peers: list[PeerSpec]
     router_id: str | None = None
     local_address: str | None = None
+    vrf: str | None = None
     passive: bool = False
     hold_time: int = 90
     keepalive: int | None = None
@@ -248,6 +249,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="a peer; ASN may be internal/external; IPv6 with a port as [ADDR]:PORT",
     )
     p.add_argument("--local-address", help="source address of our connections")
+    p.add_argument(
+        "--vrf",
+        metavar="DEVICE",
+        help="bind sessions to a VRF (or any interface) with SO_BINDTODEVICE",
+    )
     p.add_argument("--passive", action="store_true", help="never connect; wait for the peers")
     p.add_argument(
         "--listen-port",
@@ -346,6 +352,8 @@ def parse_args(argv: list[str]) -> SpeakConfig:
             raise RouteSpecError("--restart-time must be 0..4095")
         if ns.listen_port is not None and not 0 <= ns.listen_port <= 65535:
             raise RouteSpecError("--listen-port must be 0..65535")
+        if ns.vrf is not None and not 0 < len(ns.vrf.encode()) < 16:
+            raise RouteSpecError("--vrf must be a device name of 1..15 bytes")
         if ns.password is not None and len(ns.password.encode()) > 80:
             raise RouteSpecError("--password longer than 80 bytes (TCP MD5 limit)")
         words: list[str] = []
@@ -371,6 +379,7 @@ def parse_args(argv: list[str]) -> SpeakConfig:
         peers=peers,
         router_id=ns.router_id,
         local_address=ns.local_address,
+        vrf=ns.vrf,
         passive=ns.passive,
         hold_time=ns.hold_time,
         keepalive=ns.keepalive,
@@ -485,6 +494,7 @@ def peer_config(cfg: SpeakConfig, spec: PeerSpec) -> PeerConfig:
         port=spec.port,
         router_id=cfg.router_id,
         local_address=cfg.local_address,
+        vrf=cfg.vrf,
         passive=cfg.passive,
         hold_time=cfg.hold_time,
         keepalive=cfg.keepalive,
@@ -512,7 +522,11 @@ async def run(cfg: SpeakConfig) -> int:
     if cfg.local_address:
         listen_on = (cfg.local_address,)
     speaker = Speaker(
-        cfg.local_as, cfg.router_id, listen_port=listen_port, listen_addresses=listen_on
+        cfg.local_as,
+        cfg.router_id,
+        listen_port=listen_port,
+        listen_addresses=listen_on,
+        listen_device=cfg.vrf,
     )
     try:
         speaker.start()

@@ -825,6 +825,7 @@ class Speaker:
         node_name: str = "",
         listen_port: int | None = None,
         listen_addresses: tuple[str, ...] = ("0.0.0.0", "::"),
+        listen_device: str | None = None,
         on_event: EventCallback | None = None,
     ) -> None:
         self.local_as = local_as
@@ -832,6 +833,7 @@ class Speaker:
         self.node_name = node_name or socket.gethostname()
         self.listen_port = listen_port
         self.listen_addresses = listen_addresses
+        self.listen_device = listen_device
         self.on_event = on_event
         self.rib = Rib()
         self.peers: dict[str, Peer] = {}
@@ -842,7 +844,9 @@ class Speaker:
     # -- peers ----------------------------------------------------------------------------
     def start(self) -> None:
         if self.listen_port is not None and self.listener is None:
-            self.listener = Listener(self._accepted, self.listen_port, self.listen_addresses)
+            self.listener = Listener(
+                self._accepted, self.listen_port, self.listen_addresses, self.listen_device
+            )
             for peer in self.peers.values():
                 self.listener.allow(peer.config.address, peer.config.password)
             self.listener.start()

@@ -105,10 +105,12 @@ class Listener:
         on_accept: AcceptCallback,
         port: int = BGP_PORT,
         addresses: tuple[str, ...] = ("0.0.0.0", "::"),
+        device: str | None = None,
     ) -> None:
         self.on_accept = on_accept
         self.port = port
         self.addresses = addresses
+        self.device = device  # VRF (SO_BINDTODEVICE): accept only through it
         self.refused = 0
         self.accepted = 0
         self._socks: list[socket.socket] = []
@@ -128,6 +130,8 @@ class Listener:
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
                 if family == socket.AF_INET6:
                     sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+                if self.device:
+                    sockopts.bind_to_device(sock, self.device)
                 sock.bind((addr, port))
                 sock.listen(64)
                 sock.setblocking(False)

@@ -289,3 +289,26 @@ def test_full_table_from_router_with_3s_hold_time_keeps_session(lan1: Lan) -> No
     assert not sp.events("sessionDown"), sp.output()[-2000:]
     assert b.protocol_state("n1") == "Established"
     assert "203.0.113.60/32" in b.routes()
+
+
+def test_sessions_bound_to_a_device(lan1: Lan) -> None:
+    """--vrf binds with SO_BINDTODEVICE: no VRF devices here, so an ordinary interface stands
+    in. Bound to eth0 the session comes up; a missing device is reported on every attempt."""
+    node, rtr = lan1.nodes[0], lan1.router
+    b = bird(lan1, proto("bound", rtr.ipv4, node.ipv4, 64512, "ipv4"))
+    base = [
+        "--local-as",
+        "64512",
+        "--peer",
+        f"{ROUTER_AS}@{rtr.ipv4}",
+        "--announce",
+        "203.0.113.70",
+    ]
+    wrong = Speak(lan1.lab, "node1", [*base, "--vrf", "vrf-red", "--log-level", "debug"]).start()
+    failed = wrong.wait_event("connectFailed")
+    assert "SO_BINDTODEVICE 'vrf-red'" in failed["error"]
+    assert not wrong.events("sessionEstablished")
+    wrong.stop()
+    Speak(lan1.lab, "node1", [*base, "--vrf", "eth0"]).start()
+    b.wait_established("bound")
+    wait_for(lambda: "203.0.113.70/32" in b.routes(), 10, what="route over the bound session")

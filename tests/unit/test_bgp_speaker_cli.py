@@ -132,8 +132,11 @@ def test_full_command_line(tmp_path: Path) -> None:
             "--local-pref",
             "150",
             "--stdin",
+            "--vrf",
+            "vrf-red",
         ]
     )
+    assert cfg.vrf == "vrf-red"
     assert [p.key for p in cfg.peers] == ["198.51.100.1:179", "[2001:db8:100::1]:1179"]
     assert cfg.passive and cfg.graceful_restart and cfg.stdin
     assert (cfg.hold_time, cfg.keepalive, cfg.password, cfg.ebgp_multihop) == (9, 3, "pw", 4)
@@ -156,6 +159,7 @@ def test_full_command_line(tmp_path: Path) -> None:
         ["--local-address", "not-ip"],
         ["--announce-file", "/nonexistent/file"],
         ["--keepalive", "100"],
+        ["--vrf", "x" * 16],
     ],
 )
 def test_bad_flags_exit_2_with_one_line(
