@@ -312,3 +312,42 @@ def test_sessions_bound_to_a_device(lan1: Lan) -> None:
     Speak(lan1.lab, "node1", [*base, "--vrf", "eth0"]).start()
     b.wait_established("bound")
     wait_for(lambda: "203.0.113.70/32" in b.routes(), 10, what="route over the bound session")
+
+
+def test_both_sides_active_end_with_one_stable_session(lan1: Lan) -> None:
+    """We dial and listen, BIRD dials too: whichever connection wins (collision detection,
+    RFC 4271 §6.8, when they cross), exactly one session stays up."""
+    node, rtr = lan1.nodes[0], lan1.router
+    b = bird(
+        lan1,
+        proto(
+            "both",
+            rtr.ipv4,
+            node.ipv4,
+            64512,
+            "ipv4",
+            "start delay time 1; connect delay time 1; connect retry time 1;",
+        ),
+    )
+    sp = Speak(
+        lan1.lab,
+        "node1",
+        [
+            "--local-as",
+            "64512",
+            "--peer",
+            f"{ROUTER_AS}@{rtr.ipv4}",
+            "--listen-port",
+            "179",
+            "--announce",
+            "203.0.113.45",
+            "--log-level",
+            "debug",
+        ],
+    ).start()
+    b.wait_established("both")
+    wait_for(lambda: "203.0.113.45/32" in b.routes(), 10, what="route")
+    time.sleep(3)
+    assert b.protocol_state("both") == "Established"
+    assert len(sp.events("sessionEstablished")) == 1
+    assert not sp.events("sessionDown")
