@@ -406,9 +406,10 @@ EventCallback = Callable[[SpeakerEvent], None]
 
 
 class _Conn(StreamOwner):
-    def __init__(self, peer: Peer, conn_id: int) -> None:
+    def __init__(self, peer: Peer, conn_id: int, outgoing: bool) -> None:
         self.peer = peer
         self.conn_id = conn_id
+        self.outgoing = outgoing
         self.stream: Stream = Stream(self)
         self.task: asyncio.Task[None] | None = None
 
@@ -516,7 +517,7 @@ class Peer:
     def _on_event(self, ev: Event) -> None:
         if isinstance(ev, ConnectRequested):
             log.debug("connecting", extra={"peer": self.key, "conn": ev.conn_id})
-            conn = _Conn(self, ev.conn_id)
+            conn = _Conn(self, ev.conn_id, outgoing=True)
             self.conns[ev.conn_id] = conn
             conn.task = self._spawn(self._connect(conn))
         elif isinstance(ev, CloseConnection):
@@ -585,7 +586,7 @@ class Peer:
             sock.close()
             return
         conn_id = self.session.accept_connection(self.loop.time())
-        conn = _Conn(self, conn_id)
+        conn = _Conn(self, conn_id, outgoing=False)
         self.conns[conn_id] = conn
         conn.task = self._spawn(self._attach(conn, sock))
         self._pump()
@@ -615,9 +616,12 @@ class Peer:
         conn = self.conns.pop(conn_id, None)
         if conn is None:
             return
-        if conn.task is not None and not conn.task.done() and conn.stream.transport is None:
-            conn.task.cancel()  # still connecting: give up the attempt
+        pending = conn.task is not None and not conn.task.done()
+        if pending and conn.outgoing and conn.stream.transport is None:
+            assert conn.task is not None
+            conn.task.cancel()  # still dialling: give up the attempt (dial closes its socket)
             return
+        # An accepted socket still being attached is closed by the stream once attached.
         if data:
             conn.stream.write(data)
         self._closing.add(conn.stream)
