@@ -68,7 +68,12 @@ CLOSE_FLUSH_TIMEOUT = 5.0  # seconds a closing connection may take to send its l
 
 FAMILIES = (AFI_IPV4, AFI_IPV6)
 RouteKey = tuple[int, bytes]  # (AFI, NLRI wire bytes)
-Message = tuple[bytes, int]  # (wire bytes, prefixes in it; 0 for End-of-RIB)
+Message = tuple[bytes, int, int]  # (UPDATE wire bytes, prefixes in it, End-of-RIB AFI or 0)
+
+
+def _tagged(messages: Iterator[tuple[bytes, int]]) -> Iterator[Message]:
+    for wire, count in messages:
+        yield wire, count, 0
 
 
 class Rib:
@@ -217,9 +222,9 @@ class RibOut:
             self.sent[afi] = table
             self._shared.add(afi)
             self._queued_prefixes += len(table)
-            self._queue.append(packer.announce(afi, group_by_attrs(table.items())))
+            self._queue.append(_tagged(packer.announce(afi, group_by_attrs(table.items()))))
         if self.eor_due:  # End-of-RIB follows the initial table, before later changes
-            self._queue.append(iter([(packer.end_of_rib(afi), 0) for afi in self.eor_due]))
+            self._queue.append(iter([(packer.end_of_rib(afi), 0, afi) for afi in self.eor_due]))
             self.eor_due = []
         for afi in FAMILIES:
             pend = self.pending[afi]
@@ -239,10 +244,10 @@ class RibOut:
                     changed.append((k, a))
             if gone:
                 self._queued_prefixes += len(gone)
-                self._queue.append(packer.withdraw(afi, gone))
+                self._queue.append(_tagged(packer.withdraw(afi, gone)))
             if changed:
                 self._queued_prefixes += len(changed)
-                self._queue.append(packer.announce(afi, group_by_attrs(changed)))
+                self._queue.append(_tagged(packer.announce(afi, group_by_attrs(changed))))
 
     def next_message(self, packer: Packer) -> Message | None:
         """The next UPDATE to send, or None when the peer is up to date."""
@@ -723,19 +728,25 @@ class Peer:
                 batch: list[bytes] = []
                 size = 0
                 prefixes = 0
+                eor_afi = 0
                 while size < 65536:
                     msg = self.ribout.next_message(packer)
                     if msg is None:
                         break
+                    if msg[2]:  # End-of-RIB: through the session, which keeps track of it
+                        eor_afi = msg[2]
+                        break
                     batch.append(msg[0])
                     size += len(msg[0])
                     prefixes += msg[1]
-                if not batch:
+                if not batch and not eor_afi:
                     break
+                now = self.loop.time()
                 try:
-                    self.session.send_update(
-                        b"".join(batch), now=self.loop.time(), count=len(batch)
-                    )
+                    if batch:
+                        self.session.send_update(b"".join(batch), now=now, count=len(batch))
+                    if eor_afi:
+                        self.session.send_end_of_rib(eor_afi, SAFI_UNICAST, now=now)
                 except SessionError:
                     return
                 self.prefixes_sent += prefixes

@@ -72,6 +72,7 @@ async def test_session_up_table_sent_and_counters(pair: Pair) -> None:
     assert m["pending_prefixes_total"] == 0
     assert m["opens_sent"] == 1 and m["opens_received"] == 1
     assert m["updates_total"] >= 3  # IPv4, IPv6 and two End-of-RIB markers, at least
+    assert pair.a.peers[cfg.key].session.eor_sent == {(1, 1), (2, 1)}
     await until(lambda: pair.b.peers["127.0.0.1:179"].session.counters.prefixes_received == 301)
 
 
