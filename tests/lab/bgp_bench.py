@@ -176,7 +176,7 @@ def exabgp_cold_start(lan: Lan, rx: Receiver, node: Host, n: int, communities: b
     exa = ExaBGP(lan.lab, node.role, config).start(env=_EXA_ENV)
     assert exa.proc is not None
     proc = exa.proc
-    t1 = rx.wait_count(n, 120 if FULL else 60, proc.alive)
+    t1 = rx.wait_count(n, 600 if FULL else 90, proc.alive)
     rss = peak_rss_mb(proc.pid)
     if communities:
         rx.check_communities(n)
@@ -205,7 +205,7 @@ def exabgp_run_time(lan: Lan, rx: Receiver, node: Host, n: int) -> Result:
     rx.bird.wait_established(node.role, timeout=30)
     go.write_text("go")
     wait_for(lambda: started.exists() and started.read_text(), 10, what="feeder start")
-    t1 = rx.wait_count(n, 300 if FULL else 60, exa.proc.alive)
+    t1 = rx.wait_count(n, 600 if FULL else 90, exa.proc.alive)
     t0 = float(started.read_text())
     exa.proc.stop()
     rx.wait_count(0, 60, lambda: True)
@@ -248,7 +248,7 @@ def speaker_cold_start(lan: Lan, rx: Receiver, node: Host, n: int, communities: 
         path.write_text("".join(f"{p}\n" for p in prefixes(n)))
     t0 = time.monotonic()
     proc = lan.lab.spawn(node.role, speak_argv(lan, node, ["--announce-file", str(path)]))
-    t1 = rx.wait_count(n, 120 if FULL else 60, proc.alive)
+    t1 = rx.wait_count(n, 600 if FULL else 90, proc.alive)
     rss = peak_rss_mb(proc.pid)
     if communities:
         rx.check_communities(n)
@@ -268,7 +268,7 @@ def speaker_run_time(lan: Lan, rx: Receiver, node: Host, n: int) -> Result:
     t0 = time.monotonic()
     writer = threading.Thread(target=lambda: (stdin.write(data), stdin.flush()), daemon=True)
     writer.start()
-    t1 = rx.wait_count(n, 300 if FULL else 60, proc.alive)
+    t1 = rx.wait_count(n, 600 if FULL else 90, proc.alive)
     writer.join(10)
     proc.stop()
     rx.wait_count(0, 60, lambda: True)

@@ -17,6 +17,8 @@ from tests.lab import bgp_bench as bb
 from tests.lab.topology import Lan
 
 N = bb.bench_size()
+# At full size on a loaded 2-core machine ExaBGP alone can take minutes per scenario.
+pytestmark = pytest.mark.timeout(1800 if bb.FULL else 300)
 
 
 @pytest.fixture
