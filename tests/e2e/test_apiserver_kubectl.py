@@ -8,12 +8,20 @@ import signal
 import time
 from pathlib import Path
 
+import pytest
 import yaml
 
 from tests.lab.apiserver import ApiServer, apiserver_fixture
 from tests.lab.netns import wait_for
 
-apiserver = apiserver_fixture()
+shared = apiserver_fixture(scope="module")
+
+
+@pytest.fixture
+def apiserver(shared: ApiServer, request: pytest.FixtureRequest) -> ApiServer:
+    """One server per module (start-up is the slow part); each test in its own namespace."""
+    return shared.in_namespace("t-" + request.node.name.replace("_", "-")[5:40].strip("-"))
+
 
 SERVICE = """
 apiVersion: v1
@@ -200,7 +208,7 @@ def test_describe_shows_events(apiserver: ApiServer) -> None:
     event = {
         "apiVersion": "events.k8s.io/v1",
         "kind": "Event",
-        "metadata": {"name": "web.1", "namespace": "default"},
+        "metadata": {"name": "web.1", "namespace": apiserver.namespace},
         "eventTime": "2026-01-01T00:00:00.000000Z",
         "reportingController": "metallb-controller",
         "reportingInstance": "controller-1",
@@ -210,7 +218,7 @@ def test_describe_shows_events(apiserver: ApiServer) -> None:
         "note": 'Assigned IP ["198.51.100.200"]',
         "regarding": {
             "kind": "Service",
-            "namespace": "default",
+            "namespace": apiserver.namespace,
             "name": "web",
             "uid": uid,
             "apiVersion": "v1",

@@ -51,6 +51,7 @@ class ApiServer:
     lab_proc: LabProcess | None = None
     lab: Lab | None = None
     role: str | None = None
+    namespace: str | None = None  # kubectl's default namespace for this view of the server
     _config: dict[str, Any] = field(default_factory=dict)
 
     # -- what the kubeconfig says ----------------------------------------------------------------
@@ -92,7 +93,7 @@ class ApiServer:
         self, *args: str, input: str | None = None, check: bool = True, timeout: float = 60
     ) -> subprocess.CompletedProcess[str]:
         """Run the real kubectl against this server (inside the lab namespace if it runs there)."""
-        argv = [KUBECTL, *args]
+        argv = self._kubectl_argv(args)
         if self.lab is not None and self.role is not None:
             argv = ["ip", "netns", "exec", self.lab.ns(self.role), *argv]
         proc = subprocess.run(
@@ -119,10 +120,28 @@ class ApiServer:
 
         return await asyncio.to_thread(self.kubectl, *args, input=input, check=check, timeout=limit)
 
+    def _kubectl_argv(self, args: Sequence[str]) -> list[str]:
+        scoped = any(
+            a in ("-n", "-A", "--all-namespaces") or a.startswith("--namespace") for a in args
+        )
+        if self.namespace and not scoped:
+            return [KUBECTL, f"--namespace={self.namespace}", *args]
+        return [KUBECTL, *args]
+
+    def in_namespace(self, namespace: str) -> ApiServer:
+        """A view of this server whose kubectl works in `namespace` (created if missing), so
+        tests can share one server without seeing each other's objects."""
+        import dataclasses
+        import json
+
+        ns = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}}
+        self.kubectl("apply", "-f", "-", input=json.dumps(ns))
+        return dataclasses.replace(self, namespace=namespace)
+
     def kubectl_bg(self, *args: str) -> subprocess.Popen[str]:
         """Start kubectl in the background (e.g. `get -w`); the caller stops it."""
         return subprocess.Popen(
-            [KUBECTL, *args],
+            self._kubectl_argv(args),
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
@@ -262,15 +281,17 @@ def running_apiserver(**kwargs: Any) -> Iterator[ApiServer]:
             shutil.rmtree(server.workdir, ignore_errors=True)
 
 
-def apiserver_fixture(**kwargs: Any) -> Callable[..., Any]:
-    """A pytest fixture (function scope) yielding a fresh running ApiServer.
+def apiserver_fixture(scope: str = "function", **kwargs: Any) -> Callable[..., Any]:
+    """A pytest fixture yielding a running ApiServer: a fresh one per test by default, or one per
+    module with `scope="module"` (then give each test its own namespace with `in_namespace`).
 
     In a test module: `apiserver = apiserver_fixture()`; extra flags with `args=[...]`.
     """
 
-    @pytest.fixture
-    def _fixture(tmp_path: Path) -> Iterator[ApiServer]:
-        with running_apiserver(workdir=tmp_path / "apiserver", **kwargs) as server:
+    @pytest.fixture(scope=scope)  # type: ignore[call-overload]
+    def _fixture(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ApiServer]:
+        workdir = tmp_path_factory.mktemp("apiserver")
+        with running_apiserver(workdir=workdir, **kwargs) as server:
             yield server
 
     return _fixture
