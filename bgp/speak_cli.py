@@ -1,7 +1,7 @@
 """`python -m bgp speak`: originate routes to BGP peers from the command line (a debugging tool).
 
     python -m bgp speak --local-as 64512 --router-id 198.51.100.11 --peer 64500@198.51.100.1 \
-        [--peer 64501@[2001:db8:1::1]:1179 ...] [--local-address IP] [--passive]
+        [--peer 64501@[2001:db8:1::1]:1179 ...] [--local-address IP] [--vrf DEV] [--passive]
         [--hold-time S] [--keepalive S] [--password PW] [--ebgp-multihop N] [--graceful-restart]
         [--announce PREFIX ...] [--announce-file FILE] [--community C ...]
         [--large-community C ...] [--local-pref N] [--stdin]
