@@ -7,6 +7,7 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -187,3 +188,46 @@ def test_loopback_without_anonymous_needs_a_token(tmp_path: Path) -> None:
                 return [n.metadata.name for n in (await k8s.CoreV1Api(api).list_namespace()).items]
 
         assert "default" in asyncio.run(read())
+
+
+def test_service_account_token_secret(tmp_path: Path) -> None:
+    """The legacy token controller fills a service-account-token Secret; the token
+    authenticates as the ServiceAccount (403 from RBAC, not 401) until the SA is deleted."""
+    import asyncio
+    import base64
+
+    import aiohttp
+    from kubernetes_asyncio import client as k8s
+
+    with running_apiserver(workdir=tmp_path / "srv", anonymous=False) as s:
+
+        async def scenario() -> list[int]:
+            async with s.client() as api:
+                core: Any = k8s.CoreV1Api(api)
+                await core.create_namespaced_service_account(
+                    "default", {"metadata": {"name": "ctl"}}
+                )
+                secret = await core.create_namespaced_secret(
+                    "default",
+                    {
+                        "metadata": {
+                            "name": "ctl-token",
+                            "annotations": {"kubernetes.io/service-account.name": "ctl"},
+                        },
+                        "type": "kubernetes.io/service-account-token",
+                    },
+                )
+                token = base64.b64decode(secret.data["token"]).decode()
+                codes = []
+                async with aiohttp.ClientSession() as session:
+                    for attempt in range(2):
+                        async with session.get(
+                            s.url + "/api/v1/namespaces",
+                            headers={"Authorization": f"Bearer {token}"},
+                        ) as resp:
+                            codes.append(resp.status)
+                        if attempt == 0:
+                            await core.delete_namespaced_service_account("ctl", "default")
+                return codes
+
+        assert asyncio.run(scenario()) == [403, 401]

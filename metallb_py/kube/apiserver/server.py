@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import bisect
 import copy
 import json
 import random
@@ -62,6 +63,7 @@ PATCH_TYPES = [
 ]
 DEFAULT_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
 WRITE_RETRIES = 8
+SA_TOKEN_TYPE = "kubernetes.io/service-account-token"
 
 
 @dataclass
@@ -561,9 +563,20 @@ class ApiServer:
             except (ValueError, KeyError, TypeError):
                 raise bad_request("continue key is not valid") from None
         label_fn, field_fn = self._filters(c)
-        keys = t.keys_after(start)
-        if c.ns:
-            keys = [k for k in keys if k[0] == c.ns]
+        only = _single_name(c.params.get("fieldSelector", ""))
+        if only is not None:
+            # `metadata.name=X` (kubectl wait, informers on one object): a lookup, not a scan
+            keys = [
+                (ns, only)
+                for ns in ([c.ns] if c.ns else list(t.objects))
+                if t.get(ns, only) is not None and (start is None or (ns, only) > start)
+            ]
+        else:
+            keys = t.keys_after(start)
+            if c.ns:
+                lo = bisect.bisect_left(keys, (c.ns, ""))
+                hi = bisect.bisect_left(keys, (c.ns + "\x00", ""))
+                keys = keys[lo:hi]
         selected: list[Entry] = []
         next_key: tuple[str, str] | None = None
         remaining = 0
@@ -959,6 +972,8 @@ class ApiServer:
         meta["generation"] = 1
         objects.strip_status_on_create(c.res, obj)
         objects.apply_kind_defaults(c.res, obj)
+        if c.res.plural == "secrets" and obj.get("type") == SA_TOKEN_TYPE:
+            errs += self._fill_sa_token(c.ns, obj)
         if c.res.plural == "namespaces":
             labels = meta.setdefault("labels", {})
             labels["kubernetes.io/metadata.name"] = name
@@ -1263,6 +1278,30 @@ class ApiServer:
             }
         )
 
+    def _fill_sa_token(self, ns: str, secret: Obj) -> list[FieldError]:
+        """The legacy token controller: a Secret of type service-account-token gets a
+        non-expiring token of the ServiceAccount its annotation names."""
+        annotations = secret["metadata"].setdefault("annotations", {})
+        sa_name = annotations.get("kubernetes.io/service-account.name", "")
+        sa = self.store.table("serviceaccounts").get(ns, sa_name)
+        if sa is None:
+            return [
+                FieldError(
+                    "metadata.annotations[kubernetes.io/service-account.name]",
+                    "Not found",
+                    "",
+                    sa_name,
+                )
+            ]
+        uid = sa.obj["metadata"]["uid"]
+        annotations["kubernetes.io/service-account.uid"] = uid
+        token, _ = self.authn.sa_token(ns, sa_name, uid)
+        data = dict(secret.get("data") or {})
+        data["token"] = base64.b64encode(token.encode()).decode()
+        data["namespace"] = base64.b64encode(ns.encode()).decode()
+        secret["data"] = data
+        return []
+
     async def token_request(self, c: Call, body: Any) -> web.StreamResponse:
         sa = self.store.table("serviceaccounts").get(c.ns, c.name)
         if sa is None:
@@ -1290,6 +1329,16 @@ class ApiServer:
             },
             201,
         )
+
+
+def _single_name(selector: str) -> str | None:
+    """X when the field selector is exactly `metadata.name=X` (or `==`)."""
+    if "," in selector or "!" in selector:
+        return None
+    key, sep, value = selector.partition("=")
+    if not sep or key.strip() != "metadata.name":
+        return None
+    return value.lstrip("=").strip()
 
 
 def _decode(body: bytes, content_type: str) -> Any:
