@@ -126,10 +126,12 @@ async def test_leader_failover_moves_no_ip_and_fences_the_old_leader(
             await wait_for(lambda: all_assigned(watch, first), 60, "first services' IPs")
             assert not leading(b)
 
+            # Let a settle (its pool status write too), then count what it has written.
+            writes_at_pause = await wait_for(lambda: _settled(a), 30, "a to be idle")
+            assert writes_at_pause >= len(first)  # it did write while it led
             # Pause the leader (a partition, a long GC pause): the standby takes over.
             os.killpg(a.popen.pid, signal.SIGSTOP)
             paused_at = time.monotonic()
-            writes_before = None
             try:
                 second = [f"second{i}" for i in range(10)]
                 for i, name in enumerate(second):
@@ -144,13 +146,12 @@ async def test_leader_failover_moves_no_ip_and_fences_the_old_leader(
 
             # The old leader wakes with stale state; fencing must keep it from writing.
             await wait_for(lambda: _true(bool(a.events("lost leadership"))), 20, "a to step down")
-            writes_before = status_writes(a)
-            assert writes_before >= len(first)  # it did write while it led
             third = [f"third{i}" for i in range(5)]
             for i, name in enumerate(third):
                 await create_service(rest, name, port=4000 + i)
             await wait_for(lambda: all_assigned(watch, third), 60, "allocations after wake")
-            assert status_writes(a) == writes_before
+            # Fencing: from the pause on, the deposed leader wrote nothing at all.
+            assert status_writes(a) == writes_at_pause
 
             # Kill the new leader outright: a takes over again, still moving nothing.
             b.kill()
@@ -165,6 +166,14 @@ async def test_leader_failover_moves_no_ip_and_fences_the_old_leader(
         await watch.sample()
         assert watch.moved == []
         assert watch.duplicates == []
+
+
+async def _settled(ctl: Controller) -> float:
+    """The controller's write count once it stays the same for 1.5 s (0.0 means not yet)."""
+    before = status_writes(ctl)
+    await asyncio.sleep(1.5)
+    after = status_writes(ctl)
+    return after if after == before and after > 0 else 0.0
 
 
 async def _true(value: bool) -> bool:
