@@ -205,3 +205,37 @@ async def test_reallocate_mode_behaves_like_metallb(apiserver: ApiServer, tmp_pa
 
 async def _stale(controller: Controller) -> bool:
     return "metallb_k8s_client_config_stale_bool 1.0" in controller.metrics()
+
+
+dual_apiserver = apiserver_fixture(
+    args=["--service-cidr", "10.96.0.0/16", "--service-cidr", "fd00:10:96::/112"]
+)
+
+
+async def test_dual_stack_and_sharing(dual_apiserver: ApiServer, tmp_path: Path) -> None:
+    ctl = start_controller(dual_apiserver, tmp_path / "ctl", "--lease-duration", "2")
+    try:
+        async with client(dual_apiserver) as rest:
+            await install_crds(rest)
+            await create_pool(rest, "v4", ["192.0.2.0/29"])
+            await create_pool(rest, "dual", ["198.51.100.0/29", "2001:db8:1::/125"])
+            await create_service(
+                rest, "both", ipFamilyPolicy="RequireDualStack", ipFamilies=["IPv4", "IPv6"]
+            )
+            await create_service(rest, "six", ipFamilies=["IPv6"], port=81)
+            shared = {"metallb.io/allow-shared-ip": "dns"}
+            await create_service(rest, "dns-a", annotations=shared, port=53)
+            await create_service(rest, "dns-b", annotations=shared, port=5353)
+
+            async def done() -> dict[str, list[str]]:
+                got = await service_ips(rest)
+                names = ("both", "six", "dns-a", "dns-b")
+                return got if all(got.get(n) for n in names) else {}
+
+            got = await wait_for(done, 30, "dual-stack and shared services")
+            assert got["both"] == ["198.51.100.0", "2001:db8:1::"]
+            assert got["six"] == ["2001:db8:1::1"]
+            # Pools by name: "dual" before "v4"; the shared pair sits on one IP.
+            assert got["dns-a"] == got["dns-b"] == ["198.51.100.1"]
+    finally:
+        ctl.stop()
