@@ -27,8 +27,8 @@ import pytest
 from tests.lab.apiserver import ApiServer, running_apiserver
 
 FULL = os.environ.get("METALLB_BENCH", "") == "full"
-N = 50_000 if FULL else 600
-WATCHES = 100 if FULL else 10
+N = int(os.environ.get("METALLB_BENCH_N", 50_000 if FULL else 600))
+WATCHES = int(os.environ.get("METALLB_BENCH_WATCHES", 100 if FULL else 10))
 CONCURRENCY = 32
 PROBES = 200 if FULL else 30
 DOC = Path(__file__).resolve().parents[2] / "docs" / "bench-apiserver.md"

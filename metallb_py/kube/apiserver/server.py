@@ -64,6 +64,8 @@ PATCH_TYPES = [
 DEFAULT_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
 WRITE_RETRIES = 8
 SA_TOKEN_TYPE = "kubernetes.io/service-account-token"
+# Bytes a watch may have unsent in its socket buffer before it is closed as too slow.
+WATCH_BUFFER_LIMIT = 64 * 1024 * 1024
 
 
 @dataclass
@@ -745,6 +747,25 @@ class ApiServer:
                 out.append(bookmark(start_rv, initial_end=True))
             if out:
                 await resp.write(b"".join(out))
+            transport = request.transport
+            if not table_mode and not self.needs_conversion(c.res) and transport is not None:
+                # The fast path: events go straight to the socket from the store's flush, as
+                # chunks of the response's chunked encoding, without waking this task.
+                def sink(events: list[Event], transport: Any = transport) -> None:
+                    if transport.is_closing():
+                        w.close()
+                        return
+                    if transport.get_write_buffer_size() > WATCH_BUFFER_LIMIT:
+                        w.overflowed = True  # the client does not keep up: end its watch
+                        w.close()
+                        return
+                    data = b"".join(
+                        b'{"type":"' + ev.type.encode() + b'","object":' + ev.entry.raw + b"}\n"
+                        for ev in events
+                    )
+                    transport.write(b"%x\r\n" % len(data) + data + b"\r\n")
+
+                w.set_sink(sink)
             deadline = time.monotonic() + timeout
             last_sent = time.monotonic()
             while not w.closed:

@@ -47,8 +47,29 @@ class Persistence(Protocol):
     def set_meta(self, key: str, value: str) -> None: ...
 
 
+Sink = Callable[[list[Event]], None]
+_dirty: set[Watcher] = set()
+_flush_scheduled = False
+
+
+def _flush() -> None:
+    """Hand each watcher with a sink everything queued since the last flush, in one go: one
+    socket write per watcher per loop iteration, whatever the number of writes."""
+    global _flush_scheduled
+    _flush_scheduled = False
+    dirty = list(_dirty)
+    _dirty.clear()
+    for w in dirty:
+        if w.closed or w.sink is None or not w.pending:
+            continue
+        batch = list(w.pending)
+        w.pending.clear()
+        w.sink(batch)
+
+
 class Watcher:
-    """One watch stream's queue; the store appends, the HTTP handler drains."""
+    """One watch stream's queue. The store appends; either the HTTP handler drains it (woken
+    per event), or, once it sets a synchronous `sink`, a per-iteration flush feeds the sink."""
 
     def __init__(self, limit: int) -> None:
         self.pending: deque[Event] = deque()
@@ -57,8 +78,10 @@ class Watcher:
         self.closed = False
         self.overflowed = False
         self.accept: Callable[[Event], str | None] = lambda ev: ev.type
+        self.sink: Sink | None = None
 
     def offer(self, ev: Event) -> None:
+        global _flush_scheduled
         if self.closed:
             return
         kind = self.accept(ev)
@@ -74,7 +97,21 @@ class Watcher:
             self.wakeup.set()
             return
         self.pending.append(ev)
-        self.wakeup.set()
+        if self.sink is None:
+            self.wakeup.set()
+            return
+        _dirty.add(self)
+        if not _flush_scheduled:
+            _flush_scheduled = True
+            asyncio.get_running_loop().call_soon(_flush)
+
+    def set_sink(self, sink: Sink) -> None:
+        """Switch to synchronous delivery; what is already queued goes out first."""
+        self.sink = sink
+        if self.pending and not self.closed:
+            batch = list(self.pending)
+            self.pending.clear()
+            sink(batch)
 
     def close(self) -> None:
         self.closed = True
