@@ -131,8 +131,9 @@ async def test_rotation_while_the_api_server_keeps_calling(tmp_path: Path) -> No
             path = f"/apis/metallb.io/v1beta1/namespaces/{NS}/ipaddresspools"
             failures: list[str] = []
             created = 0
-            for i in range(10_000):
-                if hook.output().count("certificateRotated") >= 3 or i > 2000:
+            for i in range(2000):
+                # Enough creates on both sides of several rotations, however slow the machine.
+                if hook.output().count("certificateRotated") >= 3 and created >= 20:
                     break
                 body = yaml.safe_load(
                     _doc("IPAddressPool", f"p{i}", {"addresses": [f"2001:db8:{i:x}::/64"]})
@@ -144,7 +145,7 @@ async def test_rotation_while_the_api_server_keeps_calling(tmp_path: Path) -> No
                     failures.append(str(exc))
             assert failures == [], failures[:3]
             assert hook.output().count("certificateRotated") >= 3, hook.output()[-2000:]
-            assert created > 5
+            assert created >= 20
             # Denials still work after the rotations.
             bad = yaml.safe_load(_doc("IPAddressPool", "overlap", {"addresses": ["2001:db8::/32"]}))
             try:
