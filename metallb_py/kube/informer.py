@@ -160,13 +160,19 @@ class Informer:
             self.backoff.reset()
 
     async def run(self, stop: asyncio.Event) -> None:
-        resync_task = asyncio.create_task(self._resync_loop(stop))
+        """List and watch until `stop` is set; a watch blocked on a quiet connection is
+        cancelled rather than waited out."""
+        tasks = [
+            asyncio.create_task(self._run(stop)),
+            asyncio.create_task(self._resync_loop(stop)),
+            asyncio.create_task(stop.wait()),
+        ]
         try:
-            await self._run(stop)
+            await asyncio.wait({tasks[0], tasks[2]}, return_when=asyncio.FIRST_COMPLETED)
         finally:
-            resync_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await resync_task
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
 
     async def _run(self, stop: asyncio.Event) -> None:
         # Started again after a stop: resume the watch from where it was (410 forces a relist).
