@@ -29,6 +29,10 @@ async def run(ctx: RunContext) -> int:
     # Tens of thousands of long-lived cached objects make the default GC thresholds spend most
     # of their time rescanning them; collect the young generation less often.
     gc.set_threshold(50_000, 20, 50)
+    if float(getattr(args, "lease_duration", 4.0)) < 1.0:
+        raise UsageError("metallb-py controller: --lease-duration must be at least 1 second")
+    if int(getattr(args, "workers", 16)) < 1:
+        raise UsageError("metallb-py controller: --workers must be at least 1")
     try:
         rest = await connect(args.kubeconfig)
     except ClientConfigError as exc:
