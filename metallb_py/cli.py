@@ -304,6 +304,19 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("demo", help="run the whole system on the embedded API server")
     _common(p, None)
+    p.add_argument("--once", action="store_true", help="exit after the walkthrough")
+    p.add_argument(
+        "--no-network",
+        action="store_true",
+        help="skip the layer-2 part (namespaces, speakers, arping) even as root",
+    )
+    p.add_argument("--status", action="store_true", help="only list which components exist")
+    p.add_argument(
+        "--controller-metrics-port",
+        type=int,
+        default=PORT_CONTROLLER,
+        help=f"the demo controller's metrics port (default {PORT_CONTROLLER})",
+    )
     return root
 
 

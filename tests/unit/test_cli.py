@@ -101,7 +101,7 @@ def test_default_ports_are_distinct() -> None:
 
 
 def test_demo_reports_each_component_honestly() -> None:
-    out = run_cli("demo")
+    out = run_cli("demo", "--status")
     assert out.returncode == 0, out.stderr
     for name in ("controller", "speaker", "webhook", "apiserver", "config validate"):
         line = next(x for x in out.stdout.splitlines() if f"metallb-py {name} " in x)
