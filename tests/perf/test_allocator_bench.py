@@ -65,4 +65,5 @@ def test_allocator_throughput(label: str, pool: str, family: int, sharing: bool)
         f"{cpu:.3f} s CPU ({N / allocated:,.0f}/s wall, {N / max(cpu, 1e-9):,.0f}/s CPU), "
         f"released in {released:.3f} s ({N / released:,.0f}/s); load {os.getloadavg()[0]:.1f}"
     )
-    assert N / allocated > 5_000
+    # CPU time, not wall time: the machine is shared, and a pool scan would show in either.
+    assert N / max(cpu, 1e-9) > 5_000
