@@ -48,6 +48,9 @@ class Persistence(Protocol):
 
 
 Sink = Callable[[list[Event]], None]
+# Watch events are written at most this long after their commit, so that one socket write per
+# watch carries every change of that interval: with many watches, the syscalls dominate.
+FLUSH_DELAY = 0.002
 _dirty: set[Watcher] = set()
 _flush_scheduled = False
 
@@ -103,7 +106,7 @@ class Watcher:
         _dirty.add(self)
         if not _flush_scheduled:
             _flush_scheduled = True
-            asyncio.get_running_loop().call_soon(_flush)
+            asyncio.get_running_loop().call_later(FLUSH_DELAY, _flush)
 
     def set_sink(self, sink: Sink) -> None:
         """Switch to synchronous delivery; what is already queued goes out first."""
