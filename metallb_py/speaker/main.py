@@ -19,6 +19,7 @@ from metallb_py.speaker.desired import Options
 from metallb_py.speaker.metrics import SpeakerCollector
 from metallb_py.speaker.reconciler import SpeakerReconciler, log
 
+POOL_SIZE = 48  # HTTP connections to the API server
 SHUTDOWN_BUDGET = 1.6  # seconds; the process must be gone within 2 s of SIGTERM
 
 
@@ -26,7 +27,9 @@ async def run(ctx: RunContext) -> int:
     args = ctx.args
     gc.set_threshold(50_000, 20, 50)  # many long-lived cached objects: scan them less often
     try:
-        rest = await connect(args.kubeconfig)
+        # 14 informers hold a watch connection each; status writes and events need their own,
+        # or a re-watch waits behind thousands of queued status writes.
+        rest = await connect(args.kubeconfig, pool_size=POOL_SIZE)
     except ClientConfigError as exc:
         raise UsageError(f"metallb-py speaker: {exc}") from None
     if args.ml_bind_addr and args.ml_labels:

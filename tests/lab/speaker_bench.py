@@ -140,10 +140,13 @@ async def latency(rest: Rest, count: int, first: str, prefix: str) -> dict[str, 
             missed += 1
             continue
         create_to_route.append(routes.seen[key] - t0)
-        if ip in status_seen:
-            status_to_route.append(routes.seen[key] - status_seen[ip])
         await asyncio.sleep(0.05)
+    await asyncio.sleep(1)  # let the watch catch up before pairing status and route times
     watcher.cancel()
+    for i in range(count):
+        ip = str(base + i)
+        if ip in status_seen and f"{ip}/32" in routes.seen:
+            status_to_route.append(routes.seen[f"{ip}/32"] - status_seen[ip])
     return {
         "create_to_route": create_to_route,
         "status_to_route": status_to_route,
