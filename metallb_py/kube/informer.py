@@ -20,7 +20,7 @@ from typing import Any
 import aiohttp
 
 from metallb_py.kube.backoff import Backoff
-from metallb_py.kube.cache import JSON, Cache, IndexFunc, object_key, resource_version
+from metallb_py.kube.cache import JSON, Cache, IndexFunc, newer, object_key, resource_version
 from metallb_py.kube.rest import ApiError, Resource, Rest
 
 log = logging.getLogger("metallb_py.kube.informer")
@@ -151,6 +151,15 @@ class Informer:
             obj.setdefault("apiVersion", self.resource.api_version)
             if kind == "DELETED":
                 key = object_key(obj)
+                cached = self.cache.get(key)
+                cached_rv = resource_version(cached)
+                if (
+                    cached is not None
+                    and rv.isdigit()
+                    and cached_rv.isdigit()
+                    and newer(cached_rv, rv)
+                ):
+                    continue  # a late event about an older incarnation (a relist raced it)
                 old = self.cache.delete(key)
                 self._notify(key, old, None)
             elif kind in ("ADDED", "MODIFIED"):
