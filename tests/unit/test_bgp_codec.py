@@ -5,7 +5,7 @@ from __future__ import annotations
 import ipaddress
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bgp import attributes as A
@@ -25,23 +25,28 @@ from tests.lab.bgp_codec_strategies import (
 )
 
 CTX4 = CodecContext(four_octet_as=True, extended_message=True)
+# The suite runs on a loaded shared machine: no per-example deadline.
+LOADED = settings(deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 def by_type(attrs: tuple[A.Attribute, ...]) -> list[A.Attribute]:
     return sorted(attrs, key=lambda a: a.type_code)
 
 
+@LOADED
 @given(opens())
 def test_open_round_trip(msg: M.Open) -> None:
     assert M.decode(M.encode(msg)) == msg
 
 
+@LOADED
 @given(capabilities)
 def test_capability_round_trip(cap: C.Capability) -> None:
     wire = C.encode_capability(cap)
     assert C.decode_capabilities(wire) == [cap]
 
 
+@LOADED
 @given(st.lists(prefixes(1), max_size=30), st.lists(prefixes(1), max_size=30), attribute_sets())
 def test_update_round_trip_four_octet(
     withdrawn: list[Prefix], nlri: list[Prefix], attrs: tuple[A.Attribute, ...]
@@ -54,6 +59,7 @@ def test_update_round_trip_four_octet(
     assert by_type(got.attributes) == by_type(msg.attributes)
 
 
+@LOADED
 @given(st.lists(prefixes(1, path_id=True), min_size=1, max_size=20), attribute_sets())
 def test_update_round_trip_add_path(nlri: list[Prefix], attrs: tuple[A.Attribute, ...]) -> None:
     ctx = CodecContext(add_path=frozenset({(1, 1)}))
@@ -62,6 +68,7 @@ def test_update_round_trip_add_path(nlri: list[Prefix], attrs: tuple[A.Attribute
     assert got.nlri == tuple(nlri)
 
 
+@LOADED
 @given(
     st.lists(prefixes(2), min_size=1, max_size=20),
     st.booleans(),
@@ -88,6 +95,7 @@ def test_ipv4_nlri_with_ipv6_next_hop_rfc8950() -> None:
     assert got.mp_reach.next_hop_addresses() == (ipaddress.IPv6Address("2001:db8::1"),)
 
 
+@LOADED
 @given(st.lists(prefixes(2), max_size=20))
 def test_mp_unreach_round_trip(withdrawn: list[Prefix]) -> None:
     msg = M.Update((), (A.MpUnreachNlri(2, 1, tuple(withdrawn)),), ())
@@ -120,12 +128,14 @@ def test_two_octet_session_uses_as_trans_and_as4_path() -> None:
     assert A.effective_as_path(got.attributes) == A.AsPath.sequence(64512, 4200000001)
 
 
+@LOADED
 @given(st.integers(0, 255), st.integers(0, 255), st.binary(max_size=100))
 def test_notification_round_trip(code: int, subcode: int, data: bytes) -> None:
     msg = M.Notification(code, subcode, data)
     assert M.decode(M.encode(msg)) == msg
 
 
+@LOADED
 @given(u16, u8, st.sampled_from([0, 1, 2, 7]))
 def test_route_refresh_round_trip(afi: int, safi: int, subtype: int) -> None:
     msg = M.RouteRefresh(afi, safi, subtype)
@@ -191,6 +201,7 @@ def test_update_too_big_for_context_is_refused() -> None:
     assert len(M.encode(msg, CodecContext(extended_message=True))) > 4096
 
 
+@LOADED
 @given(st.lists(prefixes(1), max_size=50))
 def test_count_prefixes_agrees_with_decode(nlri: list[Prefix]) -> None:
     wire = encode_prefixes(nlri)
@@ -260,7 +271,7 @@ def test_iter_messages_honours_negotiated_maximum() -> None:
     assert err.value.data == len(big).to_bytes(2, "big")
 
 
-@settings(max_examples=50)
+@settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     st.lists(
         st.sampled_from([M.Keepalive(), M.RouteRefresh(2, 1), M.Notification(6, 2)]), max_size=10
@@ -300,6 +311,7 @@ def test_attribute_cache_reuses_blocks_but_respects_nlri_and_context() -> None:
     assert len(cache._entries) <= 2
 
 
+@LOADED
 @given(
     st.sampled_from([(1, 128), (2, 128), (1, 133), (25, 70), (1, 4), (16388, 71)]),
     st.binary(max_size=40),
