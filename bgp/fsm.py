@@ -183,6 +183,12 @@ class SessionConfig:
             raise ValueError(f"local AS {self.local_as} out of range")
         if self.keepalive_time is not None and self.keepalive_time < 0:
             raise ValueError("keepalive time must be >= 0")
+        if not 0 <= self.restart_time <= 4095:
+            raise ValueError(f"restart time {self.restart_time}: must be 0-4095 (12 bits)")
+        if self.connect_retry_time <= 0 or self.connect_retry_max < self.connect_retry_time:
+            raise ValueError("connect retry: need 0 < connect_retry_time <= connect_retry_max")
+        if self.connect_timeout <= 0 or self.open_hold_time <= 0:
+            raise ValueError("connect timeout and open hold time must be positive")
 
     def capabilities(self) -> tuple[caps.Capability, ...]:
         out: list[caps.Capability] = [caps.Multiprotocol(a, s) for a, s in self.families]

@@ -860,3 +860,22 @@ def test_random_event_sequences_keep_the_invariants(
             s.data_to_send(c)
         if s.state == State.IDLE:
             assert s.get_timer() is None
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"hold_time": 1},
+        {"hold_time": 2},
+        {"hold_time": 70000},
+        {"local_as": 0},
+        {"keepalive_time": -1},
+        {"restart_time": 4096},
+        {"connect_retry_time": 0},
+        {"connect_retry_time": 10, "connect_retry_max": 5},
+        {"connect_timeout": 0},
+    ],
+)
+def test_invalid_session_config_is_refused(changes: dict[str, Any]) -> None:
+    with pytest.raises(ValueError):
+        replace(CFG, **changes)
