@@ -318,8 +318,25 @@ def _decode_error(raw: bytes) -> BGPError:
     return BGPError(MESSAGE_HEADER_ERROR, BAD_MESSAGE_LENGTH, reason="bad framing")
 
 
-def decode_stream(data: bytes, ctx: CodecContext, out: TextIO) -> bool:
-    """Print every message in `data`; return True if any was malformed."""
+def sender_limits(ctx: CodecContext, sent: M.Open) -> CodecContext:
+    """Narrow `ctx` by what the sender of `sent` can do at all: without the 4-octet AS
+    capability its UPDATEs carry 2-octet ASes; without add-path send, no path ids."""
+    can_send = {
+        (a, s)
+        for c in sent.capabilities
+        if isinstance(c, C.AddPath)
+        for a, s, m in c.entries
+        if m & C.ADD_PATH_SEND
+    }
+    four = ctx.four_octet_as and sent.capability(C.CAP_FOUR_OCTET_AS) is not None
+    return CodecContext(four, frozenset(ctx.add_path & can_send), ctx.extended_message)
+
+
+def decode_stream(data: bytes, ctx: CodecContext, out: TextIO, follow_open: bool = False) -> bool:
+    """Print every message in `data`; return True if any was malformed.
+
+    With `follow_open`, an OPEN in the stream narrows the context for what follows it
+    (`sender_limits`)."""
     malformed = False
     for raw, framing_error in split_stream(data):
         err = framing_error
@@ -331,6 +348,8 @@ def decode_stream(data: bytes, ctx: CodecContext, out: TextIO) -> bool:
                 err = exc
             else:
                 record = message_json(msg, raw)
+                if follow_open and isinstance(msg, M.Open):
+                    ctx = sender_limits(ctx, msg)
                 if isinstance(msg, M.Update) and msg.problems:
                     malformed = True
                 out.write(json.dumps(record, ensure_ascii=False) + "\n")
@@ -497,5 +516,6 @@ def main(argv: list[str] | None = None, stdin: Any = None, stdout: TextIO | None
     if not streams[0]:
         print("python -m bgp decode: no input", file=sys.stderr)
         return 2
-    malformed = decode_stream(streams[0], ctx, out)
+    explicit = args.two_octet_as or args.add_path
+    malformed = decode_stream(streams[0], ctx, out, follow_open=not explicit)
     return 1 if malformed else 0

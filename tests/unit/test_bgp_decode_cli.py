@@ -10,7 +10,9 @@ import sys
 from pathlib import Path
 
 from bgp import attributes as A
+from bgp import capabilities as C
 from bgp import messages as M
+from bgp.context import CodecContext
 from bgp.nlri import Prefix
 
 logging.getLogger("scapy").setLevel(logging.ERROR)
@@ -280,3 +282,19 @@ def test_hex_formats_engineers_paste() -> None:
         except UsageError:
             continue
         raise AssertionError(f"{bad!r} accepted")
+
+
+def test_an_open_in_the_stream_sets_two_octet_decoding() -> None:
+    """A sender without the 4-octet AS capability sends 2-octet AS_PATHs: decoded as such."""
+    rid = ipaddress.IPv4Address("198.51.100.1")
+    two = CodecContext(four_octet_as=False)
+    upd = M.Update(
+        (),
+        (A.Origin(0), A.AsPath.sequence(64500, 65001), A.NextHop(rid)),
+        (Prefix.parse("203.0.113.0/24"),),
+    )
+    wire = M.encode(M.Open(64500, 90, rid, (C.Multiprotocol(1, 1),))) + M.encode(upd, two)
+    rc, records, _ = run(wire.hex())
+    assert rc == 0
+    as_path = next(a for a in records[1]["attributes"] if a["name"] == "AS_PATH")
+    assert as_path["text"] == "64500 65001"
