@@ -45,7 +45,6 @@ from bgp.errors import (
     CEASE_ADMIN_SHUTDOWN,
     CEASE_HARD_RESET,
     CONNECTION_NOT_SYNCHRONIZED,
-    INVALID_NETWORK_FIELD,
     INVALID_ROUTE_REFRESH_LENGTH,
     MALFORMED_ATTRIBUTE_LIST,
     MESSAGE_HEADER_ERROR,
@@ -565,24 +564,3 @@ def _decode(buf: bytes, ctx: CodecContext, cache: AttributeCache | None) -> Mess
     if msg_type == OPEN:
         return _decode_open(body)
     return _decode_route_refresh(buf)
-
-
-__all__ = [
-    "HEADER_LEN",
-    "INVALID_NETWORK_FIELD",
-    "KEEPALIVE_BYTES",
-    "MARKER",
-    "UPDATE_OVERHEAD",
-    "Keepalive",
-    "Message",
-    "Notification",
-    "Open",
-    "RouteRefresh",
-    "Update",
-    "check_header",
-    "decode",
-    "encode",
-    "encode_update_raw",
-    "end_of_rib",
-    "iter_messages",
-]
