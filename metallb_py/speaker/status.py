@@ -212,7 +212,14 @@ class StatusObjects:
                     keep = next((o for o in objs if self._owned(o)), None)
                 for o in objs:
                     if o is not keep:
-                        jobs.append(self._delete(kind, o))
+                        why = (
+                            "notTrue"
+                            if want is None
+                            else "duplicate"
+                            if self._owned(o)
+                            else "ownedByOther"
+                        )
+                        jobs.append(self._delete(kind, o, why))
                 if keep is not None and (keep.get("status") or {}) != want:
                     jobs.append(self._put_status(kind, keep, want or {}))
             for key, want in kind.desired.items():
@@ -293,9 +300,14 @@ class StatusObjects:
             except (aiohttp.ClientError, OSError, TimeoutError) as exc:
                 self._failed("update", kind, exc)
 
-    async def _delete(self, kind: _Kind, obj: JSON) -> None:
+    async def _delete(self, kind: _Kind, obj: JSON, why: str) -> None:
         async with self.sem:
             meta = obj.get("metadata") or {}
+            if why != "notTrue":
+                log.info(
+                    "statusObjectReplaced",
+                    extra={"kind": kind.resource.kind, "object": meta.get("name"), "reason": why},
+                )
             try:
                 await self.rest.delete(kind.resource.path(self.namespace, meta.get("name")))
                 self.writes += 1
