@@ -42,6 +42,12 @@ class Diag(enum.IntEnum):
     REVERSE_CONCATENATED_PATH_DOWN = 8
 
 
+_DIAGS = tuple(Diag)
+
+
+_STATES = tuple(State)  # indexed by wire value: faster than State(value) on the hot path
+
+
 class DropReason(enum.Enum):
     """Why a received packet was discarded; the value is the counter's label."""
 
@@ -67,9 +73,14 @@ class PacketError(ValueError):
         self.reason = reason
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class ControlPacket:
-    """One BFD Control packet. Intervals are in microseconds, as on the wire."""
+    """One BFD Control packet. Intervals are in microseconds, as on the wire.
+
+    Treat it as immutable: sessions reuse the same object (and the engine its encoding) while
+    nothing in it changes. Not frozen only because frozen dataclasses build slower, and one is
+    built per packet on the hot path.
+    """
 
     state: State
     my_discriminator: int
@@ -138,7 +149,7 @@ def decode(data: bytes) -> ControlPacket:
         raise PacketError(DropReason.MULTIPOINT)
     if my_d == 0:
         raise PacketError(DropReason.ZERO_MY_DISCRIMINATOR)
-    state = State(state_flags >> 6)
+    state = _STATES[state_flags >> 6]
     if your_d == 0 and state not in (State.DOWN, State.ADMIN_DOWN):
         raise PacketError(DropReason.ZERO_YOUR_DISCRIMINATOR, f"in state {state.label}")
     poll = bool(state_flags & 0x20)
@@ -148,10 +159,8 @@ def decode(data: bytes) -> ControlPacket:
     if authenticated:
         raise PacketError(DropReason.AUTHENTICATION, "authentication is not supported")
     diag_code = vers_diag & 0x1F
-    try:
-        diag = Diag(diag_code)
-    except ValueError:
-        diag = Diag.NONE  # reserved codes carry no meaning we can act on
+    # Reserved codes carry no meaning we can act on: read as NONE.
+    diag = _DIAGS[diag_code] if diag_code < len(_DIAGS) else Diag.NONE
     return ControlPacket(
         state=state,
         my_discriminator=my_d,

@@ -85,6 +85,8 @@ class Session:
     _detect_rx_us_in_use: int = 0
     _started: bool = False
     _urgent: bool = False
+    _last_fields: tuple[object, ...] = ()
+    _last_packet: ControlPacket | None = None
     _last_rx: float | None = None
     _timers: _Timers = field(default_factory=_Timers)
     _out: list[ControlPacket] = field(default_factory=list)
@@ -343,7 +345,21 @@ class Session:
         self._timers.next_tx = now + interval * factor / 1e6
 
     def _packet(self, *, poll: bool = False, final: bool = False) -> ControlPacket:
-        return ControlPacket(
+        """The packet to send; the same object as last time when nothing in it changed."""
+        fields = (
+            self.state,
+            self.remote_discriminator,
+            self.local_diag,
+            self.params.detect_mult,
+            self.advertised_tx_us,
+            self.advertised_rx_us,
+            self.params.required_min_echo_rx_us,
+            poll and not final,
+            final,
+        )
+        if fields == self._last_fields and self._last_packet is not None:
+            return self._last_packet
+        packet = ControlPacket(
             state=self.state,
             my_discriminator=self.local_discriminator,
             your_discriminator=self.remote_discriminator,
@@ -355,3 +371,5 @@ class Session:
             poll=poll and not final,
             final=final,
         )
+        self._last_fields, self._last_packet = fields, packet
+        return packet
