@@ -313,3 +313,57 @@ async def test_conversion_webhook(apiserver: ApiServer, hook: HookServer) -> Non
         (await apiserver.akubectl("get", "widgets.v2.example.com", "w", "-o", "json")).stdout
     )
     assert v2["apiVersion"] == "example.com/v2" and v2["spec"] == {"dimensions": {"size": 3}}
+
+
+async def test_match_policy_equivalent_converts_for_the_webhook(
+    apiserver: ApiServer, hook: HookServer
+) -> None:
+    crd = CONVERTED_CRD.replace("URL", f"https://127.0.0.1:{hook.port}/convert").replace(
+        "CA", hook.ca_bundle
+    )
+    await apiserver.akubectl("apply", "-f", "-", input=crd)
+    await apiserver.akubectl("wait", "--for", "condition=established", "crd/widgets.example.com")
+    config = {
+        "apiVersion": "admissionregistration.k8s.io/v1",
+        "kind": "ValidatingWebhookConfiguration",
+        "metadata": {"name": "widgets.example.com"},
+        "webhooks": [
+            {
+                "name": "widgets.example.com",
+                "clientConfig": {
+                    "url": f"https://127.0.0.1:{hook.port}/validate",
+                    "caBundle": hook.ca_bundle,
+                },
+                "admissionReviewVersions": ["v1"],
+                "sideEffects": "None",
+                "matchPolicy": "Equivalent",
+                "rules": [
+                    {
+                        "operations": ["CREATE"],
+                        "apiGroups": ["example.com"],
+                        "apiVersions": ["v2"],
+                        "resources": ["widgets"],
+                    }
+                ],
+            }
+        ],
+    }
+    await apiserver.akubectl("apply", "-f", "-", input=json.dumps(config))
+    await apiserver.akubectl(
+        "create",
+        "-f",
+        "-",
+        input=json.dumps(
+            {
+                "apiVersion": "example.com/v1",
+                "kind": "Widget",
+                "metadata": {"name": "w"},
+                "spec": {"size": 4},
+            }
+        ),
+    )
+    req = hook.reviews[-1]["request"]
+    assert req["kind"] == {"group": "example.com", "version": "v2", "kind": "Widget"}
+    assert req["requestKind"]["version"] == "v1"
+    assert req["object"]["apiVersion"] == "example.com/v2"
+    assert req["object"]["spec"] == {"dimensions": {"size": 4}}
