@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import re
-from collections.abc import Mapping
+import time
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -36,6 +38,8 @@ from metallb_py.speaker.resources import (
 )
 
 log = logging.getLogger("metallb_py.speaker.status")
+BATCH = 256  # writes per pass; the next pass starts from fresh informer state
+RECREATE_AFTER = 30.0  # seconds before a service's object may be created again
 
 
 @dataclass(frozen=True)
@@ -130,6 +134,7 @@ class StatusObjects:
         self.sem = asyncio.Semaphore(concurrency)
         self.config_state: tuple[str, str] | None = None
         self._service_inputs: tuple[Any, Any] | None = None
+        self._created: dict[tuple[str, str], float] = {}  # (kind, key) -> when created
         self.config_state_written: tuple[str, str] | None = None
         self.writes = 0
         self.errors = 0
@@ -198,7 +203,13 @@ class StatusObjects:
             await asyncio.sleep(0.05)  # coalesce bursts
 
     async def sync_once(self) -> None:
-        jobs = []
+        """One bounded batch of writes towards the desired objects; asks for another pass when
+        more remain. A service whose object was just created is not created again until the
+        informer had time to show it (a slow or timed-out create must not leave duplicates)."""
+        now = time.monotonic()
+        self._created = {k: t for k, t in self._created.items() if now - t < RECREATE_AFTER}
+        jobs: list[Callable[[], Awaitable[None]]] = []
+        waiting = False
         for name, kind in self.kinds.items():
             if kind.informer.missing:
                 continue  # the CRD is not installed: nothing to keep current
@@ -219,16 +230,24 @@ class StatusObjects:
                             if self._owned(o)
                             else "ownedByOther"
                         )
-                        jobs.append(self._delete(kind, o, why))
+                        jobs.append(functools.partial(self._delete, kind, o, why))
                 if keep is not None and (keep.get("status") or {}) != want:
-                    jobs.append(self._put_status(kind, keep, want or {}))
+                    jobs.append(functools.partial(self._put_status, kind, keep, want or {}))
             for key, want in kind.desired.items():
-                if not any(self._owned(o) for o in existing.get(key, [])):
-                    jobs.append(self._create(name, kind, key, want))
+                if any(self._owned(o) for o in existing.get(key, [])):
+                    continue
+                if (name, key) in self._created:
+                    waiting = True
+                    continue
+                jobs.append(functools.partial(self._create, name, kind, key, want))
         if self.config_state is not None and self.config_state != self.config_state_written:
-            jobs.append(self._write_config_state(*self.config_state))
+            jobs.append(functools.partial(self._write_config_state, *self.config_state))
+        if len(jobs) > BATCH:
+            self.dirty.set()
+        elif waiting:
+            asyncio.get_running_loop().call_later(RECREATE_AFTER / 2, self.dirty.set)
         if jobs:
-            await asyncio.gather(*jobs)
+            await asyncio.gather(*(job() for job in jobs[:BATCH]))
 
     def _owned(self, obj: JSON) -> bool:
         refs = (obj.get("metadata") or {}).get("ownerReferences") or []
@@ -254,6 +273,7 @@ class StatusObjects:
         return meta
 
     async def _create(self, name: str, kind: _Kind, key: str, status: JSON) -> None:
+        self._created[(name, key)] = time.monotonic()
         async with self.sem:
             body: JSON = {
                 "apiVersion": kind.resource.api_version,
