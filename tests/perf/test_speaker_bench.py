@@ -169,8 +169,11 @@ def test_speaker_latency_and_scale(lan: Lan) -> None:
 
         # ServiceBGPStatus objects (two writes each) go at the API server's pace: report it.
         def written() -> int:
-            out = c.kubectl("get", "servicebgpstatuses", "-n", "metallb-system", "-o", "name")
-            return len(out.split())
+            # One unpaginated list: paginated lists of the embedded API server skip objects
+            # while they are being written (seen with kubectl get: counts jumping up and down).
+            path = "/apis/metallb.io/v1beta1/namespaces/metallb-system/servicebgpstatuses"
+            out = c.kubectl("get", "--raw", f"{path}?limit=1000000")
+            return len(json.loads(out).get("items") or [])
 
         deadline = time.monotonic() + (600 if FULL else 120)
         count = written()
