@@ -25,6 +25,7 @@ from metallb_py.allocator import (
 )
 from metallb_py.allocator.service import uses_legacy_annotations
 from metallb_py.config import Config, ConfigHolder
+from metallb_py.config.problems import Problem
 from metallb_py.controller.clog import log
 from metallb_py.controller.convert import pool_specs
 from metallb_py.controller.service_status import (
@@ -109,6 +110,7 @@ class ServiceController:
         self.events = EventRecorder(rest, COMPONENT, can_write=may_write)
         self.config_dirty = asyncio.Event()
         self.config_state_written: tuple[str, str] | None = None
+        self.problems_reported: frozenset[str] = frozenset()
         self.startup_done = asyncio.Event()
         self.adopted = False
         self.reconciles = 0
@@ -197,8 +199,7 @@ class ServiceController:
     def _load_config(self) -> None:
         config, problems, stale = self.holder.update(self._config_resources())
         errors = [p for p in problems if p.is_error]
-        for p in problems:
-            log.warning("configProblem", problem=p.line(), severity=p.severity)
+        self._report_problems(problems)
         kube_metrics.config_stale.set(1 if stale else 0)
         if config is not None:
             kube_metrics.config_loaded.set(1)
@@ -226,6 +227,26 @@ class ServiceController:
         if self.queue is not None:
             for key in self.services.cache.keys():  # noqa: SIM118 (a Cache, not a dict)
                 self.queue.add(key)
+
+    def _report_problems(self, problems: list[Problem]) -> None:
+        """Each problem once (not on every reload): a log line, and a Warning event on the object
+        it names, so `kubectl describe` on the ignored object says which rule it broke."""
+        by_kind = {
+            "IPAddressPool": self.pools,
+            "AddressPool": self.legacy_pools,
+            "Community": self.communities,
+        }
+        current = frozenset(p.line() for p in problems)
+        for p in problems:
+            if p.line() in self.problems_reported:
+                continue
+            log.warning("configProblem", problem=p.line(), severity=p.severity)
+            informer = by_kind.get(p.ref.kind)
+            obj = informer.cache.get(f"{p.ref.namespace}/{p.ref.name}") if informer else None
+            if obj is not None:
+                reason = "ConfigurationProblem" if p.is_error else "ConfigurationWarning"
+                self.events.warning(obj, reason, f"{p.path or '-'}: {p.message} (rule {p.rule})")
+        self.problems_reported = current
 
     def _config_change(self, key: str, kind: ChangeKind, ips: tuple[str, ...], reason: str) -> None:
         svc = self.services.cache.get(key)

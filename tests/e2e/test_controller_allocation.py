@@ -180,6 +180,31 @@ async def test_invalid_config_keeps_last_good(apiserver: ApiServer, controller: 
         await wait_for(state_invalid, 20, "ConfigurationState controller to say Invalid")
 
 
+async def test_conflicting_pool_is_ignored_with_an_event_naming_the_rule(
+    apiserver: ApiServer, controller: Controller
+) -> None:
+    """Webhooks cannot serialise concurrent creates: two overlapping pools can both be stored.
+    The older one wins, the other is ignored, and `kubectl describe` on it says why."""
+    async with client(apiserver) as rest:
+        await install_crds(rest)
+        await create_pool(rest, "first", ["192.0.2.0/30"])
+        await create_service(rest, "a")
+        await wait_for(lambda: _eq(_ips(rest, "a"), ["192.0.2.0"]), 30, "allocation")
+        await create_pool(rest, "second", ["192.0.2.2/31", "198.51.100.0/30"])
+
+        async def loser_event() -> bool:
+            for e in await events_for(rest, "second", NS):
+                if e["reason"] == "ConfigurationProblem" and "pool-overlap" in e["message"]:
+                    return e["type"] == "Warning" and e["involvedObject"]["kind"] == "IPAddressPool"
+            return False
+
+        await wait_for(loser_event, 20, "a Warning event on the ignored pool")
+        # The rest of the configuration still applies: the winner keeps allocating.
+        await create_service(rest, "b", port=81)
+        await wait_for(lambda: _eq(_ips(rest, "b"), ["192.0.2.1"]), 20, "allocation from winner")
+        assert not await events_for(rest, "first", NS)
+
+
 async def test_reallocate_mode_behaves_like_metallb(apiserver: ApiServer, tmp_path: Path) -> None:
     ctl = start_controller(
         apiserver, tmp_path / "ctl", "--lease-duration", "2", "--on-config-change", "reallocate"
