@@ -13,7 +13,7 @@ import time
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
-from metallb_py.config import Config, ConfigHolder
+from metallb_py.config import Config, ConfigHolder, Problem
 from metallb_py.controller.clog import LazyLogger
 from metallb_py.kube import metrics as kube_metrics
 from metallb_py.kube.cache import JSON
@@ -38,6 +38,8 @@ from metallb_py.speaker.transitions import transitions
 
 log = LazyLogger("speaker")
 COMPONENT = "metallb-speaker"
+# Configuration kinds that only speakers read; the controller raises events for the others.
+SPEAKER_ONLY_KINDS = frozenset({"L2Advertisement", "BGPAdvertisement", "BGPPeer", "BFDProfile"})
 SESSION_REFRESH = 5.0  # seconds between BGPSessionState refreshes (prefix counts)
 
 
@@ -260,6 +262,8 @@ class SpeakerReconciler:
         if lines != self.problems_logged:
             for p in problems:
                 log.warning("configProblem", problem=p.line(), severity=p.severity)
+                if p.line() not in self.problems_logged:
+                    self._problem_event(p)
             self.problems_logged = lines
         if stale:
             log.error(
@@ -274,6 +278,22 @@ class SpeakerReconciler:
         self.config = config
         errors = [p.line() for p in problems if p.is_error]
         self.status.set_config_state("Invalid" if errors or stale else "Valid", "\n".join(errors))
+
+    def _problem_event(self, problem: Problem) -> None:
+        """A Warning event on an ignored object that only speakers read (the controller reports
+        pools and communities), so `kubectl describe` on it names the rule it broke."""
+        if problem.ref.kind not in SPEAKER_ONLY_KINDS:
+            return
+        for inf in self.config_informers:
+            if inf.resource.kind == problem.ref.kind:
+                obj = inf.cache.get(f"{problem.ref.namespace}/{problem.ref.name}")
+                if obj is not None:
+                    reason = "ConfigurationProblem" if problem.is_error else "ConfigurationWarning"
+                    where = problem.path or "-"
+                    self.events.warning(
+                        obj, reason, f"{where}: {problem.message} (rule {problem.rule})"
+                    )
+                return
 
     def inputs(self) -> dz.Inputs:
         return dz.Inputs(

@@ -310,6 +310,30 @@ def test_bgp_announcements_end_to_end(lan: Lan) -> None:
             for ln in log_events(c, "node1", "serviceWithdrawn")
         )
 
+        # -- a conflicting peer (same address, same node) is ignored with a Warning event
+        # naming the rule; the session it would have clashed with is untouched ---------------
+        c.apply(
+            metallb(
+                "BGPPeer",
+                "zz-duplicate",
+                {"myASN": SPEAKER_AS, "peerASN": ROUTER_AS, "peerAddress": lan.router.ipv4},
+                "v1beta2",
+            )
+        )
+
+        def conflict_event() -> bool:
+            return any(
+                e.get("reason") == "ConfigurationProblem"
+                and e.get("type") == "Warning"
+                and (e.get("involvedObject") or {}).get("name") == "zz-duplicate"
+                and "(rule " in e.get("message", "")
+                for e in c.items("events", namespace=NS)
+            )
+
+        wait_for(conflict_event, 20, what="Warning event on the ignored BGPPeer")
+        assert bird.protocol_state("node1") == "Established"
+        c.delete("bgppeer", "zz-duplicate", NS)
+
         # -- a crashed speaker comes back with everything -------------------------------------
         c.speakers["node1"].kill()
         c.start_speaker("node1")
