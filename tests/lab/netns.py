@@ -13,6 +13,7 @@ import itertools
 import os
 import re
 import shlex
+import shutil
 import signal
 import subprocess
 import tempfile
@@ -262,6 +263,9 @@ class Lab:
                     os.kill(int(pid), signal.SIGKILL)
             sh(["ip", "netns", "del", name], check=False)
         self.namespaces.clear()
+        # Process logs and daemon configs live here; keep them only when asked (debugging).
+        if not os.environ.get("MLB_KEEP_LAB"):
+            shutil.rmtree(self.workdir, ignore_errors=True)
 
     def __enter__(self) -> Lab:
         return self
