@@ -4,7 +4,6 @@ through the real kubernetes_asyncio client."""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 import os
@@ -22,7 +21,7 @@ import yaml
 
 from metallb_py.kube.client import connect
 from metallb_py.kube.rest import IPADDRESSPOOLS, NAMESPACES, SERVICES, ApiError, Rest
-from tests.lab.apiserver import ApiServer
+from tests.lab.apiserver import ApiServer, wait_for_async
 
 ROOT = Path(__file__).resolve().parents[2]
 CRD_PATH = "/apis/apiextensions.k8s.io/v1/customresourcedefinitions"
@@ -50,20 +49,8 @@ async def wait_for(
     what: str,
     interval: float = 0.1,
 ) -> Any:
-    deadline = time.monotonic() + timeout
-    last: Exception | None = None
-    while True:
-        try:
-            value = await predicate()
-            if value:
-                return value
-        except Exception as exc:
-            last = exc
-        if time.monotonic() > deadline:
-            raise TimeoutError(
-                f"timed out after {timeout}s waiting for {what} (last error: {last})"
-            )
-        await asyncio.sleep(interval)
+    """`wait_for_async` with the argument order these tests use."""
+    return await wait_for_async(predicate, timeout, interval, what)
 
 
 async def install_crds(rest: Rest, namespace: str = NS) -> None:
