@@ -31,12 +31,32 @@ from typing import Any
 import yaml
 
 from metallb_py.cli import COMPONENTS, RunContext
-from metallb_py.kube.rest import ApiError
+from metallb_py.kube.rest import (
+    ENDPOINTSLICES,
+    IPADDRESSPOOLS,
+    L2ADVERTISEMENTS,
+    NAMESPACES,
+    NODES,
+    SERVICES,
+    ApiError,
+    Resource,
+)
 
 NS = "metallb-system"
 POOL_V4 = "198.51.100.200-198.51.100.220"
 POOL_V6 = "2001:db8:100::200-2001:db8:100::2ff"
 NODE_PORT = 6443  # the forwarder's port on each node's loopback
+CRDS = Resource(
+    "apiextensions.k8s.io",
+    "v1",
+    "customresourcedefinitions",
+    namespaced=False,
+    kind="CustomResourceDefinition",
+)
+DEMO_RESOURCES = {
+    r.kind: r
+    for r in (CRDS, NAMESPACES, NODES, SERVICES, ENDPOINTSLICES, IPADDRESSPOOLS, L2ADVERTISEMENTS)
+}
 
 
 def implemented(module: str) -> bool:
@@ -272,19 +292,8 @@ async def create_all(kubeconfig: str, objs: list[dict[str, Any]]) -> None:
     rest = await connect(kubeconfig)
     try:
         for obj in objs:
-            api = obj["apiVersion"]
-            group_path = f"/api/{api}" if "/" not in api else f"/apis/{api}"
-            plural = {
-                "Namespace": "namespaces",
-                "Node": "nodes",
-                "Service": "services",
-                "EndpointSlice": "endpointslices",
-                "IPAddressPool": "ipaddresspools",
-                "L2Advertisement": "l2advertisements",
-                "CustomResourceDefinition": "customresourcedefinitions",
-            }[obj["kind"]]
-            ns = obj["metadata"].get("namespace")
-            path = f"{group_path}/namespaces/{ns}/{plural}" if ns else f"{group_path}/{plural}"
+            resource = DEMO_RESOURCES[obj["kind"]]
+            path = resource.path(obj["metadata"].get("namespace"))
             for attempt in range(50):
                 try:
                     await rest.create(path, obj)
@@ -305,7 +314,7 @@ async def service_ips(kubeconfig: str) -> dict[str, list[str]]:
 
     rest = await connect(kubeconfig)
     try:
-        got = await rest.get("/api/v1/namespaces/default/services")
+        got = await rest.get(SERVICES.path("default"))
     finally:
         await rest.close()
     out = {}

@@ -19,20 +19,24 @@ from metallb_py.kube import metrics as kube_metrics
 from metallb_py.kube.cache import JSON
 from metallb_py.kube.events import EventRecorder
 from metallb_py.kube.informer import Informer
-from metallb_py.kube.rest import ADDRESSPOOLS, COMMUNITIES, IPADDRESSPOOLS, SERVICES, Rest
+from metallb_py.kube.rest import (
+    ADDRESSPOOLS,
+    BFDPROFILES,
+    BGPADVERTISEMENTS,
+    BGPPEERS,
+    COMMUNITIES,
+    ENDPOINTSLICES,
+    IPADDRESSPOOLS,
+    L2ADVERTISEMENTS,
+    NODES,
+    SECRETS,
+    SERVICES,
+    Rest,
+)
 from metallb_py.speaker import desired as dz
 from metallb_py.speaker.bgp_shell import BgpShell
 from metallb_py.speaker.l2_shell import L2Shell, local_interfaces
 from metallb_py.speaker.membership import Membership
-from metallb_py.speaker.resources import (
-    BFDPROFILES,
-    BGPADVERTISEMENTS,
-    BGPPEERS,
-    ENDPOINTSLICES,
-    L2ADVERTISEMENTS,
-    NODES,
-    SECRETS,
-)
 from metallb_py.speaker.status import StatusObjects, resolve_owner
 from metallb_py.speaker.transitions import transitions
 

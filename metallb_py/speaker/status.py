@@ -25,16 +25,22 @@ import aiohttp
 from metallb_py.kube import metrics as kube_metrics
 from metallb_py.kube.cache import JSON
 from metallb_py.kube.informer import Informer
-from metallb_py.kube.rest import CONFIGURATIONSTATES, PODS, ApiError, Resource, Rest
-from metallb_py.speaker.resources import (
+from metallb_py.kube.rest import (
     BGPSESSIONSTATES,
+    CONFIGURATIONSTATES,
+    NODES,
+    PODS,
+    SERVICEBGPSTATUSES,
+    SERVICEL2STATUSES,
+    ApiError,
+    Resource,
+    Rest,
+)
+from metallb_py.speaker.resources import (
     LABEL_NODE,
     LABEL_PEER,
     LABEL_SERVICE_NAME,
     LABEL_SERVICE_NAMESPACE,
-    NODES,
-    SERVICEBGPSTATUSES,
-    SERVICEL2STATUSES,
 )
 
 log = logging.getLogger("metallb_py.speaker.status")

@@ -24,8 +24,7 @@ from typing import Any
 from pyroute2 import IPRoute
 
 from metallb_py.kube.client import connect
-from metallb_py.kube.rest import SERVICES, ApiError, Rest
-from metallb_py.speaker.resources import ENDPOINTSLICES
+from metallb_py.kube.rest import ENDPOINTSLICES, SERVICES, ApiError, Rest
 
 
 class RouteWatch:
