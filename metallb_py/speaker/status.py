@@ -200,6 +200,9 @@ class StatusObjects:
                 return
             self.dirty.clear()
             if not all(k.informer.synced.is_set() for k in self.kinds.values()):
+                # Keep the work: an empty first list raises no event to wake us again.
+                self.dirty.set()
+                await asyncio.sleep(0.1)
                 continue
             try:
                 await self.sync_once()
@@ -296,11 +299,14 @@ class StatusObjects:
                 self.writes += 2
                 kube_metrics.updates_total.inc(2)
             except ApiError as exc:
-                if exc.conflict:  # e.g. a session object left by an earlier owner
-                    with contextlib.suppress(ApiError):
-                        await self.rest.delete(
-                            kind.resource.path(self.namespace, body["metadata"].get("name", ""))
-                        )
+                if exc.conflict:
+                    fixed = body["metadata"].get("name")
+                    if fixed:  # a session object left by an earlier owner: replace it
+                        with contextlib.suppress(ApiError):
+                            await self.rest.delete(self._object_path(kind, fixed))
+                    # A generated name that collided: just create again. Never DELETE without a
+                    # name: that path is the collection, and would wipe every node's objects.
+                    self._created.pop((name, key), None)
                     self.dirty.set()
                     return
                 self._failed("create", kind, exc)
@@ -335,7 +341,7 @@ class StatusObjects:
                     extra={"kind": kind.resource.kind, "object": meta.get("name"), "reason": why},
                 )
             try:
-                await self.rest.delete(kind.resource.path(self.namespace, meta.get("name")))
+                await self.rest.delete(self._object_path(kind, str(meta.get("name") or "")))
                 self.writes += 1
                 kube_metrics.updates_total.inc()
             except ApiError as exc:
@@ -343,6 +349,11 @@ class StatusObjects:
                     self._failed("delete", kind, exc)
             except (aiohttp.ClientError, OSError, TimeoutError) as exc:
                 self._failed("delete", kind, exc)
+
+    def _object_path(self, kind: _Kind, name: str) -> str:
+        if not name:
+            raise ValueError(f"refusing to address {kind.resource.plural} without a name")
+        return kind.resource.path(self.namespace, name)
 
     def _failed(self, op: str, kind: _Kind, exc: BaseException) -> None:
         self.errors += 1

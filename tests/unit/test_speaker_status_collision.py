@@ -1,0 +1,86 @@
+"""A create that fails with 409 because a generated name is taken (an API server before
+Kubernetes 1.32 does not retry generateName) must be retried, never answered with a DELETE on
+the collection: that once wiped every node's ServiceBGPStatus objects at 10 000 services.
+Runs the real HTTP server in-process so its name generator can be made to collide."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+import pytest
+from aiohttp.test_utils import TestServer
+from kubernetes_asyncio.client import ApiClient, Configuration
+
+from metallb_py.kube.apiserver import objects
+from metallb_py.kube.apiserver.auth import Authenticator
+from metallb_py.kube.apiserver.server import ApiServer, ServerConfig
+from metallb_py.kube.apiserver.store import Store
+from metallb_py.kube.rest import SERVICEBGPSTATUSES, Rest
+from metallb_py.speaker.resources import LABEL_NODE
+from metallb_py.speaker.status import StatusObjects
+from tests.lab.controller_lab import NS, install_crds, wait_for
+
+
+async def test_a_taken_generated_name_is_retried_and_deletes_nothing(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    store = Store(start_rv=1000, history_limit=10_000)
+    server = ApiServer(
+        ServerConfig(anonymous=True, bookmark_interval=3600),
+        store,
+        Authenticator(store, b"k" * 32, {}),
+    )
+    server.bootstrap()
+    http = TestServer(server.app())
+    await http.start_server()
+    rest = Rest(ApiClient(Configuration(host=str(http.make_url("")).rstrip("/"))))
+    stop = asyncio.Event()
+    tasks: list[asyncio.Task[None]] = []
+    try:
+        await install_crds(rest)
+        other = {
+            "apiVersion": SERVICEBGPSTATUSES.api_version,
+            "kind": SERVICEBGPSTATUSES.kind,
+            "metadata": {"name": "bgp-taken", "labels": {LABEL_NODE: "node2"}},
+        }
+        await rest.create(SERVICEBGPSTATUSES.path(NS), other)
+        tries: list[str] = []
+
+        def taken() -> str:
+            tries.append("taken")
+            return "taken"
+
+        monkeypatch.setattr(objects, "generate_suffix", taken)
+
+        status = StatusObjects(rest, NS, "node1")
+        tasks = [asyncio.create_task(i.run(stop)) for i in status.informers]
+        tasks.append(asyncio.create_task(status.run(stop)))
+        status.set_services({}, {"web/a": ("peer1",)})
+
+        async def refused_twice() -> bool:
+            return len(tries) >= 18  # two creates, each refused with 409 after 9 names
+
+        await wait_for(refused_twice, 10, "two refused creates")
+        names = [
+            o["metadata"]["name"] for o in (await rest.get(SERVICEBGPSTATUSES.path(NS)))["items"]
+        ]
+        assert names == ["bgp-taken"]
+
+        monkeypatch.setattr(objects, "generate_suffix", lambda: "fresh")
+
+        async def ours() -> bool:
+            items = (await rest.get(SERVICEBGPSTATUSES.path(NS)))["items"]
+            return sorted(o["metadata"]["name"] for o in items) == ["bgp-fresh", "bgp-taken"]
+
+        await wait_for(ours, 10, "the retried create")
+        mine = await rest.get(SERVICEBGPSTATUSES.path(NS, "bgp-fresh"))
+        assert mine["status"]["peers"] == ["peer1"]
+    finally:
+        stop.set()
+        for t in tasks:
+            t.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await t
+        await rest.close()
+        await http.close()
