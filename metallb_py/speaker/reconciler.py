@@ -82,6 +82,19 @@ def _node_signature(node: JSON | None) -> Any:
     )
 
 
+_VOLATILE_METADATA = ("resourceVersion", "managedFields", "generation")
+
+
+def _config_signature(obj: JSON | None) -> Any:
+    """What the parser reads: everything but status and bookkeeping. The controller writes
+    IPAddressPool status on every allocation; re-parsing then would throw away the per-service
+    memo and recompute every service on each new one."""
+    if obj is None:
+        return None
+    meta = {k: v for k, v in (obj.get("metadata") or {}).items() if k not in _VOLATILE_METADATA}
+    return ({k: v for k, v in obj.items() if k not in ("status", "metadata")}, meta)
+
+
 class SpeakerReconciler:
     def __init__(
         self,
@@ -167,7 +180,9 @@ class SpeakerReconciler:
             self.dirty.set()
 
     def _on_config(self, key: str, old: JSON | None, new: JSON | None) -> None:
-        if old is not None and new is not None and old is new:
+        if old is not None and new is not None and (
+            old is new or _config_signature(old) == _config_signature(new)
+        ):
             return
         self.config_dirty = True
         self.dirty.set()
@@ -279,7 +294,8 @@ class SpeakerReconciler:
                 pools=[p.name for p in config.pools],
                 peers=[p.name for p in config.peers],
             )
-        self.config = config
+        if config is None or config != self.config:
+            self.config = config  # an equal one keeps its identity, and with it the memo
         errors = [p.line() for p in problems if p.is_error]
         self.status.set_config_state("Invalid" if errors or stale else "Valid", "\n".join(errors))
 
