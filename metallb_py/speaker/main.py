@@ -55,6 +55,10 @@ async def run(ctx: RunContext) -> int:
         ctx.readiness.satisfy("informers")
         await speaker.ready.wait()
         ctx.readiness.satisfy("config")
+        # What start-up built (caches, config, sessions) lives long: keep it out of every later
+        # full collection, so a collector pause does not delay BFD or BGP keepalive timers.
+        gc.collect()
+        gc.freeze()
 
     ready_task = asyncio.create_task(mark_ready())
     try:

@@ -125,32 +125,47 @@ async def latency(rest: Rest, count: int, first: str, prefix: str) -> dict[str, 
     base = ipaddress.ip_address(first)
     create_to_route: list[float] = []
     status_to_route: list[float] = []
+    create_to_status: list[float] = []
+    created: dict[str, float] = {}
     missed = 0
+    late: list[dict[str, Any]] = []  # the samples that missed, with where the time went
     for i in range(count):
         ip = str(base + i)
         name = f"{prefix}-{i}"
         key = f"{ip}/32"
-        t0 = time.monotonic()
+        t0 = created[ip] = time.monotonic()
         await _create(rest, name, ip)
         deadline = t0 + 15
         while key not in routes.seen and time.monotonic() < deadline:  # noqa: ASYNC110
             await asyncio.sleep(0.001)
         if key not in routes.seen:
             missed += 1
+            late.append({"ip": ip, "status_after_s": _since(status_seen.get(ip), t0)})
             continue
         create_to_route.append(routes.seen[key] - t0)
         await asyncio.sleep(0.05)
     await asyncio.sleep(1)  # let the watch catch up before pairing status and route times
     watcher.cancel()
-    for i in range(count):
-        ip = str(base + i)
-        if ip in status_seen and f"{ip}/32" in routes.seen:
-            status_to_route.append(routes.seen[f"{ip}/32"] - status_seen[ip])
+    for ip, t0 in created.items():
+        if ip in status_seen:
+            create_to_status.append(status_seen[ip] - t0)
+            if f"{ip}/32" in routes.seen:
+                status_to_route.append(routes.seen[f"{ip}/32"] - status_seen[ip])
+    for sample in late:
+        sample["route_after_s"] = _since(
+            routes.seen.get(f"{sample['ip']}/32"), created[sample["ip"]]
+        )
     return {
         "create_to_route": create_to_route,
         "status_to_route": status_to_route,
+        "create_to_status": create_to_status,
         "missed": missed,
+        "late": late,
     }
+
+
+def _since(t: float | None, t0: float) -> float | None:
+    return None if t is None else round(t - t0, 3)
 
 
 async def bulk(rest: Rest, count: int, first: str, prefix: str) -> dict[str, Any]:

@@ -169,6 +169,7 @@ def run_frr_pair(lan: Lan, interval_ms: int, sessions: int, duration_s: float) -
 
 
 RUNS = [(50, 0), (50, 50), (300, 0)] if FULL else [(50, 0)]
+pytestmark = pytest.mark.timeout(DURATION_S + 600)  # a full run holds the sessions 10 minutes
 
 
 @pytest.mark.parametrize(("interval_ms", "rt_priority"), RUNS)
