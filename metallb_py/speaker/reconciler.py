@@ -180,8 +180,10 @@ class SpeakerReconciler:
             self.dirty.set()
 
     def _on_config(self, key: str, old: JSON | None, new: JSON | None) -> None:
-        if old is not None and new is not None and (
-            old is new or _config_signature(old) == _config_signature(new)
+        if (
+            old is not None
+            and new is not None
+            and (old is new or _config_signature(old) == _config_signature(new))
         ):
             return
         self.config_dirty = True
