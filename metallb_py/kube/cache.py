@@ -63,6 +63,9 @@ class Cache:
 
     def by_index(self, index: str, value: str) -> list[JSON]:
         keys = self._indexes[index].get(value, ())
+        if len(keys) == 1:  # the usual case (one EndpointSlice per Service): no sort
+            for key in keys:
+                return [self._items[key]]
         return [self._items[k] for k in sorted(keys)]
 
     def index_keys(self, index: str, value: str) -> list[str]:

@@ -16,7 +16,7 @@ import functools
 import logging
 import re
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -46,6 +46,8 @@ from metallb_py.speaker.resources import (
 log = logging.getLogger("metallb_py.speaker.status")
 BATCH = 256  # writes per pass; the next pass starts from fresh informer state
 RECREATE_AFTER = 30.0  # seconds before a service's object may be created again
+COALESCE_S = 0.2  # pause after each pass
+FULL_EVERY = 60.0  # seconds between passes that compare every object, not just changed keys
 
 
 @dataclass(frozen=True)
@@ -86,6 +88,16 @@ class _Kind:
     informer: Informer
     # key -> desired status (key: "ns/name" of the service, or the peer name)
     desired: dict[str, JSON] = field(default_factory=dict)
+    # Keys whose objects or desired status changed since the last pass; `full` compares every
+    # key instead (at start, after a failed or oversized pass, and every FULL_EVERY seconds).
+    dirty_keys: set[str] = field(default_factory=set)
+    full: bool = True
+    last_full: float = 0.0
+
+    def touched(self, _key: str, old: JSON | None, new: JSON | None) -> None:
+        for obj in (old, new):
+            if obj is not None:
+                self.dirty_keys.add(_key_of(obj))
 
 
 def _key_of(obj: JSON) -> str:
@@ -93,6 +105,9 @@ def _key_of(obj: JSON) -> str:
     if LABEL_PEER in labels:
         return str(labels[LABEL_PEER])
     return f"{labels.get(LABEL_SERVICE_NAMESPACE, '')}/{labels.get(LABEL_SERVICE_NAME, '')}"
+
+
+_BY_KEY = {"key": lambda obj: (_key_of(obj),)}
 
 
 class StatusObjects:
@@ -111,6 +126,7 @@ class StatusObjects:
                     namespace=namespace,
                     label_selector=selector,
                     optional=True,
+                    indexers=_BY_KEY,
                 ),
             ),
             "bgp": _Kind(
@@ -121,6 +137,7 @@ class StatusObjects:
                     namespace=namespace,
                     label_selector=selector,
                     optional=True,
+                    indexers=_BY_KEY,
                 ),
             ),
             "session": _Kind(
@@ -131,16 +148,19 @@ class StatusObjects:
                     namespace=namespace,
                     label_selector=selector,
                     optional=True,
+                    indexers=_BY_KEY,
                 ),
             ),
         }
         for kind in self.kinds.values():
+            kind.informer.add_handler(kind.touched)
             kind.informer.add_handler(lambda *_: self.dirty.set())
         self.dirty = asyncio.Event()
         self.sem = asyncio.Semaphore(concurrency)
         self.config_state: tuple[str, str] | None = None
         self._service_inputs: tuple[Any, Any] | None = None
         self._created: dict[tuple[str, str], float] = {}  # (kind, key) -> when created
+        self._owner_seen: Owner | None = None
         self.config_state_written: tuple[str, str] | None = None
         self.writes = 0
         self.errors = 0
@@ -157,23 +177,37 @@ class StatusObjects:
         inputs = (dict(l2), {k: v for k, v in bgp.items() if v})
         if inputs == self._service_inputs:
             return
+        old_l2, old_bgp = self._service_inputs or ({}, {})
         self._service_inputs = inputs
-        self.kinds["l2"].desired = {
-            key: self._service_status(key, {"interfaces": [{"name": i} for i in ifaces]})
-            for key, ifaces in l2.items()
-        }
-        self.kinds["bgp"].desired = {
-            key: self._service_status(key, {"peers": list(peers)})
-            for key, peers in bgp.items()
-            if peers
-        }
+        # Patched, not rebuilt: with 10 000 services a pass usually changes one.
+        self._patch(self.kinds["l2"], old_l2, inputs[0], "interfaces")
+        self._patch(self.kinds["bgp"], old_bgp, inputs[1], "peers")
         self.dirty.set()
+
+    def _patch(
+        self,
+        kind: _Kind,
+        old: Mapping[str, tuple[str, ...]],
+        new: Mapping[str, tuple[str, ...]],
+        field_name: str,
+    ) -> None:
+        desired = kind.desired
+        for key in old.keys() - new.keys():
+            desired.pop(key, None)
+            kind.dirty_keys.add(key)
+        for key, names in new.items():
+            if key in desired and old.get(key) == names:
+                continue
+            kind.dirty_keys.add(key)
+            value = [{"name": n} for n in names] if field_name == "interfaces" else list(names)
+            desired[key] = self._service_status(key, {field_name: value})
 
     def set_sessions(self, sessions: Mapping[str, JSON]) -> None:
         """BGPPeer name -> BGPSessionState status."""
         self.kinds["session"].desired = {
             name: {"node": self.node, "peer": name, **status} for name, status in sessions.items()
         }
+        self.kinds["session"].full = True  # one object per peer: always compare them all
         self.dirty.set()
 
     def set_config_state(self, result: str, summary: str) -> None:
@@ -209,7 +243,9 @@ class StatusObjects:
             except Exception:  # never take the speaker down over status
                 log.exception("statusSyncFailed")
                 self.errors += 1
-            await asyncio.sleep(0.05)  # coalesce bursts
+            # Coalesce bursts: every pass compares all of this node's objects (10 000 at scale)
+            # and status objects are not on the announcement path, so a few passes a second.
+            await asyncio.sleep(COALESCE_S)
 
     async def sync_once(self) -> None:
         """One bounded batch of writes towards the desired objects; asks for another pass when
@@ -219,12 +255,27 @@ class StatusObjects:
         self._created = {k: t for k, t in self._created.items() if now - t < RECREATE_AFTER}
         jobs: list[Callable[[], Awaitable[None]]] = []
         waiting = False
+        owner_changed = self.owner != self._owner_seen
+        self._owner_seen = self.owner
         for name, kind in self.kinds.items():
             if kind.informer.missing:
                 continue  # the CRD is not installed: nothing to keep current
+            full = kind.full or owner_changed or now - kind.last_full > FULL_EVERY
             existing: dict[str, list[JSON]] = {}
-            for obj in kind.informer.cache.values():
-                existing.setdefault(_key_of(obj), []).append(obj)
+            if full:
+                kind.full, kind.last_full = False, now
+                kind.dirty_keys.clear()
+                for obj in kind.informer.cache.values():
+                    existing.setdefault(_key_of(obj), []).append(obj)
+                wanted: Iterable[str] = kind.desired
+            else:
+                keys, kind.dirty_keys = kind.dirty_keys, set()
+                for key in keys:
+                    objs = kind.informer.cache.by_index("key", key)
+                    if objs:
+                        existing[key] = objs
+                wanted = [k for k in keys if k in kind.desired]
+            before = len(jobs)
             for key, objs in existing.items():
                 want = kind.desired.get(key)
                 keep = None
@@ -242,21 +293,28 @@ class StatusObjects:
                         jobs.append(functools.partial(self._delete, kind, o, why))
                 if keep is not None and (keep.get("status") or {}) != want:
                     jobs.append(functools.partial(self._put_status, kind, keep, want or {}))
-            for key, want in kind.desired.items():
+            for key in wanted:
                 if any(self._owned(o) for o in existing.get(key, [])):
                     continue
                 if (name, key) in self._created:
                     waiting = True
                     continue
-                jobs.append(functools.partial(self._create, name, kind, key, want))
+                jobs.append(functools.partial(self._create, name, kind, key, kind.desired[key]))
+            if len(jobs) > BATCH and before < BATCH:
+                kind.full = True  # what does not fit in this batch is found again next pass
         if self.config_state is not None and self.config_state != self.config_state_written:
             jobs.append(functools.partial(self._write_config_state, *self.config_state))
         if len(jobs) > BATCH:
             self.dirty.set()
         elif waiting:
-            asyncio.get_running_loop().call_later(RECREATE_AFTER / 2, self.dirty.set)
+            asyncio.get_running_loop().call_later(RECREATE_AFTER / 2, self._recheck_all)
         if jobs:
             await asyncio.gather(*(job() for job in jobs[:BATCH]))
+
+    def _recheck_all(self) -> None:
+        for kind in self.kinds.values():
+            kind.full = True
+        self.dirty.set()
 
     def _owned(self, obj: JSON) -> bool:
         refs = (obj.get("metadata") or {}).get("ownerReferences") or []
@@ -307,6 +365,7 @@ class StatusObjects:
                     # A generated name that collided: just create again. Never DELETE without a
                     # name: that path is the collection, and would wipe every node's objects.
                     self._created.pop((name, key), None)
+                    kind.dirty_keys.add(key)
                     self.dirty.set()
                     return
                 self._failed("create", kind, exc)
@@ -326,6 +385,7 @@ class StatusObjects:
                 kube_metrics.updates_total.inc()
             except ApiError as exc:
                 if exc.conflict or exc.not_found:
+                    kind.dirty_keys.add(_key_of(obj))
                     self.dirty.set()
                     return
                 self._failed("update", kind, exc)
@@ -357,6 +417,7 @@ class StatusObjects:
 
     def _failed(self, op: str, kind: _Kind, exc: BaseException) -> None:
         self.errors += 1
+        kind.full = True
         kube_metrics.update_errors_total.inc()
         log.warning(
             "statusWriteFailed",

@@ -4,7 +4,7 @@ announcing)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 
 from metallb_py.speaker.desired import LB_IP_CHANGED, PROTOCOLS, SERVICE_DELETED, Desired
@@ -24,12 +24,22 @@ class Change:
 
 
 def transitions(
-    before: Announced, want: Desired
+    before: Announced, want: Desired, only: Collection[str] | None = None
 ) -> tuple[dict[tuple[str, str], tuple[str, ...]], list[Change]]:
-    """The new announced set and the changes that lead to it, withdrawals of a service first."""
-    after: dict[tuple[str, str], tuple[str, ...]] = {}
+    """The new announced set and the changes that lead to it, withdrawals of a service first.
+
+    `only`: the services that may have changed since `before` was computed (the others' entries
+    are carried over as they are); None looks at every service. With 10 000 services and one
+    new, this is what keeps a pass in milliseconds."""
+    if only is None:
+        after: dict[tuple[str, str], tuple[str, ...]] = {}
+        keys: Iterable[str] = want.services
+    else:
+        after = dict(before)
+        keys = [k for k in only if k in want.services]
     changes: list[Change] = []
-    for key, sd in want.services.items():
+    for key in keys:
+        sd = want.services[key]
         for protocol in PROTOCOLS:
             decision = sd.decision(protocol)
             old = before.get((key, protocol))
@@ -41,8 +51,22 @@ def transitions(
                     changes.append(Change("withdrawn", key, protocol, old, LB_IP_CHANGED))
                 changes.append(Change("announced", key, protocol, sd.ips))
             elif old is not None:
+                after.pop((key, protocol), None)
                 changes.append(Change("withdrawn", key, protocol, old, decision.reason))
-    for (key, protocol), ips in sorted(before.items()):
+    gone = before.items() if only is None else _entries_of(before, only)
+    for (key, protocol), ips in sorted(gone):
         if key not in want.services:
+            after.pop((key, protocol), None)
             changes.append(Change("withdrawn", key, protocol, ips, SERVICE_DELETED))
     return after, changes
+
+
+def _entries_of(
+    announced: Announced, keys: Collection[str]
+) -> list[tuple[tuple[str, str], tuple[str, ...]]]:
+    return [
+        ((key, protocol), announced[(key, protocol)])
+        for key in keys
+        for protocol in PROTOCOLS
+        if (key, protocol) in announced
+    ]

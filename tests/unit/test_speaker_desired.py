@@ -6,6 +6,8 @@ import dataclasses
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from bgp.packing import RouteAttrs
 from l2 import election
@@ -618,3 +620,54 @@ def test_memo_gives_the_same_answer_as_a_fresh_computation() -> None:
     del services[0]
     out = both(nodes=[node("node-a", {d.EXCLUDE_LABEL: ""}), node("node-b"), node("node-c")])
     assert "default/s1" not in out.services and "default/s1" not in memo.entries
+
+
+_AGG = config(
+    pool("bgp", "203.0.113.0/24"),
+    peer("r1", peerAddress="198.51.100.1"),
+    peer("r2", peerAddress="198.51.100.2"),
+    bgpadv("agg", aggregationLength=30, communities=["64500:1"], localPref=150, peers=["r1"]),
+    bgpadv(
+        "host",
+        communities=["64500:2"],
+        serviceSelectors=[{"matchLabels": {"tier": "web"}}],
+    ),
+)
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    st.lists(
+        st.dictionaries(
+            st.integers(0, 15),
+            st.tuples(st.integers(1, 12), st.booleans(), st.booleans()),
+            max_size=16,
+        ),
+        min_size=1,
+        max_size=8,
+    )
+)
+def test_incremental_route_merge_equals_a_fresh_merge(
+    steps: list[dict[int, tuple[int, bool, bool]]],
+) -> None:
+    """Services appear, move, change labels, lose endpoints and vanish, several of them sharing
+    one aggregate: the memo's patched merge always equals a merge from scratch."""
+    memo = d.Memo()
+    objects: dict[tuple[int, int, bool, bool], dict[str, Any]] = {}
+    # A large stable population, so that most passes take the incremental path.
+    stable = [svc(f"z{i}", f"203.0.113.{100 + i}") for i in range(150)]
+    endpoints: dict[str, list[Any]] = {f"z{i}": EVERYWHERE for i in range(150)}
+    for step in steps:
+        services = list(stable)
+        for i, (host, web, ready) in step.items():
+            services.append(
+                objects.setdefault(
+                    (i, host, web, ready),
+                    svc(f"s{i}", f"203.0.113.{host}", labels={"tier": "web"} if web else {}),
+                )
+            )
+            endpoints[f"s{i}"] = EVERYWHERE if ready else []
+        with_memo = run(_AGG, services, endpoints, memo=memo)
+        fresh = run(_AGG, services, endpoints)
+        assert with_memo.routes == fresh.routes
+    assert memo.incremental_merges == len(steps) - 1

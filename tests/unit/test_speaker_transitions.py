@@ -3,6 +3,9 @@ loadBalancerIPChanged before the new IP, serviceDeleted for a vanished service."
 
 from __future__ import annotations
 
+from hypothesis import given
+from hypothesis import strategies as st
+
 from metallb_py.speaker.desired import (
     ANNOUNCE,
     LB_IP_CHANGED,
@@ -12,6 +15,7 @@ from metallb_py.speaker.desired import (
     Decision,
     Desired,
     ServiceDesired,
+    changed_services,
 )
 from metallb_py.speaker.transitions import Change, transitions
 
@@ -57,3 +61,41 @@ def test_deleted_service() -> None:
         Change("withdrawn", "default/a", "layer2", ("198.51.100.200",), SERVICE_DELETED)
     ]
     assert after == {}
+
+
+# ---- the incremental form ------------------------------------------------------------------------
+
+_STATES = [
+    None,
+    bgp_only("default/a", "203.0.113.1"),
+    bgp_only("default/a", "203.0.113.2"),
+    bgp_only("default/a", "203.0.113.1", bgp=Decision.withdraw(NO_ENDPOINTS)),
+]
+
+
+@given(st.lists(st.lists(st.integers(0, len(_STATES) - 1), min_size=4, max_size=4), max_size=8))
+def test_incremental_transitions_equal_the_full_computation(steps: list[list[int]]) -> None:
+    """Passing only the changed services gives the same announced set and the same changes as
+    looking at every service, whatever the sequence of passes."""
+    keys = [f"default/s{i}" for i in range(4)]
+    previous: Desired | None = None
+    announced_full: dict[tuple[str, str], tuple[str, ...]] = {}
+    announced_inc: dict[tuple[str, str], tuple[str, ...]] = {}
+    objects: dict[tuple[str, int], ServiceDesired] = {}  # reuse objects, as the memo does
+    for step in steps:
+        services = {}
+        for key, pick in zip(keys, step, strict=True):
+            template = _STATES[pick]
+            if template is None:
+                continue
+            sd = objects.setdefault(
+                (key, pick),
+                ServiceDesired(key, template.ips, "pool", template.bgp, template.layer2),
+            )
+            services[key] = sd
+        want = Desired(services=services, config_loaded=True)
+        announced_full, full = transitions(announced_full, want)
+        announced_inc, inc = transitions(announced_inc, want, only=changed_services(previous, want))
+        assert announced_inc == announced_full
+        assert sorted(inc, key=repr) == sorted(full, key=repr)
+        previous = want
