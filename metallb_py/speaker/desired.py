@@ -142,6 +142,9 @@ class Inputs:
     previous: Desired | None = None
     local_interfaces: frozenset[str] | None = None  # None: unknown, do not check
     memo: Memo | None = None  # reuse per-service results across calls (same output, faster)
+    # With a memo: the services whose Service or EndpointSlices may have changed since the last
+    # call with that memo. None: unknown, look at every service.
+    changed: frozenset[str] | None = None
 
 
 @dataclass
@@ -163,6 +166,11 @@ class Memo:
     # prefixes instead of 10 000 services' worth.
     merged: Routes | None = None
     merged_from: dict[str, ServiceDesired] = field(default_factory=dict)
+    # The previous call's services (in key order) when none of them was a layer-2 case, and
+    # the services whose result was orphaned (never memoized: recomputed on every call).
+    last: dict[str, ServiceDesired] | None = None
+    orphans: set[str] = field(default_factory=set)
+    hinted_passes: int = 0
     contributors: dict[tuple[str, str], list[str]] = field(default_factory=dict)
     incremental_merges: int = 0
 
@@ -179,6 +187,7 @@ class Memo:
             self.entries.clear()
             self.owners.clear()
             self.merged = None
+            self.last = None
         self.context = ctx
 
     def get(
@@ -314,32 +323,24 @@ def desired_state(inp: Inputs) -> Desired:
         memo.check_context(inp)
         for gone in memo.entries.keys() - inp.services.keys():
             del memo.entries[gone]
-    services: dict[str, ServiceDesired] = {}
+    hinted = _hinted_services(inp, config, peers)
     l2_pending: list[_L2Case] = []
-    for key in sorted(inp.services):
-        svc = inp.services[key]
-        if memo is None:
-            sd, l2case = _service(inp, config, key, svc, peers)
-        else:
-            slices = inp.endpoint_slices.get(key, ())
-            hit = memo.get(key, svc, slices)
-            if hit is None:
-                memo.misses += 1
-                hit = _service(inp, config, key, svc, peers)
-                memo.put(key, svc, slices, hit)
-            else:
-                memo.hits += 1
-            sd, l2case = hit
-        services[key] = sd
-        if l2case is not None:
-            l2_pending.append(l2case)
+    touched: list[str] | None = None
+    if hinted is not None:
+        services, touched = hinted
+    else:
+        services, l2_pending = _all_services(inp, config, peers)
 
     for key, sd in _elect(inp, l2_pending).items():
         services[key] = sd
-    if memo is not None and len(memo.owners) > 2 * len(l2_pending) + 1000:
-        memo.owners.clear()  # elections of addresses that are gone
+    if memo is not None:
+        if len(memo.owners) > 2 * len(l2_pending) + 1000:
+            memo.owners.clear()  # elections of addresses that are gone
+        memo.last = None if l2_pending else services
+        if hinted is None:
+            memo.orphans = {k for k, sd in services.items() if sd.orphaned}
 
-    routes = _merged_routes(services, memo)
+    routes = _merged_routes(services, memo, touched)
     l2: dict[str, frozenset[str] | None] = {}
     for sd in services.values():
         if sd.layer2.announce:
@@ -352,17 +353,89 @@ def desired_state(inp: Inputs) -> Desired:
     return Desired(services, peers, routes, l2, config_loaded=True)
 
 
+def _memoized(
+    inp: Inputs, config: Config, key: str, svc: JSON, peers: Mapping[str, Peer]
+) -> tuple[ServiceDesired, _L2Case | None]:
+    memo = inp.memo
+    if memo is None:
+        return _service(inp, config, key, svc, peers)
+    slices = inp.endpoint_slices.get(key, ())
+    hit = memo.get(key, svc, slices)
+    if hit is None:
+        memo.misses += 1
+        hit = _service(inp, config, key, svc, peers)
+        memo.put(key, svc, slices, hit)
+    else:
+        memo.hits += 1
+    return hit
+
+
+def _all_services(
+    inp: Inputs, config: Config, peers: Mapping[str, Peer]
+) -> tuple[dict[str, ServiceDesired], list[_L2Case]]:
+    services: dict[str, ServiceDesired] = {}
+    l2_pending: list[_L2Case] = []
+    for key in sorted(inp.services):
+        sd, l2case = _memoized(inp, config, key, inp.services[key], peers)
+        services[key] = sd
+        if l2case is not None:
+            l2_pending.append(l2case)
+    return services, l2_pending
+
+
+def _hinted_services(
+    inp: Inputs, config: Config, peers: Mapping[str, Peer]
+) -> tuple[dict[str, ServiceDesired], list[str]] | None:
+    """The previous call's services with only the hinted ones (and orphans) looked at again, or
+    None when that is not safe: no hint, the global inputs changed, or layer-2 elections are
+    involved (they group services by address, so they are always computed over all of them).
+    Returns the services (in key order) and the keys whose result is a different object."""
+    memo = inp.memo
+    if memo is None or inp.changed is None or memo.last is None:
+        return None
+    last = memo.last
+    services = dict(last)
+    touched: list[str] = []
+    added = False
+    for key in sorted(inp.changed | memo.orphans):
+        svc = inp.services.get(key)
+        if svc is None:
+            if services.pop(key, None) is not None:
+                touched.append(key)
+            continue
+        sd, l2case = _memoized(inp, config, key, svc, peers)
+        if l2case is not None:
+            return None
+        if last.get(key) is not sd:
+            touched.append(key)
+            added = added or key not in last
+            services[key] = sd
+    if added:
+        services = dict(sorted(services.items()))
+    memo.orphans = {
+        k for k in memo.orphans | set(touched) if k in services and services[k].orphaned
+    }
+    memo.hinted_passes += 1
+    return services, touched
+
+
 def _bgp_routes(sd: ServiceDesired | None) -> Routes:
     return sd.routes if sd is not None and sd.bgp.announce else {}
 
 
-def _merged_routes(services: dict[str, ServiceDesired], memo: Memo | None) -> Routes:
+def _merged_routes(
+    services: dict[str, ServiceDesired], memo: Memo | None, changed: list[str] | None = None
+) -> Routes:
     """Per peer, every service's prefixes merged (services in key order). With a memo whose last
-    merge is still valid, only the prefixes of services that changed are merged again."""
+    merge is still valid, only the prefixes of services that changed are merged again
+    (`changed`, when the caller knows them, saves finding them)."""
     if memo is not None and memo.merged is not None:
         before = memo.merged_from
-        changed = [k for k, sd in services.items() if before.get(k) is not sd]
-        changed += [k for k in before if k not in services]
+        # `changed` is relative to the previous call's services, which this merge was made
+        # from whenever the caller could compute it (a context change drops both).
+        if changed is None:
+            changed = [k for k, sd in services.items() if before.get(k) is not sd]
+            changed += [k for k in before if k not in services]
         if len(changed) * 4 < len(services):
             routes = _patch_merge(memo, services, changed)
             memo.merged, memo.merged_from = routes, dict(services)

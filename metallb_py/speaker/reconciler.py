@@ -83,6 +83,7 @@ def _node_signature(node: JSON | None) -> Any:
 
 
 MAX_SETTLE_S = 0.05  # the longest wait for related events before a pass
+FULL_PASS_S = 30.0  # a pass that looks at every service, whatever the events said
 
 _VOLATILE_METADATA = ("resourceVersion", "managedFields", "generation")
 
@@ -139,8 +140,8 @@ class SpeakerReconciler:
                 field_selector="type=kubernetes.io/basic-auth",
             ),
         ]
-        self.services.add_handler(self._on_change)
-        self.slices.add_handler(self._on_change)
+        self.services.add_handler(self._on_service)
+        self.slices.add_handler(self._on_slice)
         self.nodes.add_handler(self._on_node)
         for inf in self.config_informers:
             inf.add_handler(self._on_config)
@@ -153,6 +154,10 @@ class SpeakerReconciler:
         self.dirty = asyncio.Event()
         self.config_dirty = True
         self.current: dz.Desired | None = None
+        # Services touched by events since the last pass; None: look at all of them (at start,
+        # after a failed pass, and every FULL_PASS_S as a safety net).
+        self._changed: set[str] | None = None
+        self._last_full_pass = 0.0
         self._l2_status: dict[str, tuple[str, ...]] = {}
         self._bgp_status: dict[str, tuple[str, ...]] = {}
         self.memo = dz.Memo()
@@ -174,9 +179,20 @@ class SpeakerReconciler:
     def dirty_set(self) -> None:
         self.dirty.set()
 
-    def _on_change(self, key: str, old: JSON | None, new: JSON | None) -> None:
+    def _on_service(self, key: str, old: JSON | None, new: JSON | None) -> None:
         if old is not None and new is not None and old is new:
             return  # periodic resync: nothing changed
+        if self._changed is not None:
+            self._changed.add(key)
+        self.dirty.set()
+
+    def _on_slice(self, key: str, old: JSON | None, new: JSON | None) -> None:
+        if old is not None and new is not None and old is new:
+            return
+        if self._changed is not None:
+            for obj in (old, new):
+                if obj is not None:
+                    self._changed.update(_service_of_slice(obj))
         self.dirty.set()
 
     def _on_node(self, key: str, old: JSON | None, new: JSON | None) -> None:
@@ -239,6 +255,7 @@ class SpeakerReconciler:
                     await self.reconcile()
                 except Exception:  # a bug must not stop announcing; try again shortly
                     log.exception("reconcileFailed")
+                    self._changed = None
                     self.failures += 1
                     asyncio.get_running_loop().call_later(1.0, self.dirty.set)
         finally:
@@ -326,6 +343,14 @@ class SpeakerReconciler:
                     )
                 return
 
+    def _take_changed(self) -> frozenset[str] | None:
+        now = time.monotonic()
+        changed, self._changed = self._changed, set()
+        if changed is None or now - self._last_full_pass > FULL_PASS_S:
+            self._last_full_pass = now
+            return None
+        return frozenset(changed)
+
     def inputs(self) -> dz.Inputs:
         return dz.Inputs(
             config=self.config,
@@ -340,6 +365,7 @@ class SpeakerReconciler:
             previous=self.current,
             local_interfaces=local_interfaces(),
             memo=self.memo,
+            changed=self._take_changed(),
         )
 
     async def reconcile(self) -> None:

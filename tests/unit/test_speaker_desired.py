@@ -671,3 +671,68 @@ def test_incremental_route_merge_equals_a_fresh_merge(
         fresh = run(_AGG, services, endpoints)
         assert with_memo.routes == fresh.routes
     assert memo.incremental_merges == len(steps) - 1
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    st.lists(
+        st.dictionaries(
+            st.integers(0, 15),
+            st.one_of(st.none(), st.tuples(st.integers(1, 12), st.booleans(), st.booleans())),
+            max_size=6,
+        ),
+        min_size=1,
+        max_size=10,
+    ),
+    st.booleans(),
+)
+def test_hinted_passes_equal_a_fresh_computation(
+    steps: list[dict[int, tuple[int, bool, bool] | None]], orphan_pool_edit: bool
+) -> None:
+    """Each step changes a few services (None deletes one) and tells desired_state which: the
+    result always equals computing everything from scratch, including orphaned services, which
+    depend on the previous result rather than on their own objects."""
+    memo = d.Memo()
+    stable = {f"z{i}": svc(f"z{i}", f"203.0.113.{100 + i}") for i in range(150)}
+    current: dict[str, dict[str, Any]] = dict(stable)
+    endpoints: dict[str, list[Any]] = {f"z{i}": EVERYWHERE for i in range(150)}
+    previous_fresh: Desired | None = None
+    previous_memo: Desired | None = None
+    cfg = _AGG
+    for n, step in enumerate(steps):
+        changed: set[str] = set()
+        for i, value in step.items():
+            name = f"s{i}"
+            changed.add(f"default/{name}")
+            if value is None:
+                current.pop(name, None)
+                continue
+            host, web, ready = value
+            current[name] = svc(name, f"203.0.113.{host}", labels={"tier": "web"} if web else {})
+            endpoints[name] = EVERYWHERE if ready else []
+        if orphan_pool_edit and n == 1:
+            # A pool edit that leaves every stable service's IP outside any pool: orphans.
+            cfg = config(
+                pool("bgp", "203.0.113.0/25"),
+                peer("r1", peerAddress="198.51.100.1"),
+                peer("r2", peerAddress="198.51.100.2"),
+                bgpadv("host", communities=["64500:2"]),
+            )
+        services = list(current.values())
+        fresh = run(cfg, services, endpoints, previous=previous_fresh)
+        inputs = Inputs(
+            config=cfg,
+            services={d.service_key(s): s for s in services},
+            endpoint_slices={f"default/{k}": v for k, v in endpoints.items()},
+            nodes={n["metadata"]["name"]: n for n in (node(x) for x in NODES)},
+            node="node-a",
+            previous=previous_memo,
+            memo=memo,
+            changed=frozenset(changed) if n else None,
+        )
+        hinted = desired_state(inputs)
+        assert hinted == fresh
+        assert list(hinted.services) == list(fresh.services)  # logs and events in key order
+        previous_fresh, previous_memo = fresh, hinted
+    if not orphan_pool_edit:
+        assert memo.hinted_passes == len(steps) - 1
