@@ -11,28 +11,15 @@ import pytest
 from aiohttp.test_utils import TestServer
 
 from metallb_py.kube.apiserver import objects
-from metallb_py.kube.apiserver.auth import Authenticator
-from metallb_py.kube.apiserver.server import ApiServer, ServerConfig
-from metallb_py.kube.apiserver.store import Store
+from tests.lab.apiserver import in_process_apiserver
 
 BASE = "/api/v1/namespaces/default/configmaps"
-
-
-def make_server() -> ApiServer:
-    store = Store(start_rv=1000, history_limit=100)
-    server = ApiServer(
-        ServerConfig(anonymous=True, bookmark_interval=3600),
-        store,
-        Authenticator(store, b"k" * 32, {}),
-    )
-    server.bootstrap()
-    return server
 
 
 async def test_a_colliding_generated_name_is_replaced(monkeypatch: pytest.MonkeyPatch) -> None:
     suffixes: Iterator[str] = iter(["aaaaa", "aaaaa", "aaaaa", "bbbbb"])
     monkeypatch.setattr(objects, "generate_suffix", lambda: next(suffixes))
-    server = TestServer(make_server().app())
+    server = TestServer(in_process_apiserver().app())
     await server.start_server()
     body = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"generateName": "cfg-"}}
     try:

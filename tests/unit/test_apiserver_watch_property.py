@@ -15,22 +15,16 @@ from aiohttp.test_utils import TestServer
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from metallb_py.kube.apiserver.auth import Authenticator
-from metallb_py.kube.apiserver.server import ApiServer, ServerConfig
+from metallb_py.kube.apiserver.server import ApiServer
 from metallb_py.kube.apiserver.store import Store
+from tests.lab.apiserver import in_process_apiserver
 
 START_RV = 1000
 BASE = "/api/v1/namespaces/default/configmaps"
 
 
 def make_server(history: int) -> ApiServer:
-    store = Store(start_rv=START_RV, history_limit=history)
-    server = ApiServer(
-        ServerConfig(anonymous=True, bookmark_interval=3600),
-        store,
-        Authenticator(store, b"k" * 32, {}),
-    )
-    server.bootstrap()
+    server: ApiServer = in_process_apiserver(START_RV, history)
     return server
 
 

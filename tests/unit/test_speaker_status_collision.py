@@ -13,26 +13,17 @@ from aiohttp.test_utils import TestServer
 from kubernetes_asyncio.client import ApiClient, Configuration
 
 from metallb_py.kube.apiserver import objects
-from metallb_py.kube.apiserver.auth import Authenticator
-from metallb_py.kube.apiserver.server import ApiServer, ServerConfig
-from metallb_py.kube.apiserver.store import Store
 from metallb_py.kube.rest import SERVICEBGPSTATUSES, Rest
 from metallb_py.speaker.resources import LABEL_NODE
 from metallb_py.speaker.status import StatusObjects
+from tests.lab.apiserver import in_process_apiserver
 from tests.lab.controller_lab import NS, install_crds, wait_for
 
 
 async def test_a_taken_generated_name_is_retried_and_deletes_nothing(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    store = Store(start_rv=1000, history_limit=10_000)
-    server = ApiServer(
-        ServerConfig(anonymous=True, bookmark_interval=3600),
-        store,
-        Authenticator(store, b"k" * 32, {}),
-    )
-    server.bootstrap()
-    http = TestServer(server.app())
+    http = TestServer(in_process_apiserver().app())
     await http.start_server()
     rest = Rest(ApiClient(Configuration(host=str(http.make_url("")).rstrip("/"))))
     stop = asyncio.Event()
