@@ -243,8 +243,8 @@ class StatusObjects:
             except Exception:  # never take the speaker down over status
                 log.exception("statusSyncFailed")
                 self.errors += 1
-            # Coalesce bursts: every pass compares all of this node's objects (10 000 at scale)
-            # and status objects are not on the announcement path, so a few passes a second.
+            # Coalesce bursts: status objects are not on the announcement path, and a full
+            # pass compares every object of this node (10 000 at scale): a few passes a second.
             await asyncio.sleep(COALESCE_S)
 
     async def sync_once(self) -> None:
@@ -275,7 +275,6 @@ class StatusObjects:
                     if objs:
                         existing[key] = objs
                 wanted = [k for k in keys if k in kind.desired]
-            before = len(jobs)
             for key, objs in existing.items():
                 want = kind.desired.get(key)
                 keep = None
@@ -300,7 +299,7 @@ class StatusObjects:
                     waiting = True
                     continue
                 jobs.append(functools.partial(self._create, name, kind, key, kind.desired[key]))
-            if len(jobs) > BATCH and before < BATCH:
+            if len(jobs) > BATCH:
                 kind.full = True  # what does not fit in this batch is found again next pass
         if self.config_state is not None and self.config_state != self.config_state_written:
             jobs.append(functools.partial(self._write_config_state, *self.config_state))
