@@ -1,8 +1,9 @@
 """Benchmark of the embedded API server: creates/s, status updates/s, watch fan-out latency, with
 a bare aiohttp server (same client, same HTTP stack, no API logic) as the anchor.
 
-Smoke size by default; METALLB_BENCH=full runs 50 000 Services and 100 watches and writes
-docs/bench-apiserver.md.
+Smoke size by default; METALLB_BENCH=full runs 50 000 Services and 100 watches. It prints one
+line of figures (see -s); docs/bench-apiserver.md is written by hand from them, next to earlier
+runs, so a run never overwrites the analysis there.
 """
 
 from __future__ import annotations
@@ -10,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import platform
 import re
 import socket
 import statistics
@@ -31,7 +31,6 @@ N = int(os.environ.get("METALLB_BENCH_N", 50_000 if FULL else 600))
 WATCHES = int(os.environ.get("METALLB_BENCH_WATCHES", 100 if FULL else 10))
 CONCURRENCY = 32
 PROBES = 200 if FULL else 30
-DOC = Path(__file__).resolve().parents[2] / "docs" / "bench-apiserver.md"
 
 ANCHOR = textwrap.dedent("""
     import sys
@@ -277,39 +276,3 @@ def test_apiserver_throughput_and_fanout(tmp_path: Path) -> None:
     print(report)
     # A broken mechanism, not a precise figure: the numbers belong to docs/bench-apiserver.md.
     assert ours["creates"] > 20 and ours["statuses"] > 20
-    if FULL:
-        DOC.write_text(_doc(ours, anchor))
-
-
-def _doc(ours: dict[str, Any], anchor: dict[str, float]) -> str:
-    load = os.getloadavg()
-    return f"""# Benchmark: embedded API server
-
-Command: `METALLB_BENCH=full .venv/bin/pytest -s tests/perf/test_apiserver_bench.py`
-Machine: {os.cpu_count()} cores ({platform.processor() or platform.machine()}), Python
-{platform.python_version()}, shared with other test runs (load average at the end
-{load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f}).
-
-Workload: {N} Services of type LoadBalancer created, then each one's `/status` merge-patched, with
-{WATCHES} watches on Services open the whole time, {CONCURRENCY} requests in flight, over HTTP with
-a bearer token. Fan-out latency: one write at a time, from sending the request until all
-{WATCHES} watches have received the event ({PROBES} probes). Every watch is checked to have seen
-every change exactly once, in resourceVersion order.
-
-| measure | metallb-py apiserver | anchor: bare aiohttp echo |
-|---|---|---|
-| server CPU per create (ms) | {ours["cpu_create_ms"]:.2f} | {anchor["cpu_ms"]:.2f} |
-| server CPU per status update (ms) | {ours["cpu_status_ms"]:.2f} | - |
-| creates/s (wall clock) | {ours["creates"]:.0f} | {anchor["creates"]:.0f} |
-| status updates/s (wall clock) | {ours["statuses"]:.0f} | - |
-| fan-out latency p50 / p99 (ms) | {ours["fanout_p50_ms"]:.1f} / {ours["fanout_p99_ms"]:.1f} | - |
-| LIST of all Services | {ours["list_mb"]:.1f} MB in {ours["list_s"]:.2f} s | - |
-| server RSS at the end | {ours["rss_mb"]:.0f} MB | - |
-
-The anchor is the same client against an aiohttp handler that only echoes the body back: the
-ceiling this HTTP stack reaches, so the gap is the API server's own work (decoding, defaulting,
-validation, allocation, storage, and here the fan-out of every change to {WATCHES} watches). On a
-machine shared with other test runs the wall-clock rates mostly measure the neighbours (the
-anchor ran at a different moment than the server); the CPU time per request, read from
-/proc, is the figure to compare: one core's worth of it is the server's ceiling.
-"""
