@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 from metallb_py.config import Config, ConfigHolder, Problem
@@ -392,15 +392,11 @@ class SpeakerReconciler:
 
     def _update_status_maps(self, want: dz.Desired, changed: list[str] | None) -> None:
         """Service -> interfaces (L2) and -> peers (BGP) for the status objects, patched for
-        the changed services only."""
-        if changed is None:
-            self._l2_status = {
-                k: s.l2_interfaces for k, s in want.services.items() if s.layer2.announce
-            }
-            self._bgp_status = {k: s.bgp_peers for k, s in want.services.items() if s.bgp.announce}
-            return
-        l2, bgp = dict(self._l2_status), dict(self._bgp_status)
-        for key in changed:
+        the changed services only (None: rebuilt from every service)."""
+        keys: Iterable[str] = want.services if changed is None else changed
+        l2: dict[str, tuple[str, ...]] = {} if changed is None else dict(self._l2_status)
+        bgp: dict[str, tuple[str, ...]] = {} if changed is None else dict(self._bgp_status)
+        for key in keys:
             sd = want.services.get(key)
             if sd is not None and sd.layer2.announce:
                 l2[key] = sd.l2_interfaces

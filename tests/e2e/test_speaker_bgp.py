@@ -103,6 +103,20 @@ def log_events(c: Cluster, node: str, event: str) -> list[dict[str, Any]]:
     return [ln for ln in c.speaker_log(node) if ln.get("event") == event]
 
 
+def frr_peer(address: str, **extra: Any) -> dict[str, Any]:
+    """The FRR router's BGPPeer: rack a only, a password from a Secret, BFD."""
+    spec = {
+        "myASN": SPEAKER_AS,
+        "peerASN": SPEAKER_AS,
+        "peerAddress": address,
+        "nodeSelectors": [{"matchLabels": {"rack": "a"}}],
+        "passwordSecret": {"name": "frr-password", "namespace": NS},
+        "bfdProfile": "fast",
+        **extra,
+    }
+    return metallb("BGPPeer", "frr", spec, "v1beta2")
+
+
 def test_bgp_announcements_end_to_end(lan: Lan) -> None:
     lab = lan.lab
     frr_host = attach_host(lan, "frr", 2)
@@ -138,19 +152,7 @@ def test_bgp_announcements_end_to_end(lan: Lan) -> None:
                 },
                 "v1beta2",
             ),
-            metallb(
-                "BGPPeer",
-                "frr",
-                {
-                    "myASN": SPEAKER_AS,
-                    "peerASN": SPEAKER_AS,
-                    "peerAddress": frr_host.ipv4,
-                    "nodeSelectors": [{"matchLabels": {"rack": "a"}}],
-                    "passwordSecret": {"name": "frr-password", "namespace": NS},
-                    "bfdProfile": "fast",
-                },
-                "v1beta2",
-            ),
+            frr_peer(frr_host.ipv4),
             metallb("BGPAdvertisement", "to-bird", {"ipAddressPools": ["bgp"], "peers": ["bird"]}),
             metallb(
                 "BGPAdvertisement",
@@ -263,22 +265,7 @@ def test_bgp_announcements_end_to_end(lan: Lan) -> None:
         )
         assert {n: bird_since(bird, n) for n in since} == since
         # Changing the FRR peer resets that session only.
-        c.apply(
-            metallb(
-                "BGPPeer",
-                "frr",
-                {
-                    "myASN": SPEAKER_AS,
-                    "peerASN": SPEAKER_AS,
-                    "peerAddress": frr_host.ipv4,
-                    "nodeSelectors": [{"matchLabels": {"rack": "a"}}],
-                    "passwordSecret": {"name": "frr-password", "namespace": NS},
-                    "bfdProfile": "fast",
-                    "holdTime": "60s",
-                },
-                "v1beta2",
-            )
-        )
+        c.apply(frr_peer(frr_host.ipv4, holdTime="60s"))
         wait_for(
             lambda: (
                 frr.bgp_peer(node1).get("state") == "Established"

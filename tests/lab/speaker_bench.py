@@ -25,6 +25,7 @@ from pyroute2 import IPRoute
 
 from metallb_py.kube.client import connect
 from metallb_py.kube.rest import ENDPOINTSLICES, SERVICES, ApiError, Rest
+from tests.lab.speaker_lab import service
 
 
 class RouteWatch:
@@ -58,21 +59,9 @@ class RouteWatch:
 
 
 def service_body(name: str, ip: str) -> dict[str, Any]:
-    return {
-        "apiVersion": "v1",
-        "kind": "Service",
-        "metadata": {
-            "name": name,
-            "namespace": "default",
-            "annotations": {"metallb.io/loadBalancerIPs": ip},
-        },
-        "spec": {
-            "type": "LoadBalancer",
-            "allocateLoadBalancerNodePorts": False,  # 10 000 services: more than the range
-            "selector": {"app": name},
-            "ports": [{"port": 80, "protocol": "TCP"}],
-        },
-    }
+    body = service(name, annotations={"metallb.io/loadBalancerIPs": ip})
+    body["spec"]["allocateLoadBalancerNodePorts"] = False  # 10 000 services: more than the range
+    return body
 
 
 def slice_body(name: str) -> dict[str, Any]:
