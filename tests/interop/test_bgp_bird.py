@@ -9,12 +9,13 @@ from pathlib import Path
 
 import pytest
 
-from tests.lab.bgp_speak import Speak
+from tests.lab.bgp_speak import Speak, peer_args
 from tests.lab.daemons import Bird
 from tests.lab.netns import Lab, wait_for
 from tests.lab.topology import Lan, build_lan
 
 ROUTER_AS = 64500
+FAST_DIAL = "start delay time 1; connect delay time 1; connect retry time 1;"
 PROBE = str(Path(__file__).resolve().parents[1] / "lab" / "bgp_tcpprobe.py")
 
 
@@ -54,10 +55,7 @@ def test_ebgp_ipv4_and_ipv6_four_byte_asn_communities_then_withdraw_and_cease(la
         lan1.lab,
         "node1",
         [
-            "--local-as",
-            str(asn),
-            "--peer",
-            f"{ROUTER_AS}@{rtr.ipv4}",
+            *peer_args(str(asn), f"{ROUTER_AS}@{rtr.ipv4}"),
             "--peer",
             f"{ROUTER_AS}@[{rtr.ipv6}]:179",
             "--announce",
@@ -117,10 +115,7 @@ def test_ibgp_local_pref_default_and_configured(lan1: Lan) -> None:
         lan1.lab,
         "node1",
         [
-            "--local-as",
-            str(ROUTER_AS),
-            "--peer",
-            f"internal@{rtr.ipv4}",
+            *peer_args(str(ROUTER_AS), f"internal@{rtr.ipv4}"),
             "--peer",
             f"{ROUTER_AS}@{rtr.ipv6}",
             "--announce",
@@ -149,10 +144,7 @@ def test_md5_wrong_password_never_establishes_and_right_one_does(lan1: Lan) -> N
     node, rtr = lan1.nodes[0], lan1.router
     b = bird(lan1, proto("sig", rtr.ipv4, node.ipv4, 64512, "ipv4", 'password "s3cret";'))
     base = [
-        "--local-as",
-        "64512",
-        "--peer",
-        f"{ROUTER_AS}@{rtr.ipv4}",
+        *peer_args("64512", f"{ROUTER_AS}@{rtr.ipv4}"),
         "--announce",
         "203.0.113.30",
     ]
@@ -176,17 +168,14 @@ def test_passive_mode_accepts_the_configured_peer_and_refuses_others(lan1: Lan) 
             node.ipv4,
             64512,
             "ipv4",
-            "start delay time 1; connect delay time 1; connect retry time 1;",
+            FAST_DIAL,
         ),
     )
     sp = Speak(
         lan1.lab,
         "node1",
         [
-            "--local-as",
-            "64512",
-            "--peer",
-            f"{ROUTER_AS}@{rtr.ipv4}",
+            *peer_args("64512", f"{ROUTER_AS}@{rtr.ipv4}"),
             "--passive",
             "--announce",
             "203.0.113.40",
@@ -210,10 +199,7 @@ def test_link_cut_frame_loss_and_router_restart_are_recovered(lan1: Lan) -> None
         lan1.lab,
         "node1",
         [
-            "--local-as",
-            "64512",
-            "--peer",
-            f"{ROUTER_AS}@{rtr.ipv4}",
+            *peer_args("64512", f"{ROUTER_AS}@{rtr.ipv4}"),
             "--hold-time",
             "3",
             "--announce",
@@ -270,10 +256,7 @@ def test_full_table_from_router_with_3s_hold_time_keeps_session(lan1: Lan) -> No
         lan1.lab,
         "node1",
         [
-            "--local-as",
-            "64512",
-            "--peer",
-            f"{ROUTER_AS}@{rtr.ipv4}",
+            *peer_args("64512", f"{ROUTER_AS}@{rtr.ipv4}"),
             "--hold-time",
             "3",
             "--graceful-restart",
@@ -297,10 +280,7 @@ def test_sessions_bound_to_a_device(lan1: Lan) -> None:
     node, rtr = lan1.nodes[0], lan1.router
     b = bird(lan1, proto("bound", rtr.ipv4, node.ipv4, 64512, "ipv4"))
     base = [
-        "--local-as",
-        "64512",
-        "--peer",
-        f"{ROUTER_AS}@{rtr.ipv4}",
+        *peer_args("64512", f"{ROUTER_AS}@{rtr.ipv4}"),
         "--announce",
         "203.0.113.70",
     ]
@@ -326,17 +306,14 @@ def test_both_sides_active_end_with_one_stable_session(lan1: Lan) -> None:
             node.ipv4,
             64512,
             "ipv4",
-            "start delay time 1; connect delay time 1; connect retry time 1;",
+            FAST_DIAL,
         ),
     )
     sp = Speak(
         lan1.lab,
         "node1",
         [
-            "--local-as",
-            "64512",
-            "--peer",
-            f"{ROUTER_AS}@{rtr.ipv4}",
+            *peer_args("64512", f"{ROUTER_AS}@{rtr.ipv4}"),
             "--listen-port",
             "179",
             "--announce",

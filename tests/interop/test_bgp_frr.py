@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from tests.lab.bgp_speak import Speak
+from tests.lab.bgp_speak import Speak, peer_args
 from tests.lab.daemons import Frr
 from tests.lab.netns import Lab, wait_for
 from tests.lab.topology import Lan, build_lan
@@ -51,10 +51,7 @@ def test_ipv6_session_link_local_next_hop_communities_and_route_refresh(lan1: La
         lan1.lab,
         "node1",
         [
-            "--local-as",
-            "64512",
-            "--peer",
-            f"{ROUTER_AS}@[{rtr.ipv6}]:179",
+            *peer_args("64512", f"{ROUTER_AS}@[{rtr.ipv6}]:179"),
             "--announce",
             "2001:db8:200::80/128",
             "203.0.113.80/32",
@@ -119,10 +116,7 @@ def test_ibgp_local_pref_then_planned_restart_and_admin_shutdown(lan1: Lan) -> N
         extra="bgp graceful-restart",
     )
     base = [
-        "--local-as",
-        str(ROUTER_AS),
-        "--peer",
-        f"{ROUTER_AS}@{rtr.ipv4}",
+        *peer_args(str(ROUTER_AS), f"{ROUTER_AS}@{rtr.ipv4}"),
         "--graceful-restart",
         "--announce",
         "203.0.113.90",
@@ -179,10 +173,7 @@ def test_ipv6_only_node_hash_router_id_and_ipv4_routes_over_ipv6_next_hop(lan1: 
         lan1.lab,
         "node1",
         [
-            "--local-as",
-            "64512",
-            "--peer",
-            f"{ROUTER_AS}@{rtr.ipv6}",
+            *peer_args("64512", f"{ROUTER_AS}@{rtr.ipv6}"),
             "--announce",
             "203.0.113.85/32",
             "2001:db8:200::85/128",

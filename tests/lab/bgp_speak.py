@@ -13,6 +13,11 @@ from typing import Any
 from tests.lab.netns import Lab, LabError, LabProcess, wait_for
 
 
+def peer_args(local_as: str, peer: str) -> list[str]:
+    """The arguments every session needs: our AS and the peer (`AS@address[:port]`)."""
+    return ["--local-as", local_as, "--peer", peer]
+
+
 @dataclass
 class Speak:
     """`python -m bgp speak ARGS` in `role`'s namespace; `stdin=True` to send commands."""
