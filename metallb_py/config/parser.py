@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import ipaddress
+import os
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
@@ -1198,7 +1199,20 @@ def _check_metallb(o: Resource, report: _Report) -> None:
             "invalid BGP Backend, must be one of native, frr, frr-k8s, frr-k8s-external",
             "metallb-resource",
         )
-    for i, cidr in enumerate((spec.get("frrk8sConfig") or {}).get("alwaysBlock") or []):
+    frrk8s = spec.get("frrk8sConfig") or {}
+    if (
+        spec.get("bgpBackend") == "frr-k8s-external"
+        and not frrk8s.get("namespace")
+        and not os.environ.get("FRRK8S_EXTERNAL_NAMESPACE")
+    ):
+        # MetalLB's operator takes the default from the same variable.
+        report.add(
+            o.ref,
+            "spec.frrk8sConfig.namespace",
+            "bgp backend: frrk8s external and no default or user provided namespace",
+            "metallb-resource",
+        )
+    for i, cidr in enumerate(frrk8s.get("alwaysBlock") or []):
         try:
             ipaddress.ip_network(str(cidr).strip(), strict=False)
         except ValueError:
@@ -1218,3 +1232,20 @@ def _check_metallb(o: Resource, report: _Report) -> None:
                     f"{who}Toleration effect must be NoExecute when tolerationSeconds is set",
                     "metallb-resource",
                 )
+    for who, key in (("Controller", "controllerConfig"), ("Speaker", "speakerConfig")):
+        affinity = (spec.get(key) or {}).get("affinity") or {}
+        for kind in ("NodeAffinity", "PodAffinity", "PodAntiAffinity"):
+            field_name = kind[0].lower() + kind[1:]
+            terms = (affinity.get(field_name) or {}).get(
+                "preferredDuringSchedulingIgnoredDuringExecution"
+            ) or []
+            for i, term in enumerate(terms):
+                weight = term.get("weight") if isinstance(term, dict) else None
+                if not isinstance(weight, int) or not 1 <= weight <= 100:
+                    report.add(
+                        o.ref,
+                        f"spec.{key}.affinity.{field_name}"
+                        f".preferredDuringSchedulingIgnoredDuringExecution[{i}].weight",
+                        f"{who}Config {kind} set with invalid weight for preferred scheduling term",
+                        "metallb-resource",
+                    )
