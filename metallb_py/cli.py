@@ -176,6 +176,17 @@ def build_parser() -> argparse.ArgumentParser:
         help="seconds a standby waits on a silent leader before taking over (default 4)",
     )
     p.add_argument("--workers", type=int, default=16, help="concurrent status writers (default 16)")
+    p.add_argument(
+        "--ml-secret-name",
+        default=_env("METALLB_ML_SECRET_NAME", default=""),
+        help="membership key Secret to create when absent (env METALLB_ML_SECRET_NAME; "
+        "unset: none)",
+    )
+    p.add_argument(
+        "--deployment",
+        default=_env("METALLB_DEPLOYMENT", default=""),
+        help="the controller's Deployment, owner of the membership Secret (env METALLB_DEPLOYMENT)",
+    )
 
     p = sub.add_parser("speaker", help="announce service IPs from this node (BGP, ARP/NDP)")
     _common(p, PORT_SPEAKER, "METALLB_METRICS_PORT")

@@ -15,6 +15,7 @@ from typing import Any
 
 from metallb_py.cli import RunContext, UsageError
 from metallb_py.controller.clog import log
+from metallb_py.controller.memberlist_secret import ensure_memberlist_secret
 from metallb_py.controller.metrics import AllocatorCollector
 from metallb_py.controller.reconciler import ServiceController
 from metallb_py.kube.client import ClientConfigError, connect
@@ -92,6 +93,7 @@ async def run(ctx: RunContext) -> int:
                 watchers.append(asyncio.create_task(_propagate(elector.lost, lead_stop)))
             fresh = elector.took_over if elector else True
             log.info("leading", identity=elector.identity if elector else "", rebuild=fresh)
+            await _ensure_secret(rest, args)
             try:
                 await controller.lead(lead_stop, fresh=fresh)
             finally:
@@ -110,6 +112,18 @@ async def run(ctx: RunContext) -> int:
         await rest.close()
         if lease_rest is not None:
             await lease_rest.close()
+
+
+async def _ensure_secret(rest: Any, args: Any) -> None:
+    """The membership key Secret, when asked for; a failure is logged, never fatal: speakers
+    then run unencrypted membership (or keep the key they have) and the next lead retries."""
+    name = getattr(args, "ml_secret_name", "") or ""
+    if not name:
+        return
+    try:
+        await ensure_memberlist_secret(rest, args.namespace, name, getattr(args, "deployment", ""))
+    except Exception as exc:
+        log.error("memberlistSecretFailed", name=name, error=str(exc))
 
 
 async def _propagate(source: asyncio.Event, target: asyncio.Event) -> None:
