@@ -13,7 +13,7 @@ import base64
 import secrets
 
 from metallb_py.controller.clog import log
-from metallb_py.kube.rest import SECRETS, ApiError, Rest, Resource
+from metallb_py.kube.rest import SECRETS, ApiError, Resource, Rest
 
 DEPLOYMENTS = Resource("apps", "v1", "deployments", kind="Deployment")
 SECRET_KEY = "secretkey"
