@@ -212,10 +212,13 @@ def _op(r: Resource, action: str, ref: str, *, patch: bool = False) -> Obj:
             {"name": "fieldManager", "in": "query", "schema": {"type": "string"}},
             {"name": "fieldValidation", "in": "query", "schema": {"type": "string"}},
         ]
+        if patch:
+            op["parameters"].append({"name": "force", "in": "query", "schema": {"type": "boolean"}})
     if patch:
         content = {
             "application/json-patch+json": {"schema": {"type": "object"}},
             "application/merge-patch+json": {"schema": {"type": "object"}},
+            "application/apply-patch+yaml": {"schema": {"type": "object"}},
         }
         op["requestBody"] = {"content": content, "required": True}
     elif action in ("post", "put"):

@@ -167,7 +167,7 @@ _MERGE_KEYS: dict[str, str] = {
 }
 
 
-def _merge_key(path: tuple[str, ...], kind: str) -> str | None:
+def merge_key(path: tuple[str, ...], kind: str) -> str | None:
     """The merge key for the list at `path` in an object of `kind`, or None if atomic."""
     name = path[-1]
     if name == "ports":
@@ -213,7 +213,7 @@ def strategic_merge(target: Any, patch: Any, kind: str, path: tuple[str, ...] = 
             continue
         sub = (*path, key)
         if isinstance(value, list):
-            mk = _merge_key(sub, kind)
+            mk = merge_key(sub, kind)
             if mk is None:
                 result[key] = copy.deepcopy(value)
             else:
@@ -228,7 +228,7 @@ def strategic_merge(target: Any, patch: Any, kind: str, path: tuple[str, ...] = 
             result[key] = value
     for field, order in orders.items():
         if isinstance(result.get(field), list):
-            result[field] = _apply_order(result[field], order, _merge_key((*path, field), kind))
+            result[field] = _apply_order(result[field], order, merge_key((*path, field), kind))
     if isinstance(retain, list):
         keep = set(retain)
         result = {k: v for k, v in result.items() if k in keep}

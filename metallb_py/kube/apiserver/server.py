@@ -22,6 +22,7 @@ from typing import Any
 import yaml
 from aiohttp import web
 
+from metallb_py.kube.apiserver import apply as ssa
 from metallb_py.kube.apiserver import builtin_schemas, discovery, objects, patch, table
 from metallb_py.kube.apiserver import schema as schemas
 from metallb_py.kube.apiserver.auth import (
@@ -59,6 +60,7 @@ JSON = "application/json"
 PATCH_TYPES = [
     "application/json-patch+json",
     "application/merge-patch+json",
+    "application/apply-patch+yaml",
     "application/strategic-merge-patch+json",
 ]
 DEFAULT_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
@@ -91,6 +93,7 @@ class Call:
     user: User
     params: Any
     accept: str
+    agent: str = ""  # User-Agent: names the field manager of writes that name none
 
 
 def _truthy(v: str | None) -> bool:
@@ -331,7 +334,17 @@ class ApiServer:
             raise ApiError(404, "NotFound", "the server could not find the requested resource")
         params = request.query
         verb = self._verb(method, name, params, watch_path)
-        call = Call(res, ns, name, sub, verb, user, params, request.headers.get("Accept", ""))
+        call = Call(
+            res,
+            ns,
+            name,
+            sub,
+            verb,
+            user,
+            params,
+            request.headers.get("Accept", ""),
+            request.headers.get("User-Agent", ""),
+        )
         attrs = Attributes(verb, group, plural, sub, ns, name)
         if not self.authz.allowed(user, attrs):
             raise forbidden(self._forbidden_text(user, attrs, res))
@@ -958,7 +971,9 @@ class ApiServer:
             if old is not None:
                 self.services.adopt(old)
 
-    async def create(self, c: Call, obj: Any) -> web.StreamResponse:
+    async def create(
+        self, c: Call, obj: Any, managed_fields: list[Obj] | None = None
+    ) -> web.StreamResponse:
         meta = self._check_envelope(c, obj)
         warnings: list[str] = []
         obj, errs = self._prune(c, obj, warnings)
@@ -998,6 +1013,10 @@ class ApiServer:
         if c.res.plural == "namespaces":
             labels = meta.setdefault("labels", {})
             labels["kubernetes.io/metadata.name"] = name
+        if managed_fields is not None:
+            meta["managedFields"] = managed_fields
+        else:
+            self._track(c, None, obj, meta.get("managedFields"))
         errs += self._cr_checks(c.res, obj, None)
         errs += self._kind_checks(c.res, obj, None, "")
         if errs:
@@ -1051,14 +1070,19 @@ class ApiServer:
         return await self._write(c, lambda current: copy.deepcopy(obj))
 
     async def patch(self, c: Call, body: bytes, content_type: str) -> web.StreamResponse:
-        if content_type == "application/apply-patch+yaml" or content_type.startswith(
-            "application/apply-patch"
-        ):
-            raise unsupported_media(content_type, PATCH_TYPES)
         if content_type not in PATCH_TYPES:
             raise unsupported_media(content_type, PATCH_TYPES)
+        if content_type == "application/apply-patch+yaml":
+            return await self.server_side_apply(c, body)
+        if c.params.get("force") is not None:
+            raise invalid(
+                "PatchOptions",
+                "meta.k8s.io",
+                "",
+                [FieldError("force", "Forbidden", "may not be specified for non-apply patch")],
+            )
         if content_type == "application/strategic-merge-patch+json" and c.res.is_custom:
-            raise unsupported_media(content_type, PATCH_TYPES[:2])
+            raise unsupported_media(content_type, PATCH_TYPES[:3])
         doc = json.loads(body or b"null")
 
         def apply(current: Obj) -> Obj:
@@ -1072,8 +1096,83 @@ class ApiServer:
 
         return await self._write(c, apply, patching=True)
 
+    def field_types(self, res: Resource) -> ssa.Types:
+        """Where server-side apply learns which lists are keyed, for this resource."""
+        if res.is_custom:
+            return ssa.Types(res.kind, self._schema_for(res)[0], custom=True)
+        return ssa.Types(res.kind)
+
+    def _track(self, c: Call, old: Obj | None, new: Obj, sent: Any) -> None:
+        """Record the write in managedFields as an Update by its field manager."""
+        old_meta = old["metadata"] if old is not None else {}
+        if c.sub not in ("", "status"):
+            start = old_meta.get("managedFields")
+        else:
+            start = ssa.record_update(
+                old,
+                new,
+                ssa.given_or_live(old_meta, {"managedFields": sent}),
+                manager=c.params.get("fieldManager") or ssa.default_manager(c.agent),
+                api_version=c.res.api_version,
+                types=self.field_types(c.res),
+                subresource=c.sub,
+                has_status="status" in c.res.subresources,
+            )
+        if start:
+            new["metadata"]["managedFields"] = start
+        else:
+            new["metadata"].pop("managedFields", None)
+
+    async def server_side_apply(self, c: Call, body: bytes) -> web.StreamResponse:
+        """PATCH application/apply-patch+yaml: merge as the field manager, creating the object
+        if it does not exist yet (which needs `create` permission too)."""
+        manager = c.params.get("fieldManager", "")
+        if not manager:
+            raise bad_request(
+                'PatchOptions.meta.k8s.io "" is invalid: fieldManager: Required value: '
+                "is required for apply patch"
+            )
+        doc = ssa.check_applied(
+            ssa.load_yaml(body),
+            kind=c.res.kind,
+            api_version=c.res.api_version,
+            name=c.name,
+            namespace=c.ns,
+            namespaced=c.res.namespaced,
+        )
+        types = self.field_types(c.res)
+
+        def merge(live: Obj) -> Obj:
+            return ssa.apply(
+                live,
+                doc,
+                manager=manager,
+                api_version=c.res.api_version,
+                types=types,
+                force=_truthy(c.params.get("force")),
+                subresource=c.sub,
+                has_status="status" in c.res.subresources,
+            )
+
+        if c.sub == "" and self.store.table(c.res.store_key).get(c.ns, c.name) is None:
+            attrs = Attributes("create", c.res.group, c.res.plural, "", c.ns, c.name)
+            if not self.authz.allowed(c.user, attrs):
+                raise forbidden(self._forbidden_text(c.user, attrs, c.res))
+            obj = merge({"metadata": {}})
+            fields = obj["metadata"].pop("managedFields")
+            try:
+                return await self.create(c, obj, managed_fields=fields)
+            except ApiError as exc:
+                if exc.reason != "AlreadyExists":
+                    raise
+        return await self._write(c, merge, patching=True, applying=True)
+
     async def _write(
-        self, c: Call, make: Callable[[Obj], Obj], patching: bool = False
+        self,
+        c: Call,
+        make: Callable[[Obj], Obj],
+        patching: bool = False,
+        applying: bool = False,
     ) -> web.StreamResponse:
         t = self.store.table(c.res.store_key)
         for _attempt in range(WRITE_RETRIES):
@@ -1095,6 +1194,7 @@ class ApiServer:
             new["apiVersion"], new["kind"] = c.res.api_version, c.res.kind
             new, errs = self._prune(c, new, warnings)
             meta = new["metadata"]
+            sent_fields = meta.get("managedFields")
             given_rv = meta.get("resourceVersion")
             if given_rv and given_rv != str(current.rv):
                 raise stale(c.res.plural, c.res.group, c.name)
@@ -1126,6 +1226,10 @@ class ApiServer:
             if c.sub != "status" and objects.spec_changed(old_view, new):
                 meta["generation"] = int(old_view["metadata"].get("generation", 1)) + 1
             meta["resourceVersion"] = str(current.rv)
+            if applying:
+                meta["managedFields"] = sent_fields
+            else:
+                self._track(c, old_view, new, sent_fields)
             if c.sub == "" and c.res.plural == "secrets":
                 objects.apply_kind_defaults(c.res, new)
             if new == old_view:
@@ -1392,7 +1496,7 @@ def _decode(body: bytes, content_type: str) -> Any:
     if "cbor" in content_type:
         raise unsupported_media(content_type, ["application/json", "application/yaml"])
     if "yaml" in content_type:
-        return yaml.safe_load(body)
+        return ssa.load_yaml(body)
     return json.loads(body)
 
 
