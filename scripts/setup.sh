@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-DEBIAN_PACKAGES=(bird2 gobgpd frr exabgp arping ndisc6 iputils-ping iproute2 nftables tcpdump procps)
+DEBIAN_PACKAGES=(bird2 gobgpd frr exabgp arping ndisc6 iputils-ping iproute2 nftables tcpdump procps golang-go golang-github-hashicorp-memberlist-dev)
 
 missing=()
 if command -v dpkg-query >/dev/null 2>&1; then

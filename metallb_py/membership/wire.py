@@ -264,8 +264,7 @@ _u32 = _uint(32)
 _u16 = _uint(16)
 _u8 = _uint(8)
 
-# Go field name, Python attribute, decoder, omitempty — in the Go struct's declaration order,
-# which is the order go-msgpack writes the map in.
+# Go field name, Python attribute, decoder, omitempty — in the Go struct's declaration order.
 _Field = tuple[str, str, Callable[[Any, str], Any], bool]
 _SOURCE: list[_Field] = [
     ("SourceAddr", "source_addr", _bytes, True),
@@ -365,7 +364,9 @@ def _encode_value(value: Any, conv: Callable[[Any, str], Any], name: str) -> Any
 
 def _to_map(values: dict[str, Any], fields: list[_Field]) -> dict[str, Any]:
     out: dict[str, Any] = {}
-    for go_name, attr, conv, omitempty in fields:
+    # go-msgpack writes a struct's fields sorted by name (its lookup table's order), not in
+    # declaration order.
+    for go_name, attr, conv, omitempty in sorted(fields, key=lambda f: f[0]):
         value = values[attr]
         if omitempty and not value:
             continue
