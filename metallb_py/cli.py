@@ -111,7 +111,10 @@ def _common(p: argparse.ArgumentParser, metrics_port: int | None, metrics_env: s
         port = _env_int(metrics_env, default=metrics_port) if metrics_env else metrics_port
         p.add_argument(
             "--metrics-port",
-            "--port" if p.prog.split()[-1] != "webhook" else "--metrics-listen-port",
+            # The webhook and the operator use --port for their HTTPS admission server.
+            "--port"
+            if p.prog.split()[-1] not in ("webhook", "operator")
+            else "--metrics-listen-port",
             dest="metrics_port",
             type=int,
             default=port,
@@ -276,6 +279,55 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("operator", help="deploy controller and speakers from a MetalLB resource")
     _common(p, PORT_OPERATOR)
     _kube(p)
+    # MetalLB's operator is told its namespace through OPERATOR_NAMESPACE.
+    p.set_defaults(
+        namespace=_env("OPERATOR_NAMESPACE", "METALLB_NAMESPACE", default=DEFAULT_NAMESPACE)
+    )
+    p.add_argument("--port", type=int, default=PORT_WEBHOOK, help="webhook HTTPS port (9443)")
+    p.add_argument("--bind-address", default="", help="webhook address (default: all)")
+    p.add_argument(
+        "--cert-dir",
+        default=None,
+        help="directory with tls.crt/tls.key (default: generate, store and rotate our own)",
+    )
+    p.add_argument(
+        "--disable-cert-rotation",
+        action="store_true",
+        help="do not generate certificates; read them from --cert-dir "
+        "(default /tmp/k8s-webhook-server/serving-certs)",
+    )
+    p.add_argument(
+        "--cert-host",
+        action="append",
+        default=[],
+        help="extra DNS name or IP for the generated certificate (repeatable)",
+    )
+    p.add_argument(
+        "--webhook",
+        action=argparse.BooleanOptionalAction,
+        default=_env("ENABLE_OPERATOR_WEBHOOK", default="true") != "false",
+        help="serve the MetalLB validating webhook (default on; env ENABLE_OPERATOR_WEBHOOK)",
+    )
+    p.add_argument(
+        "--enable-leader-election",
+        "--leader-elect",
+        dest="enable_leader_election",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="hold the metallb.io.metallboperator Lease before reconciling (default on)",
+    )
+    p.add_argument(
+        "--lease-duration",
+        type=float,
+        default=15.0,
+        help="seconds a standby waits on a silent leader before taking over (default 15)",
+    )
+    p.add_argument(
+        "--resync-period",
+        type=float,
+        default=60.0,
+        help="seconds between full reconciles of every MetalLB resource (default 60)",
+    )
 
     p = sub.add_parser("apiserver", help="the embedded Kubernetes-API-compatible server")
     _common(p, PORT_APISERVER_METRICS)

@@ -1,0 +1,155 @@
+"""`metallb-py operator`: deploy MetalLB (controller, speakers, webhook, RBAC) from the
+`MetalLB` resource of its namespace, as MetalLB's operator does.
+
+Every replica serves the admission webhook and keeps its informers warm; the holder of the
+`metallb.io.metallboperator` Lease reconciles. Losing the Lease stops reconciling at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+from collections.abc import Awaitable
+from typing import Any
+
+from metallb_py.cli import RunContext, UsageError
+from metallb_py.controller.clog import LazyLogger
+from metallb_py.kube.client import ClientConfigError, connect
+from metallb_py.kube.events import EventRecorder
+from metallb_py.kube.leader import LeaderElector
+from metallb_py.operator.env import OperatorEnv
+from metallb_py.operator.reconciler import OperatorReconciler
+from metallb_py.operator.webhook import DEFAULT_CERT_DIR, AdmissionServer
+
+LEASE_NAME = "metallb.io.metallboperator"
+COMPONENT = "metallb-operator"
+
+log = LazyLogger("operator")
+
+
+def operator_env(namespace: str) -> OperatorEnv:
+    """MetalLB's operator variables, with the namespace the flags settled on."""
+    try:
+        return OperatorEnv.from_environ({**os.environ, "OPERATOR_NAMESPACE": namespace})
+    except ValueError as exc:
+        raise UsageError(f"metallb-py operator: {exc}") from None
+
+
+async def run(ctx: RunContext) -> int:
+    args = ctx.args
+    namespace = args.namespace
+    env = operator_env(namespace)
+    lease_duration = float(args.lease_duration)
+    if lease_duration < 1.0:
+        raise UsageError("metallb-py operator: --lease-duration must be at least 1 second")
+    try:
+        rest = await connect(args.kubeconfig)
+    except ClientConfigError as exc:
+        raise UsageError(f"metallb-py operator: {exc}") from None
+    elector: LeaderElector | None = None
+    lease_rest = None
+    if args.enable_leader_election:
+        lease_rest = await connect(args.kubeconfig, pool_size=2)
+        elector = LeaderElector(
+            lease_rest,
+            namespace,
+            LEASE_NAME,
+            lease_duration=lease_duration,
+            renew_deadline=lease_duration * 2 / 3,
+            retry_period=max(0.1, lease_duration / 8),
+        )
+    recorder = EventRecorder(
+        rest, COMPONENT, can_write=elector.may_write if elector else (lambda: True)
+    )
+    reconciler = OperatorReconciler(
+        rest,
+        namespace,
+        env,
+        recorder,
+        may_write=elector.may_write if elector else (lambda: True),
+        resync_period=float(args.resync_period),
+    )
+    hook = AdmissionServer(log)
+    ctx.readiness.require("informers", "informers not synced")
+    if args.webhook:
+        ctx.readiness.require("webhook", "webhook not serving yet")
+    log.info(
+        "operatorStarting",
+        namespace=namespace,
+        identity=elector.identity if elector else "",
+        webhook=bool(args.webhook),
+    )
+    recorder.start()
+    informers = asyncio.create_task(reconciler.run_informers(ctx.stop))
+    election = asyncio.create_task(elector.run(ctx.stop)) if elector else None
+    try:
+        if args.webhook:
+            cert_dir = args.cert_dir or (DEFAULT_CERT_DIR if args.disable_cert_rotation else None)
+            try:
+                if not await hook.load_certificates(
+                    rest, namespace, cert_dir, ctx.stop, list(args.cert_host or [])
+                ):
+                    return 0
+            except (OSError, ValueError) as exc:
+                raise UsageError(
+                    f"metallb-py operator: cannot load certificates from {cert_dir}: {exc}"
+                ) from None
+            try:
+                await hook.serve(args.bind_address, args.port)
+            except OSError as exc:
+                raise UsageError(
+                    f"metallb-py operator: cannot listen on port {args.port}: {exc.strerror}"
+                ) from None
+            ctx.readiness.satisfy("webhook")
+            log.info("webhookServing", port=args.port)
+        await _wait(reconciler.wait_synced(), ctx.stop)
+        if ctx.stop.is_set():
+            return 0
+        ctx.readiness.satisfy("informers")
+        while not ctx.stop.is_set():
+            if elector is not None:
+                await _wait(elector.leading.wait(), ctx.stop)
+                if ctx.stop.is_set():
+                    break
+            lead_stop = asyncio.Event()
+            watchers = [asyncio.create_task(_propagate(ctx.stop, lead_stop))]
+            if elector is not None:
+                watchers.append(asyncio.create_task(_propagate(elector.lost, lead_stop)))
+            log.info("leading", identity=elector.identity if elector else "")
+            try:
+                await reconciler.lead(lead_stop)
+            finally:
+                for w in watchers:
+                    w.cancel()
+            if not ctx.stop.is_set():
+                log.warning("stoppedLeading", msg="standing by; no reconciling until leading again")
+        return 0
+    finally:
+        for task in (informers, election):
+            if task is None:
+                continue
+            with contextlib.suppress(asyncio.TimeoutError, asyncio.CancelledError):
+                await asyncio.wait_for(task, 5)
+        await recorder.stop()
+        await hook.close()
+        await rest.close()
+        if lease_rest is not None:
+            await lease_rest.close()
+
+
+async def _propagate(source: asyncio.Event, target: asyncio.Event) -> None:
+    await source.wait()
+    target.set()
+
+
+async def _wait(awaitable: Awaitable[Any], stop: asyncio.Event) -> None:
+    """Wait for `awaitable` or `stop`, whichever comes first."""
+    task = asyncio.ensure_future(awaitable)
+    stopper = asyncio.create_task(stop.wait())
+    done, _ = await asyncio.wait({task, stopper}, return_when=asyncio.FIRST_COMPLETED)
+    for t in (task, stopper):
+        if t not in done:
+            t.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await t
