@@ -139,8 +139,16 @@ def strip_status_on_create(res: Resource, obj: Obj) -> None:
         obj["status"] = {"phase": "Active"}
         spec = obj.setdefault("spec", {})
         spec.setdefault("finalizers", ["kubernetes"])
-    elif res.plural in ("deployments", "daemonsets"):
+    elif res.plural == "deployments":
         obj["status"] = {}
+    elif res.plural == "daemonsets":
+        # The counters the real type always serializes; clients require them.
+        obj["status"] = {
+            "currentNumberScheduled": 0,
+            "numberMisscheduled": 0,
+            "desiredNumberScheduled": 0,
+            "numberReady": 0,
+        }
     elif res.is_custom and "status" in res.subresources:
         obj.pop("status", None)
 
