@@ -247,7 +247,7 @@ async def test_client_apply_conflict_without_force(apiserver: ApiServer) -> None
                 "c", ns, cm, field_manager="two", _content_type=APPLY
             )
         assert err.value.status == 409
-        body = json.loads(err.value.body)
+        body = json.loads(err.value.body or b"{}")
         assert body["details"]["causes"] == [
             {
                 "reason": "FieldManagerConflict",
