@@ -273,6 +273,7 @@ def test_lifecycle(cluster: tuple[ApiServer, Operator]) -> None:
     api, op = cluster
     spec: dict[str, Any] = {
         "logLevel": "info",
+        "bgpBackend": "frr",
         "nodeSelector": {"metallb": "yes"},
         "speakerTolerations": [
             {
@@ -313,6 +314,17 @@ def test_lifecycle(cluster: tuple[ApiServer, Operator]) -> None:
             True,
             True,
         )
+    managed = get(api, "deployment", "-n", NS, "controller", "--show-managed-fields")
+    assert any(
+        (m["manager"], m["operation"]) == ("metallb-operator", "Apply")
+        for m in managed["metadata"]["managedFields"]
+    )
+    selector = "reason=BGPBackendNative"
+    events = wait(
+        lambda: get(api, "events", "-n", NS, "--field-selector", selector)["items"],
+        20, "BGPBackendNative event", op,
+    )  # fmt: skip
+    assert "own BGP stack" in events[0]["message"]
     secret = wait(lambda: maybe(api, "secret", "-n", NS, "memberlist"), 20, "memberlist Secret", op)
     assert len(secret["data"]["secretkey"]) > 0
     wait(
