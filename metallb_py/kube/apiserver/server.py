@@ -1006,6 +1006,11 @@ class ApiServer:
         meta["uid"] = objects.new_uid()
         meta["creationTimestamp"] = objects.now()
         meta["generation"] = 1
+        # Owned: what the client sent, not what the server defaults or allocates below.
+        if managed_fields is not None:
+            meta["managedFields"] = managed_fields
+        else:
+            self._track(c, None, obj, meta.get("managedFields"))
         objects.strip_status_on_create(c.res, obj)
         objects.apply_kind_defaults(c.res, obj)
         if c.res.plural == "secrets" and obj.get("type") == SA_TOKEN_TYPE:
@@ -1013,10 +1018,6 @@ class ApiServer:
         if c.res.plural == "namespaces":
             labels = meta.setdefault("labels", {})
             labels["kubernetes.io/metadata.name"] = name
-        if managed_fields is not None:
-            meta["managedFields"] = managed_fields
-        else:
-            self._track(c, None, obj, meta.get("managedFields"))
         errs += self._cr_checks(c.res, obj, None)
         errs += self._kind_checks(c.res, obj, None, "")
         if errs:
