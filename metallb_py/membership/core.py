@@ -35,8 +35,12 @@ Outputs:
 * ``get_timer() -> float | None`` and ``next_event() -> Event | None`` (see events.py).
 
 Queries: ``members()`` (alive and suspect names, ourselves included: what memberlist's
-Members() returns and MetalLB treats as live), ``member_states()``, ``counters`` and
-``health_score``.
+Members() returns and MetalLB treats as live), ``member_states()`` (name -> `MemberState`),
+``counters`` (`Counters`, monotonic), ``health_score`` (Lifeguard's score, 0 = healthy),
+``incarnation`` and ``has_left``.
+
+We announce ourselves like a Go member: incarnation 1 at start, Vsn (1, 5, 2, 0, 0, 0), so Go
+peers send us nack-requesting indirect pings (protocol >= 4) and TCP fallback pings (>= 3).
 
 Beyond memberlist: ``reconnect_interval`` heals partitions (memberlist never probes the dead,
 so two halves would never merge again). Every interval the core pings one member it holds as

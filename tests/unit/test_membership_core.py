@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 import random
 import statistics
+from functools import partial
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -24,6 +25,7 @@ from metallb_py.membership.core import (
 )
 from metallb_py.membership.events import (
     LeaveComplete,
+    LocalHealthChanged,
     MemberJoined,
     MemberLeft,
     MemberSuspected,
@@ -75,6 +77,10 @@ def detection_bound(config: MembershipConfig, n: int, delay: float = 0.002) -> f
 
 def dead_everywhere(net: SimNetwork, name: str) -> bool:
     return all(name not in net.members[m].core.members() for m in net.live())
+
+
+def _gone_at(core: MembershipCore, name: str) -> bool:
+    return name not in core.members()
 
 
 def left_events(net: SimNetwork, observer: str, name: str) -> list[str]:
@@ -145,8 +151,7 @@ def test_fast_profile_median_detection_is_well_under_half_a_second() -> None:
         start = net.now
         survivors = ["node-0", "node-1"]
         for name in survivors:
-            core = net.members[name].core
-            t = net.run_until(lambda core=core: "node-2" not in core.members(), 3.0)  # type: ignore[misc]
+            t = net.run_until(partial(_gone_at, net.members[name].core, "node-2"), 3.0)
             assert t is not None
             times.append(t - start)
     assert statistics.median(times) < 0.45
@@ -327,6 +332,30 @@ def test_partition_heals_after_dead_members_are_reaped() -> None:
 
 
 # ------------------------------------------------------------------ Lifeguard pieces
+
+
+def test_lone_survivor_loses_health_but_still_detects() -> None:
+    net = SimNetwork(FAST, 2, seed=12)
+    net.run_until(net.converged, 2.0)
+    net.kill("node-1")
+    survivor = net.members["node-0"]
+    took = net.run_until(partial(_gone_at, survivor.core, "node-1"), 5.0)
+    assert took is not None
+    # No peer could nack for it, so its failed probe counts against its own health.
+    assert any(isinstance(e, LocalHealthChanged) and e.score >= 1 for _, e in survivor.events)
+    assert survivor.core.health_score >= 1
+    assert survivor.core.counters.probes_failed >= 1
+
+
+def test_nacks_keep_a_healthy_prober_healthy() -> None:
+    net = SimNetwork(FAST, 3, seed=13)
+    net.run_until(net.converged, 2.0)
+    net.kill("node-2")
+    net.run_until(lambda: dead_everywhere(net, "node-2"), 3.0)
+    for name in ("node-0", "node-1"):
+        core = net.members[name].core
+        assert core.health_score == 0
+    assert sum(net.members[n].core.counters.nacks_received for n in ("node-0", "node-1")) >= 1
 
 
 def test_indirect_probe_relays_ack_or_nacks() -> None:
