@@ -106,9 +106,17 @@ FILE_TEXT = {
 
 
 # -- YAML ------------------------------------------------------------------------------------
+class _Dumper(yaml.SafeDumper):
+    """No &anchors/*aliases: a shared list would otherwise show up as one, hard to read."""
+
+    def ignore_aliases(self, data: Any) -> bool:
+        return True
+
+
 def dump(docs: Sequence[Mapping[str, Any]], about: str = "") -> str:
     comment = f"# {about}\n" if about else ""
-    return HEADER + comment + yaml.safe_dump_all(list(docs), sort_keys=False, width=100)
+    body = yaml.dump_all(list(docs), Dumper=_Dumper, sort_keys=False, width=100)
+    return HEADER + comment + body
 
 
 # -- shared objects ---------------------------------------------------------------------------
@@ -130,9 +138,44 @@ def namespace_object(namespace: str = NAMESPACE) -> Obj:
 
 
 # -- the operator's permissions ---------------------------------------------------------------
-def _add(rules: list[Obj], rule: Obj) -> None:
-    if rule not in rules:
-        rules.append(rule)
+def _atoms(r: Obj) -> list[tuple[str, str, str, str]]:
+    return [
+        (verb, group, resource, name)
+        for verb in r["verbs"]
+        for group in r["apiGroups"]
+        for resource in r["resources"]
+        for name in r.get("resourceNames") or [""]
+    ]
+
+
+def _covered(rules: Sequence[Obj], r: Obj) -> bool:
+    """Every permission of `r` is already granted by `rules` ("*" in verbs or resources matches
+    any, subresources included, as in Kubernetes RBAC)."""
+    return all(
+        any(
+            (verb in h["verbs"] or "*" in h["verbs"])
+            and group in h["apiGroups"]
+            and (resource in h["resources"] or "*" in h["resources"])
+            and (not h.get("resourceNames") or name in h["resourceNames"])
+            for h in rules
+        )
+        for verb, group, resource, name in _atoms(r)
+    )
+
+
+def _add(rules: list[Obj], r: Obj) -> None:
+    if not _covered(rules, r):
+        rules.append(r)
+
+
+def _prune(rules: list[Obj]) -> list[Obj]:
+    """Drop rules that the others already grant, so the role reads as what it really allows."""
+    out = list(rules)
+    for r in list(out):
+        rest = [o for o in out if o is not r]
+        if _covered(rest, r):
+            out = rest
+    return out
 
 
 def _renderable(namespace: str) -> list[Obj]:
@@ -198,7 +241,7 @@ def operator_rules(namespace: str = NAMESPACE) -> tuple[list[Obj], list[Obj]]:
         if obj["kind"] == "Role":
             for granted in obj["rules"]:
                 _add(local, granted)
-    return cluster, local
+    return _prune(cluster), _prune(local)
 
 
 # -- the operator's own objects -----------------------------------------------------------------
@@ -249,13 +292,18 @@ def operator_rbac(namespace: str = NAMESPACE) -> list[Obj]:
     ]
 
 
-def operator_deployment_spec() -> Obj:
-    """The operator Deployment's spec, shared by manifests/operator/ and the bundle's CSV."""
+def operator_deployment_spec(olm: bool = False) -> Obj:
+    """The operator Deployment's spec, shared by manifests/operator/ and the bundle's CSV.
+
+    Under OLM (`olm=True`) OLM issues the webhook certificate, mounts it at the same directory
+    and sets the caBundle of the configuration it creates, so the operator must read that
+    certificate (--disable-cert-rotation) and the Deployment must not mount its own there.
+    """
     labels = dict(OPERATOR_LABELS)
     container: Obj = {
         "name": "manager",
         "image": DEFAULT_IMAGE,
-        "args": ["operator"],
+        "args": ["operator", "--disable-cert-rotation"] if olm else ["operator"],
         "env": [
             {
                 "name": "OPERATOR_NAMESPACE",
@@ -285,7 +333,7 @@ def operator_deployment_spec() -> Obj:
         },
         "volumeMounts": [{"name": "cert", "mountPath": OPERATOR_CERT_DIR, "readOnly": True}],
     }
-    return {
+    spec: Obj = {
         "replicas": 1,
         "selector": {"matchLabels": dict(labels)},
         "template": {
@@ -310,6 +358,10 @@ def operator_deployment_spec() -> Obj:
             },
         },
     }
+    if olm:
+        del container["volumeMounts"]
+        del spec["template"]["spec"]["volumes"]
+    return spec
 
 
 def operator_deployment(namespace: str = NAMESPACE) -> Obj:
@@ -517,7 +569,9 @@ def csv(crds: Sequence[Obj], namespace: str = NAMESPACE) -> Obj:
             "install": {
                 "strategy": "deployment",
                 "spec": {
-                    "deployments": [{"name": OPERATOR_NAME, "spec": operator_deployment_spec()}],
+                    "deployments": [
+                        {"name": OPERATOR_NAME, "spec": operator_deployment_spec(olm=True)}
+                    ],
                     "clusterPermissions": [{"serviceAccountName": OPERATOR_SA, "rules": cluster}],
                     "permissions": [{"serviceAccountName": OPERATOR_SA, "rules": local}],
                 },

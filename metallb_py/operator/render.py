@@ -38,6 +38,7 @@ DEFAULT_SPEAKER_TOLERATIONS: tuple[Obj, ...] = (
 )
 LOG_LEVELS = ("all", "debug", "info", "warn", "error", "none")
 RBAC_V1 = "rbac.authorization.k8s.io/v1"
+CLUSTER_PREFIX = "metallb-system"
 
 # The metallb.io resources both components read (their configuration).
 CONFIG_RESOURCES = [
@@ -67,10 +68,10 @@ def rule(
     groups: list[str], resources: list[str], verbs: list[str], names: Sequence[str] = ()
 ) -> Obj:
     """An RBAC PolicyRule; resourceNames only when given."""
-    out: Obj = {"apiGroups": groups, "resources": resources}
+    out: Obj = {"apiGroups": list(groups), "resources": list(resources)}
     if names:
         out["resourceNames"] = list(names)
-    out["verbs"] = verbs
+    out["verbs"] = list(verbs)
     return out
 
 
@@ -99,7 +100,9 @@ def _identity(
     namespace only: configuration, leases, secrets), so nothing outside the namespace is writable
     except what must be (Service status, events)."""
     ns = env.namespace
-    cluster_name = f"{ns}:{component}"
+    # Fixed, like the webhook's: one MetalLB serves a cluster, and the operator's RBAC may then
+    # name them whatever namespace it is installed in.
+    cluster_name = f"{CLUSTER_PREFIX}:{component}"
     subject = [{"kind": "ServiceAccount", "name": component, "namespace": ns}]
     return [
         {

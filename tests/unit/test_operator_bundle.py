@@ -83,7 +83,16 @@ def test_install_strategy_is_manifests_operator() -> None:
     (dep,) = install["spec"]["deployments"]
     (deployment,) = _load(OPERATOR / "deployment.yaml")
     assert dep["name"] == deployment["metadata"]["name"] == "metallb-operator-controller-manager"
-    assert dep["spec"] == deployment["spec"]
+    # The same Deployment, except that OLM issues and mounts the webhook certificate.
+    (container,) = dep["spec"]["template"]["spec"]["containers"]
+    assert container["args"] == ["operator", "--disable-cert-rotation"]
+    assert "volumes" not in dep["spec"]["template"]["spec"] and "volumeMounts" not in container
+    plain = deployment["spec"]
+    plain["template"]["spec"].pop("volumes")
+    (plain_container,) = plain["template"]["spec"]["containers"]
+    plain_container.pop("volumeMounts")
+    plain_container["args"] = container["args"]
+    assert dep["spec"] == plain
     sa = deployment["spec"]["template"]["spec"]["serviceAccountName"]
     rbac = {d["kind"]: d for d in _load(OPERATOR / "rbac.yaml")}
     assert rbac["ServiceAccount"]["metadata"]["name"] == sa

@@ -426,3 +426,14 @@ def test_plain_manifests_are_render_of_the_defaults() -> None:
     assert docs == render(None, ENV)
     for name in manifests.manifest_files():
         assert (ROOT / "manifests" / name).read_text().startswith(manifests.HEADER)
+
+
+def test_cluster_scoped_names_do_not_depend_on_the_namespace() -> None:
+    """The operator's RBAC names them; it must fit wherever the operator is installed."""
+
+    def names(ns: str) -> list[str]:
+        objs = render(None, OperatorEnv(ns))
+        return [o["metadata"]["name"] for o in objs if "namespace" not in o["metadata"]]
+
+    assert names("metallb-system") == names("elsewhere")
+    assert manifests.operator_rules("elsewhere")[0] == manifests.operator_rules("metallb-system")[0]
