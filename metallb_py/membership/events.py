@@ -56,7 +56,7 @@ class SuspicionRefuted:
 
 @dataclass(frozen=True, slots=True)
 class ProbeRTT:
-    """A direct or indirect probe of `name` was answered after `seconds`."""
+    """Our direct ping of `name` was acked after `seconds` (relayed acks are not timed)."""
 
     name: str
     seconds: float
