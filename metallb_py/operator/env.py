@@ -6,11 +6,12 @@ and bad values stop the operator with one clear line instead of a half-rendered 
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-log = logging.getLogger(__name__)
+from metallb_py.controller.clog import LazyLogger
+
+log = LazyLogger("operator")
 
 DEFAULT_IMAGE = "metallb-py:0.1.0"
 DEFAULT_MEMBERLIST_PORT = 7946
@@ -70,7 +71,7 @@ class OperatorEnv:
         for name in ("CONTROLLER_IMAGE", "SPEAKER_IMAGE"):
             images[name] = environ.get(name, "") or DEFAULT_IMAGE
             if not environ.get(name):
-                log.info("%s is not set; using %s", name, DEFAULT_IMAGE)
+                log.info("imageDefaulted", variable=name, image=DEFAULT_IMAGE)
         metrics = environ.get("METRICS_PORT", "")
         controller_metrics = _port(environ, "METRICS_PORT", DEFAULT_CONTROLLER_METRICS_PORT)
         speaker_metrics = controller_metrics if metrics else DEFAULT_SPEAKER_METRICS_PORT

@@ -535,7 +535,8 @@ def csv(crds: Sequence[Obj], namespace: str = NAMESPACE) -> Obj:
         "Install modes: OwnNamespace and SingleNamespace only. The operator honours only the "
         "`MetalLB` resource in its own namespace and deploys MetalLB there, so watching other "
         "namespaces (MultiNamespace, AllNamespaces) would be meaningless. Install it into "
-        "`metallb-system` and target that namespace."
+        "`metallb-system` and target that namespace: the BGPPeer CRD's conversion webhook names "
+        "the webhook Service in `metallb-system`."
     )
     return {
         "apiVersion": "operators.coreos.com/v1alpha1",
@@ -544,7 +545,7 @@ def csv(crds: Sequence[Obj], namespace: str = NAMESPACE) -> Obj:
             "name": f"{PACKAGE}.v{__version__}",
             "namespace": "placeholder",
             "annotations": {
-                "alm-examples": json.dumps([sample_metallb(namespace)], indent=2),
+                "alm-examples": json.dumps([sample_metallb(namespace)]),
                 "capabilities": "Basic Install",
                 "categories": "Networking",
                 "containerImage": DEFAULT_IMAGE,
