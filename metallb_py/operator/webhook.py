@@ -60,6 +60,14 @@ def review(body: Any) -> JSON:
     obj = request.get("object")
     if not isinstance(obj, dict) or not isinstance(obj.get("metadata", {}), dict):
         return admission.bad_request(body, "the request has no object to validate")
+    old = request.get("oldObject")
+    # Metadata-only updates (our finalizer, labels) and the finalizer's removal while deleting
+    # must pass even for an instance that predates the webhook, or its deletion would hang; a
+    # spec it already had breaks nothing new.
+    unchanged = isinstance(old, dict) and old.get("spec") == obj.get("spec")
+    deleting = bool((obj.get("metadata") or {}).get("deletionTimestamp"))
+    if request.get("operation") == "UPDATE" and (unchanged or deleting):
+        return admission.response(uid, True)
     obj = dict(obj)
     obj.setdefault("metadata", {})
     if not obj["metadata"].get("namespace") and request.get("namespace"):

@@ -362,6 +362,18 @@ def test_lifecycle(cluster: tuple[ApiServer, Operator]) -> None:
         20, "speaker DaemonSet restored", op,
     )  # fmt: skip
 
+    # -- an edited Deployment is put back ---------------------------------------------------------
+    api.kubectl(
+        "patch", "deployment", "-n", NS, "controller", "--type=json", "-p",
+        '[{"op": "replace", "path": "/spec/template/spec/containers/0/args", "value": ["x"]}]',
+    )  # fmt: skip
+
+    def restored() -> bool:
+        d = get(api, "deployment", "-n", NS, "controller")
+        return "--log-level=info" in d["spec"]["template"]["spec"]["containers"][0]["args"]
+
+    wait(restored, 20, "controller Deployment args restored", op)
+
     # -- an edit of the instance rolls through ----------------------------------------------------
     api.kubectl(
         "patch",

@@ -285,3 +285,18 @@ def test_webhook_allows_good_and_rejects_garbage() -> None:
     assert _review({"bgpBackend": "x"}, "DELETE")["allowed"] is True
     bad = review({"kind": "nonsense"})["response"]
     assert bad["allowed"] is False and bad["status"]["code"] == 400
+
+
+def test_webhook_lets_metadata_updates_and_deletion_through() -> None:
+    bad = {"bgpBackend": "bird"}
+    obj: dict[str, Any] = {"apiVersion": "metallb.io/v1beta1", "kind": "MetalLB",
+           "metadata": {"name": "metallb", "namespace": "ns"}, "spec": bad}  # fmt: skip
+    with_finalizer = {**obj, "metadata": {**obj["metadata"], "finalizers": ["x"]}}
+    req = {"uid": "u", "operation": "UPDATE", "object": with_finalizer, "oldObject": obj}
+    assert review({"request": req})["response"]["allowed"] is True
+    deleting = {**obj, "metadata": {**obj["metadata"], "deletionTimestamp": T0}}
+    old = {**obj, "spec": {}}
+    req = {"uid": "u", "operation": "UPDATE", "object": deleting, "oldObject": old}
+    assert review({"request": req})["response"]["allowed"] is True
+    req = {"uid": "u", "operation": "UPDATE", "object": obj, "oldObject": old}
+    assert review({"request": req})["response"]["allowed"] is False
