@@ -143,6 +143,7 @@ class GoMemberlistPeer:
         self._offset = 0
         self._partial = b""
         self.ready: Event = {}
+        self.log_dir: Path | None = None  # a host peer's own temporary directory
 
     # -- starting ---------------------------------------------------------------------------
     @staticmethod
@@ -198,6 +199,7 @@ class GoMemberlistPeer:
                     start_new_session=True,
                 )
             peer = cls(popen, log_path)
+            peer.log_dir = log_dir
         try:
             peer.ready = peer.wait_for(
                 lambda e: e.get("event") in ("ready", "error"), ready_timeout
@@ -324,6 +326,9 @@ class GoMemberlistPeer:
         if self.popen.stdin is not None:
             with contextlib.suppress(OSError):
                 self.popen.stdin.close()
+        if self.log_dir is not None:
+            shutil.rmtree(self.log_dir, ignore_errors=True)
+            self.log_dir = None
 
     def __enter__(self) -> GoMemberlistPeer:
         return self
