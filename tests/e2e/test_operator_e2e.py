@@ -39,6 +39,7 @@ class Operator:
     api: ApiServer
     port: int
     runs: int = 0
+    kubeconfig: Path | None = None  # default: the API server's admin kubeconfig
     popen: subprocess.Popen[bytes] | None = None
     log_path: Path | None = None
 
@@ -47,7 +48,7 @@ class Operator:
         self.log_path = self.api.workdir / f"operator-{self.runs}.log"
         argv = [
             sys.executable, "-m", "metallb_py", "operator",
-            "--kubeconfig", str(self.api.kubeconfig),
+            "--kubeconfig", str(self.kubeconfig or self.api.kubeconfig),
             "--port", str(self.port),
             "--bind-address", "127.0.0.1",
             "--metrics-port", "0",
@@ -475,3 +476,37 @@ def test_lifecycle(cluster: tuple[ApiServer, Operator]) -> None:
     assert maybe(api, "clusterrole", "metallb-system:controller") is None
     # The operator's own webhook configuration is not the instance's: it stays.
     assert maybe(api, "validatingwebhookconfiguration", "metallb-operator-webhook-configuration")
+
+
+def test_runs_with_its_own_rbac(tmp_path: Path) -> None:
+    """The operator as its ServiceAccount from manifests/operator/ (the API server enforces
+    RBAC for tokens): it deploys, reports status and cleans up without a forbidden write."""
+    if not (ROOT / "manifests" / "operator" / "kustomization.yaml").exists():
+        pytest.skip("manifests/operator/ not generated")
+    port = free_port()
+    override = f"{NS}/metallb-operator-webhook-service=https://127.0.0.1:{port}"
+    with running_apiserver(
+        workdir=tmp_path / "apiserver", args=["--webhook-url-override", override]
+    ) as api:
+        api.kubectl("apply", "-k", str(ROOT / "manifests" / "operator"))
+        token = api.kubectl("create", "token", "manager-account", "-n", NS).stdout.strip()
+        config = yaml.safe_load(api.kubeconfig.read_text())
+        config["users"][0]["user"] = {"token": token}
+        sa_kubeconfig = tmp_path / "operator.kubeconfig"
+        sa_kubeconfig.write_text(yaml.safe_dump(config))
+        op = Operator(api, port, kubeconfig=sa_kubeconfig)
+        op.start()
+        try:
+            wait(lambda: '"leading"' in op.output(), 30, "operator leading", op)
+            apply(api, metallb("metallb", {"logLevel": "warn"}))
+            wait(
+                lambda: conditions(api, "metallb").get("Progressing", {}).get("status") == "True",
+                30, "Progressing", op,
+            )  # fmt: skip
+            assert maybe(api, "daemonset", "-n", NS, "speaker")
+            assert maybe(api, "clusterrole", "metallb-system:speaker")
+            api.kubectl("delete", "metallb", "-n", NS, "metallb", "--timeout=30s")
+            wait(lambda: not owned(api), 30, "everything deleted", op)
+            assert "reconcileFailed" not in op.output(), op.output()
+        finally:
+            op.stop()
