@@ -223,7 +223,32 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--ml-secret-key-path",
         default=_env("METALLB_ML_SECRET_KEY_PATH"),
-        help="file with the membership encryption key",
+        help="directory holding the mounted membership Secret (its `secretkey`), or the key file",
+    )
+    p.add_argument(
+        "--ml-profile",
+        choices=("fast", "lan", "wan", "local"),
+        default=_env("METALLB_ML_PROFILE", default="fast"),
+        help="membership timers: fast (default, sub-second failover), or memberlist's lan, wan, "
+        "local",
+    )
+    p.add_argument(
+        "--ml-wan-config",
+        dest="ml_profile",
+        action="store_const",
+        const="wan",
+        help="MetalLB's flag: the same as --ml-profile=wan",
+    )
+    p.add_argument(
+        "--ml-config",
+        default=_env("METALLB_ML_CONFIG"),
+        help="memberlist tunables JSON (MetalLB's metallb-memberlist-config; default "
+        "/etc/metallb/memberlist/config.json when present)",
+    )
+    p.add_argument(
+        "--ml-label",
+        default=_env("METALLB_ML_LABEL", default=""),
+        help="membership label: only members with the same label talk to each other",
     )
     p.add_argument("--lb-class", default=_env("METALLB_LB_CLASS", default=""))
     p.add_argument(

@@ -21,7 +21,7 @@ def _family(addr: str) -> int:
 
 def pod_addresses(pods: Iterable[JSON]) -> list[str]:
     """IPs of speaker Pods that are not finished (a Succeeded/Failed Pod's IP may be reused)."""
-    out = []
+    out: list[str] = []
     for pod in pods:
         status = pod.get("status") or {}
         if status.get("phase") in ("Succeeded", "Failed"):
@@ -37,7 +37,7 @@ def pod_addresses(pods: Iterable[JSON]) -> list[str]:
 
 def node_addresses(nodes: Iterable[JSON]) -> list[str]:
     """Each Node's InternalIP addresses, or its ExternalIP ones when it has no internal one."""
-    out = []
+    out: list[str] = []
     for node in nodes:
         addrs = (node.get("status") or {}).get("addresses") or []
         internal = [a.get("address") for a in addrs if a.get("type") == "InternalIP"]

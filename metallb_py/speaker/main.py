@@ -11,9 +11,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+from typing import Any
 
 from metallb_py.cli import RunContext, UsageError
 from metallb_py.kube.client import ClientConfigError, connect
+from metallb_py.membership.metrics import MembershipCollector
+from metallb_py.membership.service import MembershipService
+from metallb_py.membership.setup import MembershipSetupError, wait_for_keyring
+from metallb_py.membership.setup import build as build_membership
 from metallb_py.metrics import registry
 from metallb_py.speaker.desired import Options
 from metallb_py.speaker.metrics import SpeakerCollector
@@ -32,10 +37,18 @@ async def run(ctx: RunContext) -> int:
         rest = await connect(args.kubeconfig, pool_size=POOL_SIZE)
     except ClientConfigError as exc:
         raise UsageError(f"metallb-py speaker: {exc}") from None
-    if args.ml_bind_addr and args.ml_labels:
-        log.warning(
-            "membershipUnavailable",
-            msg="membership is not implemented yet; every existing Node is a layer-2 candidate",
+    membership: MembershipService | None = None
+    if args.ml_bind_addr:
+        try:
+            membership = build_membership(args, rest)
+        except MembershipSetupError as exc:
+            with contextlib.suppress(Exception):
+                await rest.close()
+            raise UsageError(f"metallb-py speaker: {exc}") from None
+    else:
+        log.info(
+            "membershipDisabled",
+            msg="no --ml-bind-addr: every existing Node is a layer-2 candidate",
         )
     options = Options(
         lb_class=args.lb_class or "",
@@ -43,10 +56,18 @@ async def run(ctx: RunContext) -> int:
         l2_require_node_ready=bool(args.l2_require_node_ready),
     )
     speaker = SpeakerReconciler(
-        rest, args.namespace, args.node_name, pod_name=args.pod_name, options=options
+        rest,
+        args.namespace,
+        args.node_name,
+        pod_name=args.pod_name,
+        options=options,
+        membership=membership,
     )
     collector = SpeakerCollector(speaker.snapshot)
     registry.register(collector)
+    ml_collector = MembershipCollector(membership.snapshot) if membership else None
+    if ml_collector is not None:
+        registry.register(ml_collector)
     ctx.readiness.require("informers", "informers not synced")
     ctx.readiness.require("config", "configuration not loaded")
 
@@ -61,15 +82,41 @@ async def run(ctx: RunContext) -> int:
         gc.freeze()
 
     ready_task = asyncio.create_task(mark_ready())
+    ml_task: asyncio.Task[None] | None = None
+    if membership is not None:
+        ml_task = asyncio.create_task(_run_membership(membership, args, ctx.stop))
     try:
         await speaker.run(ctx.stop)
         log.info("speakerStopping", signal=ctx.last_signal or "")
         await speaker.shutdown(SHUTDOWN_BUDGET)
         return 0
     finally:
-        ready_task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await ready_task
+        for task in (ready_task, ml_task):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
+        if membership is not None:
+            await membership.close()
         registry.unregister(collector)
+        if ml_collector is not None:
+            registry.unregister(ml_collector)
         with contextlib.suppress(Exception):
             await asyncio.wait_for(rest.close(), 0.2)
+
+
+async def _run_membership(membership: MembershipService, args: Any, stop: asyncio.Event) -> None:
+    """Start membership once its key is there; a failure leaves the speaker running without it
+    (every Node a layer-2 candidate, as before membership), loudly."""
+    try:
+        if args.ml_secret_key_path:
+            membership.keyring = await wait_for_keyring(args.ml_secret_key_path)
+        await membership.start()
+        await membership.run(stop)
+    except OSError as exc:
+        log.error(
+            "membershipFailed",
+            addr=f"{args.ml_bind_addr}:{args.ml_bind_port}",
+            error=exc.strerror or str(exc),
+            msg="every Node is a layer-2 candidate until the speaker restarts",
+        )

@@ -64,7 +64,7 @@ def test_docs_examples_apply_and_round_trip_through_config_validate(tmp_path: Pa
 def test_crd_schema_and_cel_refuse_bad_objects(tmp_path: Path) -> None:
     with running_apiserver(workdir=tmp_path / "apiserver") as api:
         api.kubectl("apply", "-f", "-", input=NAMESPACE_YAML)
-        api.kubectl("apply", "-f", str(ROOT / "manifests" / "crds"))
+        api.kubectl("apply", "-k", str(ROOT / "manifests" / "crds"))
         bad_bfd = (
             "apiVersion: metallb.io/v1beta1\nkind: BFDProfile\n"
             "metadata: {name: b, namespace: metallb-system}\nspec: {detectMultiplier: 1}\n"

@@ -46,7 +46,7 @@ async def test_cert_dir_files_are_served_and_reloaded(tmp_path: Path) -> None:
     (cert_dir / "tls.key").write_bytes(first.key)
     with running_apiserver(workdir=tmp_path / "apiserver") as api:
         api.kubectl("apply", "-f", "-", input=NAMESPACE_YAML)
-        api.kubectl("apply", "-f", str(ROOT / "manifests" / "crds"))
+        api.kubectl("apply", "-k", str(ROOT / "manifests" / "crds"))
         port = free_port()
         hook = start_webhook(api, port, "--cert-dir", str(cert_dir))
         try:

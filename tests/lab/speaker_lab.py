@@ -262,7 +262,7 @@ def cluster(
     )
     c = Cluster(lan, api, workdir)
     try:
-        c.kubectl("apply", "-f", str(ROOT / "manifests" / "crds"))
+        c.kubectl("apply", "-k", str(ROOT / "manifests" / "crds"))
         c.create({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NS}})
         wait_for(
             lambda: c.api.kubectl("get", "ipaddresspools", "-n", NS, check=False).returncode == 0,

@@ -114,7 +114,7 @@ def metallb_cluster(tmp: Path, *webhook_flags: str) -> Iterator[tuple[ApiServer,
         workdir=tmp / "apiserver", args=["--webhook-url-override", override]
     ) as api:
         api.kubectl("apply", "-f", "-", input=NAMESPACE_YAML)
-        api.kubectl("apply", "-f", str(ROOT / "manifests" / "crds"))
+        api.kubectl("apply", "-k", str(ROOT / "manifests" / "crds"))
         api.kubectl("apply", "-f", str(ROOT / "manifests" / "webhook"))
         hook = start_webhook(api, port, *webhook_flags)
         try:
