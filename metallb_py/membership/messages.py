@@ -136,6 +136,4 @@ class UserMsg:
     payload: bytes = field(default=b"")
 
 
-Message = (
-    Ping | IndirectPing | Ack | Nack | ErrorResp | Suspect | Alive | Dead | PushPull | UserMsg
-)
+Message = Ping | IndirectPing | Ack | Nack | ErrorResp | Suspect | Alive | Dead | PushPull | UserMsg
