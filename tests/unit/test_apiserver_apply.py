@@ -376,3 +376,13 @@ async def test_http_apply_refusals(
 ) -> None:
     status, err = await send(http, "PATCH", URL, body, **params)
     assert status == code and text in err["message"], err
+
+
+async def test_http_apply_of_no_fields_writes_nothing(http: Any) -> None:
+    bare = {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web"}}
+    await send(http, "PATCH", URL, deployment(), fieldManager="op")
+    status, first = await send(http, "PATCH", URL, bare, fieldManager="empty")
+    assert status == 200
+    assert [e["manager"] for e in first["metadata"]["managedFields"]] == ["op"]
+    status, again = await send(http, "PATCH", URL, bare, fieldManager="empty")
+    assert again["metadata"]["resourceVersion"] == first["metadata"]["resourceVersion"]

@@ -151,7 +151,7 @@ def _find(entries: list[Entry], ident: tuple[str, str, str], api_version: str) -
     for e in entries:
         if e.ident == ident:
             return e
-    e = Entry(*ident, raw={"apiVersion": api_version}, _fields=set())
+    e = Entry(*ident, raw={"apiVersion": api_version}, _fields=set(), changed=True)
     entries.append(e)
     return e
 

@@ -1007,10 +1007,12 @@ class ApiServer:
         meta["creationTimestamp"] = objects.now()
         meta["generation"] = 1
         # Owned: what the client sent, not what the server defaults or allocates below.
-        if managed_fields is not None:
+        if managed_fields is None:
+            self._track(c, None, obj, meta.get("managedFields"))
+        elif managed_fields:
             meta["managedFields"] = managed_fields
         else:
-            self._track(c, None, obj, meta.get("managedFields"))
+            meta.pop("managedFields", None)
         objects.strip_status_on_create(c.res, obj)
         objects.apply_kind_defaults(c.res, obj)
         if c.res.plural == "secrets" and obj.get("type") == SA_TOKEN_TYPE:
@@ -1228,7 +1230,10 @@ class ApiServer:
                 meta["generation"] = int(old_view["metadata"].get("generation", 1)) + 1
             meta["resourceVersion"] = str(current.rv)
             if applying:
-                meta["managedFields"] = sent_fields
+                if sent_fields:
+                    meta["managedFields"] = sent_fields
+                else:
+                    meta.pop("managedFields", None)
             else:
                 self._track(c, old_view, new, sent_fields)
             if c.sub == "" and c.res.plural == "secrets":
