@@ -330,6 +330,7 @@ class OperatorReconciler:
         try:
             await self.rest.patch(path, body, ap.MERGE_PATCH)
         except ApiError as exc:
-            if not exc.not_found:
-                raise
+            if exc.not_found:  # a stale cache saw it again after it was already released
+                return
+            raise
         log.info("instanceDeleted", instance=object_key(instance), deleted=len(deleted))
