@@ -114,9 +114,17 @@ async def test_errors_are_status_objects(apiserver: ApiServer) -> None:
         "PATCH",
         f"/api/v1/namespaces/{ns}/services/x",
         "{}",
-        "application/apply-patch+yaml",
+        "application/apply-patch+cbor",
     )
     assert status == 415 and body["reason"] == "UnsupportedMediaType"
+    status, body, _ = await raw(
+        apiserver,
+        "PATCH",
+        f"/api/v1/namespaces/{ns}/services/x",
+        "{}",
+        "application/apply-patch+yaml",
+    )
+    assert status == 400 and "fieldManager" in body["message"], body
     status, body, _ = await raw(apiserver, "GET", "/api/v1/namespaces/nope/services/x")
     assert status == 404 and body["details"]["name"] == "x"
     status, body, _ = await raw(
