@@ -96,8 +96,8 @@ FILE_TEXT = {
     "deploy/speaker.yaml": "The speaker: one per node on the host network (BGP, BFD, ARP/NDP).",
     "deploy/webhook.yaml": "The validating admission webhook server; the rest is in webhook/.",
     "deploy/networkpolicies.yaml": (
-        "Ingress only on served ports. Not in kustomization.yaml (the embedded API server has no\n"
-        "# networking.k8s.io); apply it with `kubectl apply -f` where the CNI enforces policies."
+        "Ingress only on served ports; they take effect where the CNI enforces NetworkPolicy\n"
+        "# (the embedded API server stores them and enforces nothing)."
     ),
     "webhook/rbac.yaml": "The webhook's ServiceAccount and RBAC (certificate and caBundle upkeep).",
     "webhook/service.yaml": "The Service in front of the webhook server.",

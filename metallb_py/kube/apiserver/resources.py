@@ -172,6 +172,16 @@ def builtin_resources() -> list[Resource]:
             subresources=frozenset({"status"}),
             categories=["all"],
         ),
+        # Stored and served, not enforced: this server has no pod network. Manifests that carry
+        # policies for a real cluster apply here unchanged.
+        Resource(
+            "networking.k8s.io",
+            "v1",
+            "networkpolicies",
+            "NetworkPolicy",
+            True,
+            short_names=["netpol"],
+        ),
         Resource("rbac.authorization.k8s.io", "v1", "roles", "Role", True),
         Resource("rbac.authorization.k8s.io", "v1", "rolebindings", "RoleBinding", True),
         Resource("rbac.authorization.k8s.io", "v1", "clusterroles", "ClusterRole", False),
@@ -205,6 +215,7 @@ GROUP_ORDER = [
     "events.k8s.io",
     "discovery.k8s.io",
     "coordination.k8s.io",
+    "networking.k8s.io",
     "rbac.authorization.k8s.io",
     "admissionregistration.k8s.io",
     "apiextensions.k8s.io",
