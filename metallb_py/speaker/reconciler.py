@@ -36,7 +36,7 @@ from metallb_py.kube.rest import (
 from metallb_py.speaker import desired as dz
 from metallb_py.speaker.bgp_shell import BgpShell
 from metallb_py.speaker.l2_shell import L2Shell, local_interfaces
-from metallb_py.speaker.membership import Membership
+from metallb_py.membership.interface import Membership
 from metallb_py.speaker.status import StatusObjects, resolve_owner
 from metallb_py.speaker.transitions import transitions
 

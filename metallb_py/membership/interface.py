@@ -1,8 +1,8 @@
-"""The interface the membership component (speaker liveness over UDP, for fast layer-2 failover)
-implements to plug into the speaker: `SpeakerReconciler(..., membership=...)`.
+"""What the speaker needs from membership: `SpeakerReconciler(..., membership=...)`.
 
-Until one is given, and whenever membership is disabled, the layer-2 candidates are every existing
-Node object (MetalLB's behaviour without memberlist)."""
+`MembershipService` (service.py) implements it. Without one (no `--ml-bind-addr`), and until
+the first join attempt has finished, the layer-2 candidates are every existing Node object
+(MetalLB's behaviour without memberlist)."""
 
 from __future__ import annotations
 
