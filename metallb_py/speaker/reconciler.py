@@ -33,10 +33,10 @@ from metallb_py.kube.rest import (
     SERVICES,
     Rest,
 )
+from metallb_py.membership.interface import Membership
 from metallb_py.speaker import desired as dz
 from metallb_py.speaker.bgp_shell import BgpShell
 from metallb_py.speaker.l2_shell import L2Shell, local_interfaces
-from metallb_py.membership.interface import Membership
 from metallb_py.speaker.status import StatusObjects, resolve_owner
 from metallb_py.speaker.transitions import transitions
 
