@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
-from collections.abc import Awaitable
 from typing import Any
 
 from metallb_py.cli import RunContext, UsageError
@@ -19,7 +18,7 @@ from metallb_py.controller.memberlist_secret import ensure_memberlist_secret
 from metallb_py.controller.metrics import AllocatorCollector
 from metallb_py.controller.reconciler import ServiceController
 from metallb_py.kube.client import ClientConfigError, connect
-from metallb_py.kube.leader import LeaderElector
+from metallb_py.kube.leader import LeaderElector, lead_while_elected, wait_or_stop
 from metallb_py.metrics import registry
 
 LEASE_NAME = "metallb-controller"
@@ -76,31 +75,18 @@ async def run(ctx: RunContext) -> int:
     informers = asyncio.create_task(controller.run_informers(ctx.stop))
     election = asyncio.create_task(elector.run(ctx.stop)) if elector else None
     try:
-        await _wait(controller.wait_synced(), ctx.stop)
+        await wait_or_stop(controller.wait_synced(), ctx.stop)
         if ctx.stop.is_set():
             return 0
         ctx.readiness.satisfy("informers")
         # A standby is ready too: it serves metrics and is warm for a takeover.
         ctx.readiness.satisfy("allocations")
-        while not ctx.stop.is_set():
-            if elector is not None:
-                await _wait(elector.leading.wait(), ctx.stop)
-                if ctx.stop.is_set():
-                    break
-            lead_stop = asyncio.Event()
-            watchers = [asyncio.create_task(_propagate(ctx.stop, lead_stop))]
-            if elector is not None:
-                watchers.append(asyncio.create_task(_propagate(elector.lost, lead_stop)))
-            fresh = elector.took_over if elector else True
-            log.info("leading", identity=elector.identity if elector else "", rebuild=fresh)
+
+        async def lead(lead_stop: asyncio.Event, fresh: bool) -> None:
             await _ensure_secret(rest, args)
-            try:
-                await controller.lead(lead_stop, fresh=fresh)
-            finally:
-                for w in watchers:
-                    w.cancel()
-            if not ctx.stop.is_set():
-                log.warning("stoppedLeading", msg="standing by; no writes until leading again")
+            await controller.lead(lead_stop, fresh=fresh)
+
+        await lead_while_elected(elector, ctx.stop, lead, log)
         return 0
     finally:
         for task in (informers, election):
@@ -124,20 +110,3 @@ async def _ensure_secret(rest: Any, args: Any) -> None:
         await ensure_memberlist_secret(rest, args.namespace, name, getattr(args, "deployment", ""))
     except Exception as exc:
         log.error("memberlistSecretFailed", name=name, error=str(exc))
-
-
-async def _propagate(source: asyncio.Event, target: asyncio.Event) -> None:
-    await source.wait()
-    target.set()
-
-
-async def _wait(awaitable: Awaitable[Any], stop: asyncio.Event) -> None:
-    """Wait for `awaitable` or `stop`, whichever comes first."""
-    task = asyncio.ensure_future(awaitable)
-    stopper = asyncio.create_task(stop.wait())
-    done, _ = await asyncio.wait({task, stopper}, return_when=asyncio.FIRST_COMPLETED)
-    for t in (task, stopper):
-        if t not in done:
-            t.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await t

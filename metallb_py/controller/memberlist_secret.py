@@ -13,9 +13,8 @@ import base64
 import secrets
 
 from metallb_py.controller.clog import log
-from metallb_py.kube.rest import SECRETS, ApiError, Resource, Rest
+from metallb_py.kube.rest import DEPLOYMENTS, SECRETS, ApiError, Rest
 
-DEPLOYMENTS = Resource("apps", "v1", "deployments", kind="Deployment")
 SECRET_KEY = "secretkey"
 
 

@@ -19,7 +19,7 @@ import os
 import socket
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -212,3 +212,48 @@ class LeaderElector:
             await asyncio.wait_for(self.rest.replace(path, lease), 2.0)
         except Exception as exc:
             log.debug("lease release failed", extra={"error": str(exc)})
+
+
+async def wait_or_stop(awaitable: Awaitable[Any], stop: asyncio.Event) -> None:
+    """Wait for `awaitable` or `stop`, whichever comes first."""
+    task = asyncio.ensure_future(awaitable)
+    stopper = asyncio.create_task(stop.wait())
+    done, _ = await asyncio.wait({task, stopper}, return_when=asyncio.FIRST_COMPLETED)
+    for t in (task, stopper):
+        if t not in done:
+            t.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await t
+
+
+async def _propagate(source: asyncio.Event, target: asyncio.Event) -> None:
+    await source.wait()
+    target.set()
+
+
+async def lead_while_elected(
+    elector: LeaderElector | None,
+    stop: asyncio.Event,
+    lead: Callable[[asyncio.Event, bool], Awaitable[None]],
+    log: Any,
+) -> None:
+    """Run `lead(lead_stop, took_over)` each time this replica holds the Lease (always, without
+    an elector) until `stop`; `lead_stop` is set the moment the Lease is lost, so writes stop."""
+    while not stop.is_set():
+        if elector is not None:
+            await wait_or_stop(elector.leading.wait(), stop)
+            if stop.is_set():
+                break
+        lead_stop = asyncio.Event()
+        watchers = [asyncio.create_task(_propagate(stop, lead_stop))]
+        if elector is not None:
+            watchers.append(asyncio.create_task(_propagate(elector.lost, lead_stop)))
+        fresh = elector.took_over if elector else True
+        log.info("leading", identity=elector.identity if elector else "", rebuild=fresh)
+        try:
+            await lead(lead_stop, fresh)
+        finally:
+            for w in watchers:
+                w.cancel()
+        if not stop.is_set():
+            log.warning("stoppedLeading", msg="standing by; no writes until leading again")

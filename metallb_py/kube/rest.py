@@ -98,6 +98,32 @@ SERVICEBGPSTATUSES = Resource(
 )
 BGPSESSIONSTATES = Resource("metallb.io", "v1beta1", "bgpsessionstates", kind="BGPSessionState")
 
+METALLBS = Resource("metallb.io", "v1beta1", "metallbs", kind="MetalLB")
+DEPLOYMENTS = Resource("apps", "v1", "deployments", kind="Deployment")
+DAEMONSETS = Resource("apps", "v1", "daemonsets", kind="DaemonSet")
+SERVICEACCOUNTS = Resource("", "v1", "serviceaccounts", kind="ServiceAccount")
+CONFIGMAPS = Resource("", "v1", "configmaps", kind="ConfigMap")
+ROLES = Resource("rbac.authorization.k8s.io", "v1", "roles", kind="Role")
+ROLEBINDINGS = Resource("rbac.authorization.k8s.io", "v1", "rolebindings", kind="RoleBinding")
+CLUSTERROLES = Resource(
+    "rbac.authorization.k8s.io", "v1", "clusterroles", namespaced=False, kind="ClusterRole"
+)
+CLUSTERROLEBINDINGS = Resource(
+    "rbac.authorization.k8s.io",
+    "v1",
+    "clusterrolebindings",
+    namespaced=False,
+    kind="ClusterRoleBinding",
+)
+VALIDATINGWEBHOOKCONFIGURATIONS = Resource(
+    "admissionregistration.k8s.io",
+    "v1",
+    "validatingwebhookconfigurations",
+    namespaced=False,
+    kind="ValidatingWebhookConfiguration",
+)
+NETWORKPOLICIES = Resource("networking.k8s.io", "v1", "networkpolicies", kind="NetworkPolicy")
+
 
 class Rest:
     """Thin async JSON client. One per process; it owns nothing but borrows the ApiClient."""

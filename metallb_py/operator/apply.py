@@ -12,7 +12,24 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from metallb_py.controller.memberlist_secret import SECRET_KEY, new_secret_value
-from metallb_py.kube.rest import SECRETS, ApiError, Resource, Rest
+from metallb_py.kube.rest import (
+    CLUSTERROLEBINDINGS,
+    CLUSTERROLES,
+    CONFIGMAPS,
+    DAEMONSETS,
+    DEPLOYMENTS,
+    METALLBS,
+    NETWORKPOLICIES,
+    ROLEBINDINGS,
+    ROLES,
+    SECRETS,
+    SERVICEACCOUNTS,
+    SERVICES,
+    VALIDATINGWEBHOOKCONFIGURATIONS,
+    ApiError,
+    Resource,
+    Rest,
+)
 
 JSON = dict[str, Any]
 
@@ -24,32 +41,6 @@ FINALIZER = "metallb.io/operator-cleanup"
 OWNER_LABEL = "metallb.io/operator-instance"
 MEMBERLIST_SECRET = "memberlist"
 
-METALLB = Resource("metallb.io", "v1beta1", "metallbs", kind="MetalLB")
-DEPLOYMENTS = Resource("apps", "v1", "deployments", kind="Deployment")
-DAEMONSETS = Resource("apps", "v1", "daemonsets", kind="DaemonSet")
-SERVICEACCOUNTS = Resource("", "v1", "serviceaccounts", kind="ServiceAccount")
-SERVICES = Resource("", "v1", "services", kind="Service")
-CONFIGMAPS = Resource("", "v1", "configmaps", kind="ConfigMap")
-ROLES = Resource("rbac.authorization.k8s.io", "v1", "roles", kind="Role")
-ROLEBINDINGS = Resource("rbac.authorization.k8s.io", "v1", "rolebindings", kind="RoleBinding")
-CLUSTERROLES = Resource(
-    "rbac.authorization.k8s.io", "v1", "clusterroles", namespaced=False, kind="ClusterRole"
-)
-CLUSTERROLEBINDINGS = Resource(
-    "rbac.authorization.k8s.io",
-    "v1",
-    "clusterrolebindings",
-    namespaced=False,
-    kind="ClusterRoleBinding",
-)
-VWCS = Resource(
-    "admissionregistration.k8s.io",
-    "v1",
-    "validatingwebhookconfigurations",
-    namespaced=False,
-    kind="ValidatingWebhookConfiguration",
-)
-NETWORKPOLICIES = Resource("networking.k8s.io", "v1", "networkpolicies", kind="NetworkPolicy")
 SERVICEMONITORS = Resource("monitoring.coreos.com", "v1", "servicemonitors", kind="ServiceMonitor")
 PODMONITORS = Resource("monitoring.coreos.com", "v1", "podmonitors", kind="PodMonitor")
 
@@ -64,7 +55,7 @@ KNOWN: tuple[Resource, ...] = (
     ROLEBINDINGS,
     CLUSTERROLES,
     CLUSTERROLEBINDINGS,
-    VWCS,
+    VALIDATINGWEBHOOKCONFIGURATIONS,
     NETWORKPOLICIES,
     SERVICEMONITORS,
     PODMONITORS,
@@ -72,7 +63,7 @@ KNOWN: tuple[Resource, ...] = (
 _BY_KIND = {(r.api_version, r.kind): r for r in KNOWN}
 # What we watch so that an edit or deletion is undone (namespaced kinds by owner label).
 WATCHED_NAMESPACED = (DEPLOYMENTS, DAEMONSETS, SERVICEACCOUNTS, SERVICES, ROLES, ROLEBINDINGS)
-CLUSTER_SCOPED = (CLUSTERROLES, CLUSTERROLEBINDINGS, VWCS)
+CLUSTER_SCOPED = (CLUSTERROLES, CLUSTERROLEBINDINGS, VALIDATINGWEBHOOKCONFIGURATIONS)
 
 
 class UnknownKind(Exception):
@@ -102,8 +93,8 @@ def describe(obj: Mapping[str, Any]) -> str:
 def owner_reference(instance: Mapping[str, Any]) -> JSON:
     meta = instance.get("metadata") or {}
     return {
-        "apiVersion": METALLB.api_version,
-        "kind": METALLB.kind,
+        "apiVersion": METALLBS.api_version,
+        "kind": METALLBS.kind,
         "name": meta.get("name"),
         "uid": meta.get("uid"),
         "controller": True,

@@ -10,14 +10,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-from collections.abc import Awaitable
-from typing import Any
 
 from metallb_py.cli import RunContext, UsageError
 from metallb_py.controller.clog import LazyLogger
 from metallb_py.kube.client import ClientConfigError, connect
 from metallb_py.kube.events import EventRecorder
-from metallb_py.kube.leader import LeaderElector
+from metallb_py.kube.leader import LeaderElector, lead_while_elected, wait_or_stop
 from metallb_py.operator.env import OperatorEnv
 from metallb_py.operator.reconciler import OperatorReconciler
 from metallb_py.operator.webhook import DEFAULT_CERT_DIR, AdmissionServer
@@ -103,27 +101,15 @@ async def run(ctx: RunContext) -> int:
                 ) from None
             ctx.readiness.satisfy("webhook")
             log.info("webhookServing", port=args.port)
-        await _wait(reconciler.wait_synced(), ctx.stop)
+        await wait_or_stop(reconciler.wait_synced(), ctx.stop)
         if ctx.stop.is_set():
             return 0
         ctx.readiness.satisfy("informers")
-        while not ctx.stop.is_set():
-            if elector is not None:
-                await _wait(elector.leading.wait(), ctx.stop)
-                if ctx.stop.is_set():
-                    break
-            lead_stop = asyncio.Event()
-            watchers = [asyncio.create_task(_propagate(ctx.stop, lead_stop))]
-            if elector is not None:
-                watchers.append(asyncio.create_task(_propagate(elector.lost, lead_stop)))
-            log.info("leading", identity=elector.identity if elector else "")
-            try:
-                await reconciler.lead(lead_stop)
-            finally:
-                for w in watchers:
-                    w.cancel()
-            if not ctx.stop.is_set():
-                log.warning("stoppedLeading", msg="standing by; no reconciling until leading again")
+
+        async def lead(lead_stop: asyncio.Event, _fresh: bool) -> None:
+            await reconciler.lead(lead_stop)
+
+        await lead_while_elected(elector, ctx.stop, lead, log)
         return 0
     finally:
         for task in (informers, election):
@@ -136,20 +122,3 @@ async def run(ctx: RunContext) -> int:
         await rest.close()
         if lease_rest is not None:
             await lease_rest.close()
-
-
-async def _propagate(source: asyncio.Event, target: asyncio.Event) -> None:
-    await source.wait()
-    target.set()
-
-
-async def _wait(awaitable: Awaitable[Any], stop: asyncio.Event) -> None:
-    """Wait for `awaitable` or `stop`, whichever comes first."""
-    task = asyncio.ensure_future(awaitable)
-    stopper = asyncio.create_task(stop.wait())
-    done, _ = await asyncio.wait({task, stopper}, return_when=asyncio.FIRST_COMPLETED)
-    for t in (task, stopper):
-        if t not in done:
-            t.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await t

@@ -63,7 +63,7 @@ class OperatorReconciler:
         self.renderer = renderer
         self.requeue_after = requeue_after
         self.instances = Informer(
-            rest, ap.METALLB, namespace=namespace, resync_period=resync_period
+            rest, ap.METALLBS, namespace=namespace, resync_period=resync_period
         )
         self.instances.add_handler(self._on_instance)
         self.children: dict[str, Informer] = {}
@@ -256,7 +256,7 @@ class OperatorReconciler:
         if not st.status_changed(instance, conditions):
             return
         body = {"status": {"conditions": conditions}}
-        path = ap.METALLB.path(meta.get("namespace"), meta.get("name"), "status")
+        path = ap.METALLBS.path(meta.get("namespace"), meta.get("name"), "status")
         try:
             result = await self.rest.patch(path, body, ap.MERGE_PATCH)
         except ApiError as exc:
@@ -286,10 +286,10 @@ class OperatorReconciler:
                 "resourceVersion": meta.get("resourceVersion"),
             }
         }
-        path = ap.METALLB.path(meta.get("namespace"), meta.get("name"))
+        path = ap.METALLBS.path(meta.get("namespace"), meta.get("name"))
         result = await self.rest.patch(path, body, ap.MERGE_PATCH)
-        result.setdefault("kind", ap.METALLB.kind)
-        result.setdefault("apiVersion", ap.METALLB.api_version)
+        result.setdefault("kind", ap.METALLBS.kind)
+        result.setdefault("apiVersion", ap.METALLBS.api_version)
         self.instances.remember(result)
         return result
 
@@ -326,7 +326,7 @@ class OperatorReconciler:
                 "resourceVersion": meta.get("resourceVersion"),
             }
         }
-        path = ap.METALLB.path(meta.get("namespace"), name)
+        path = ap.METALLBS.path(meta.get("namespace"), name)
         try:
             await self.rest.patch(path, body, ap.MERGE_PATCH)
         except ApiError as exc:
