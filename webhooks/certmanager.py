@@ -4,6 +4,7 @@ expiry, and the caBundle of the webhook configuration and converted CRDs kept cu
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 from typing import Any
 
@@ -93,6 +94,22 @@ class CertManager:
             expiry = bundle.serving_cert().not_valid_after_utc.timestamp()
             metrics.certificate_not_after.set(expiry)
         self.bundle = bundle
+
+    async def first_sync(self, stop: asyncio.Event, max_delay: float = 30.0) -> bool:
+        """Retry `sync` with backoff until a certificate is in place; False when stopped first
+        (the API server may not be reachable yet when the process starts)."""
+        delay = 0.5
+        while True:
+            try:
+                await self.sync()
+                return True
+            except Exception as exc:
+                self.log.error("certificateSyncFailed", error=str(exc))
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), timeout=delay)
+                if stop.is_set():
+                    return False
+                delay = min(delay * 2, max_delay)
 
     async def run(self, stop: asyncio.Event) -> None:
         while not stop.is_set():

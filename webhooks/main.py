@@ -18,9 +18,7 @@ from webhooks import kubeio
 from webhooks.certmanager import CertManager, service_names
 from webhooks.paths import CONVERTED_CRDS
 from webhooks.server import WebhookApp
-from webhooks.tlsfiles import ServingTLS
-
-CERT_DIR_POLL = 5.0
+from webhooks.tlsfiles import ServingTLS, watch_cert_files
 
 
 def _lifetime(text: str) -> dt.timedelta:
@@ -31,20 +29,6 @@ def _lifetime(text: str) -> dt.timedelta:
     if seconds < 2:
         raise UsageError("metallb-py webhook: --cert-lifetime must be at least 2s")
     return dt.timedelta(seconds=seconds)
-
-
-async def _watch_cert_dir(
-    tls: ServingTLS, cert: Path, key: Path, stop: asyncio.Event, log: Any
-) -> None:
-    while not stop.is_set():
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), timeout=CERT_DIR_POLL)
-            return
-        try:
-            if tls.load_files(cert, key):
-                log.info("certificateReloaded", path=str(cert))
-        except (OSError, ValueError) as exc:
-            log.error("certificateReloadFailed", path=str(cert), error=str(exc))
 
 
 async def run(ctx: RunContext) -> int:
@@ -68,7 +52,7 @@ async def run(ctx: RunContext) -> int:
                 tls.load_files(cert, key)
             except (OSError, ValueError) as exc:
                 raise UsageError(f"metallb-py webhook: cannot load {cert} / {key}: {exc}") from None
-            tasks.append(asyncio.create_task(_watch_cert_dir(tls, cert, key, ctx.stop, log)))
+            tasks.append(asyncio.create_task(watch_cert_files(tls, cert, key, ctx.stop, log)))
         else:
             names = service_names(args.service_name, namespace, list(args.cert_host or []))
             manager = CertManager(
@@ -82,18 +66,8 @@ async def run(ctx: RunContext) -> int:
                 CONVERTED_CRDS,
                 log,
             )
-            delay = 0.5
-            while True:
-                try:
-                    await manager.sync()
-                    break
-                except Exception as exc:
-                    log.error("certificateSyncFailed", error=str(exc))
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(ctx.stop.wait(), timeout=delay)
-                    if ctx.stop.is_set():
-                        return 0
-                    delay = min(delay * 2, 30.0)
+            if not await manager.first_sync(ctx.stop):
+                return 0
             tasks.append(asyncio.create_task(manager.run(ctx.stop)))
         ctx.readiness.satisfy("certificate")
 

@@ -7,12 +7,14 @@ so generated PEM material goes through anonymous memory files (memfd) rather tha
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import ssl
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 
 @contextlib.contextmanager
@@ -55,3 +57,21 @@ class ServingTLS:
 
     def close(self) -> None:
         """Nothing to clean up: no file is left behind."""
+
+
+CERT_DIR_POLL = 5.0  # seconds between looks at a mounted certificate directory
+
+
+async def watch_cert_files(
+    tls: ServingTLS, cert: Path, key: Path, stop: asyncio.Event, log: Any
+) -> None:
+    """Reload a mounted certificate when it changes (cert-manager, OLM or a person rotated it)."""
+    while not stop.is_set():
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), timeout=CERT_DIR_POLL)
+            return
+        try:
+            if tls.load_files(cert, key):
+                log.info("certificateReloaded", path=str(cert))
+        except (OSError, ValueError) as exc:
+            log.error("certificateReloadFailed", path=str(cert), error=str(exc))

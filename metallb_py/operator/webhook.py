@@ -22,7 +22,7 @@ from metallb_py.config.parser import parse
 from metallb_py.kube.rest import Rest
 from webhooks import admission
 from webhooks.certmanager import CertManager, service_names
-from webhooks.tlsfiles import ServingTLS
+from webhooks.tlsfiles import ServingTLS, watch_cert_files
 
 JSON = dict[str, Any]
 WEBHOOK_PATH = "/validate-metallb-io-v1beta1-metallb"
@@ -32,7 +32,6 @@ SECRET_NAME = "metallb-operator-webhook-server-cert"
 CONFIGURATION_NAME = "metallb-operator-webhook-configuration"
 DEFAULT_CERT_DIR = "/tmp/k8s-webhook-server/serving-certs"
 CERT_LIFETIME = dt.timedelta(days=365)
-CERT_DIR_POLL = 5.0
 
 
 def metallb_errors(obj: JSON) -> list[str]:
@@ -163,7 +162,9 @@ class AdmissionServer:
         if cert_dir:
             cert, key = Path(cert_dir) / "tls.crt", Path(cert_dir) / "tls.key"
             self.tls.load_files(cert, key)
-            self.tasks.append(asyncio.create_task(self._watch_files(cert, key, stop)))
+            self.tasks.append(
+                asyncio.create_task(watch_cert_files(self.tls, cert, key, stop, self.log))
+            )
             return True
         names = service_names(SERVICE_NAME, namespace, list(extra_hosts or []))
         manager = CertManager(
@@ -177,31 +178,10 @@ class AdmissionServer:
             (),
             self.log,
         )
-        delay = 0.5
-        while True:
-            try:
-                await manager.sync()
-                break
-            except Exception as exc:
-                self.log.error("certificateSyncFailed", error=str(exc))
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), timeout=delay)
-                if stop.is_set():
-                    return False
-                delay = min(delay * 2, 30.0)
+        if not await manager.first_sync(stop):
+            return False
         self.tasks.append(asyncio.create_task(manager.run(stop)))
         return True
-
-    async def _watch_files(self, cert: Path, key: Path, stop: asyncio.Event) -> None:
-        while not stop.is_set():
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), timeout=CERT_DIR_POLL)
-                return
-            try:
-                if self.tls.load_files(cert, key):
-                    self.log.info("certificateReloaded", path=str(cert))
-            except (OSError, ValueError) as exc:
-                self.log.error("certificateReloadFailed", path=str(cert), error=str(exc))
 
     async def serve(self, host: str, port: int) -> None:
         self.runner = web.AppRunner(self.app(), access_log=None)

@@ -19,6 +19,7 @@ from metallb_py.kube import metrics as kube_metrics
 from metallb_py.kube.cache import JSON
 from metallb_py.kube.events import EventRecorder
 from metallb_py.kube.informer import Informer
+from metallb_py.kube.leader import wait_or_stop
 from metallb_py.kube.rest import (
     ADDRESSPOOLS,
     BFDPROFILES,
@@ -227,7 +228,7 @@ class SpeakerReconciler:
         tasks.append(asyncio.create_task(self.status.run(stop)))
         tasks.append(asyncio.create_task(self._session_loop(stop)))
         try:
-            await _until(asyncio.gather(*(i.synced.wait() for i in self.informers)), stop)
+            await wait_or_stop(asyncio.gather(*(i.synced.wait() for i in self.informers)), stop)
             if stop.is_set():
                 return
             self.status.owner = await resolve_owner(
@@ -242,7 +243,7 @@ class SpeakerReconciler:
             )
             self.dirty.set()
             while not stop.is_set():
-                await _until(self.dirty.wait(), stop)
+                await wait_or_stop(self.dirty.wait(), stop)
                 if stop.is_set():
                     break
                 # A new Service brings its EndpointSlice, its creation and its status within a
@@ -517,14 +518,3 @@ class SpeakerReconciler:
             "bfd": self.bgp.engine.metrics() if self.bgp._started else {},
             "layer2": self.l2.counters(),
         }
-
-
-async def _until(awaitable: Any, stop: asyncio.Event) -> None:
-    task = asyncio.ensure_future(awaitable)
-    stopper = asyncio.create_task(stop.wait())
-    done, _ = await asyncio.wait({task, stopper}, return_when=asyncio.FIRST_COMPLETED)
-    for t in (task, stopper):
-        if t not in done:
-            t.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await t
