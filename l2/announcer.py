@@ -5,7 +5,7 @@ Callers (the `python -m l2` tool, later metallb_py's speaker) state what should 
 `set_announcements`, which is level-triggered and idempotent: calling it again with the same
 addresses changes nothing and sends nothing. A takeover burst goes out only for an (interface,
 address) pair that was not announced before — becoming the announcer, or an interface appearing
-— never on a repeated reconcile (MetalLB re-sends it on every reconcile, reference §9).
+— never on a repeated reconcile (MetalLB re-sends it on every reconcile of a service it owns).
 """
 
 from __future__ import annotations

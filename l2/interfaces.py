@@ -5,7 +5,7 @@ The selection rules are pure functions of a `Link` snapshot, unit-tested without
 nothing that changes in between is missed, and reports every change to its callback: an interface
 that appears, comes up, gets an address or leaves a bridge is served without polling.
 
-Default selection is MetalLB's (reference §4.2): skip names matching the exclusion patterns,
+Default selection is MetalLB's layer-2 interface scan: skip names matching the exclusion patterns,
 members of a bridge or bond, interfaces that are down, without carrier, NOARP or without
 broadcast. The patterns
 match names only: the lab's `eth0` is a veth device and is served. An explicit interface list

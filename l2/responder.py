@@ -4,7 +4,7 @@ The asyncio layer (announcer.py) feeds every frame its raw sockets receive into
 `Responder.handle_frame` and sends whatever comes back; `gratuitous` builds one takeover round.
 Nothing here touches a socket or a clock, so every rule below is unit-tested with plain bytes.
 
-Rules (MetalLB's, minus its known failures — reference §4.2, §8 #11, #13):
+Rules (MetalLB's, minus its known failures: MetalLB issues #2920, #2685 and #153):
 - ARP: answer a request (broadcast, or unicast to our MAC) whose target is announced on the
   interface it arrived on, with that interface's MAC. Gratuitous requests (sender == target) are
   announcements, not questions, and are not answered.

@@ -1,8 +1,8 @@
 """`metallb-py` command line: one binary, one subcommand per component.
 
-Flag names are a contract (DESIGN.md). MetalLB's own flag names and environment variables are
-accepted as aliases so that MetalLB's manifests can run our image unchanged. Expected errors are
-one line on stderr and exit status 2; no traceback reaches the user.
+Flag names are a contract (docs/architecture.md). MetalLB's own flag names and environment
+variables are accepted as aliases so that MetalLB's manifests can run our image unchanged.
+Expected errors are one line on stderr and exit status 2; no traceback reaches the user.
 """
 
 from __future__ import annotations

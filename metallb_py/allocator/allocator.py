@@ -1,7 +1,8 @@
 """The IP allocator: which addresses each Service holds, and what a new one gets.
 
 Pure and synchronous: the controller feeds it pools and services and applies its answers to the
-cluster. Semantics follow MetalLB (reference §3.3-3.5) with three deliberate differences:
+cluster. Semantics follow MetalLB's controller (requested IPs, pool choice, IP sharing, config
+changes) with three deliberate differences:
 
 * automatic pools are tried in name order and pinned pools of equal priority too, so the same
   inputs always give the same answer (MetalLB iterates a Go map);

@@ -1,5 +1,5 @@
-"""Read a Service (its raw JSON dict) into a ServiceRequest: the annotations and fields MetalLB
-consumes (reference §1.12), stable `metallb.io/` keys first, deprecated `metallb.universe.tf/`
+"""Read a Service (its raw JSON dict) into a ServiceRequest: the annotations and `spec` fields
+MetalLB's controller consumes, stable `metallb.io/` keys first, deprecated `metallb.universe.tf/`
 second."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The Kubernetes-client metrics MetalLB's controller and speaker both export (reference §5)."""
+"""The Kubernetes-client metrics MetalLB's controller and speaker both export."""
 
 from __future__ import annotations
 

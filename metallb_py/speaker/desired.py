@@ -1,4 +1,4 @@
-"""What this node should announce: a pure function of the cluster state (reference §4).
+"""What this node should announce: MetalLB's speaker rules as a pure function of cluster state.
 
 `desired_state(inputs)` takes the configuration, Services, EndpointSlices, Nodes, the live
 speakers (or None when membership is off) and this node's name, and returns, per Service and per

@@ -148,7 +148,8 @@ DRIVER = Path(__file__).resolve().parents[1] / "lab" / "l2_driver.py"
 
 def test_burst_only_on_becoming_the_announcer_never_on_reconcile(lan: Lan) -> None:
     """The library as the speaker drives it: repeated identical reconciles send nothing (MetalLB
-    re-sends its burst on every reconcile, reference §9); a new or regained address bursts."""
+    re-sends its burst on every reconcile of a service it owns); a new or regained address
+    bursts."""
     lab, node1 = lan.lab, lan.nodes[0]
     proc = lab.spawn(
         "node1",

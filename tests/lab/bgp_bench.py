@@ -11,7 +11,8 @@ namespace: ExaBGP (the anchor) or our own `python -m bgp speak`. Three measureme
 - communities: the cold start, with the prefixes spread over 1 000 distinct community sets, so
   UPDATE packing has real work to do.
 
-Sizes: METALLB_BENCH=full runs N=100 000 (the DESIGN.md targets); otherwise a smoke size.
+Sizes: METALLB_BENCH=full runs N=100 000 (the targets in docs/benchmarks.md); otherwise a smoke
+size.
 """
 
 from __future__ import annotations

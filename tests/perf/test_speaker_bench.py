@@ -7,7 +7,7 @@ learns to the router's kernel table, where a netlink subscription timestamps eac
 requested IPs. Smoke size by default (200 services); METALLB_BENCH=full runs 10 000 services.
 Prints `BENCH ...` lines (see -s) and a Markdown table; only correctness is asserted (every route
 arrives, at every peer); the figures belong in docs/bench-speaker.md. The anchor, MetalLB's FRR
-mode, waits a fixed 3 s debounce before reloading FRR (reference §4, `--bgp-debounce-timeout`); it
+mode, waits a fixed 3 s debounce before reloading FRR (`--bgp-debounce-timeout`, 3000 ms); it
 cannot run here (no cluster, no container runtime), so it is quoted, not measured.
 """
 

@@ -11,7 +11,7 @@ from l2 import election
 
 
 def test_metallb_verified_vectors() -> None:
-    """TestSortL2Candidates in MetalLB (reference §4.1 step 8)."""
+    """The vectors of MetalLB's TestSortL2Candidates (its layer-2 candidate sort)."""
     assert election.rank(["node-a", "node-b", "node-c"], "10.0.0.1") == [
         "node-b",
         "node-a",

@@ -1,4 +1,4 @@
-"""The speaker's pure function: every reason string and every option of reference §4."""
+"""The speaker's pure function: every reason string and every option of MetalLB's speaker."""
 
 from __future__ import annotations
 
