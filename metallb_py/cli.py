@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any, NoReturn
 
 from metallb_py import __version__
-from metallb_py.log import LEVEL_NAMES, configure, get_logger
+from metallb_py.log import FORMATS, LEVEL_NAMES, configure, get_logger
 from metallb_py.metrics import MetricsServer, Readiness
 
 EXIT_USAGE = 2
@@ -107,6 +107,7 @@ def _common(p: argparse.ArgumentParser, metrics_port: int | None, metrics_env: s
         default=_env("METALLB_LOG_LEVEL", default="info"),
         help="log verbosity (default info)",
     )
+    _log_format(p)
     if metrics_port is not None:
         port = _env_int(metrics_env, default=metrics_port) if metrics_env else metrics_port
         p.add_argument(
@@ -127,6 +128,16 @@ def _common(p: argparse.ArgumentParser, metrics_port: int | None, metrics_env: s
             default=_env("METALLB_METRICS_HOST", default=""),
             help="address for the metrics server (default: all)",
         )
+
+
+def _log_format(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--log-format",
+        choices=FORMATS,
+        default=_env("METALLB_LOG_FORMAT", default="json"),
+        help="json: one object per line, for log pipelines (default); text: aligned lines for "
+        "a person at a terminal (env METALLB_LOG_FORMAT)",
+    )
 
 
 def _kube(p: argparse.ArgumentParser) -> None:
@@ -389,6 +400,7 @@ def build_parser() -> argparse.ArgumentParser:
     v = csub.add_parser("validate", help="validate metallb.io manifests offline")
     v.add_argument("files", nargs="+", metavar="FILE", help="YAML files, or - for stdin")
     v.add_argument("--log-level", choices=LEVEL_NAMES, default="error")
+    _log_format(v)
 
     p = sub.add_parser("demo", help="run the whole system on the embedded API server")
     _common(p, None)
@@ -473,7 +485,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise UsageError("metallb-py speaker: --node-name (or METALLB_NODE_NAME) is required")
         component = COMPONENTS[key]
         run = _load(component, key)
-        configure(args.log_level, component=key.split()[0])
+        try:
+            configure(args.log_level, component=key.split()[0], fmt=args.log_format)
+        except ValueError as exc:  # a bad METALLB_LOG_LEVEL/METALLB_LOG_FORMAT value
+            raise UsageError(f"metallb-py {key}: {exc}") from None
         if not component.long_running:
             one_shot: OneShotMain = run
             return one_shot(args)

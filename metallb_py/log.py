@@ -3,7 +3,8 @@
 MetalLB logs go-kit JSON; ours keeps its event names and adds fixed keys (`ts`, `level`,
 `event`, `logger`) so one log pipeline parses every component. stdlib logging (aiohttp,
 kubernetes_asyncio and our protocol libraries, which must not depend on structlog) is routed
-through the same renderer so nothing escapes as plain text.
+through the same renderer so nothing escapes as plain text. `--log-format text` swaps the JSON
+renderer for an aligned console line with the same keys, for a person at a terminal.
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ LEVELS: dict[str, int] = {
     "none": logging.CRITICAL + 10,
 }
 LEVEL_NAMES = tuple(LEVELS)
+# "json" for log pipelines (the default), "text" for a person reading a terminal.
+FORMATS = ("json", "text")
 
 _LEVEL_LABEL = {
     "debug": "debug",
@@ -98,15 +101,25 @@ def _order_keys(_: Any, __: str, event_dict: MutableMapping[str, Any]) -> dict[s
 
 
 def configure(
-    level: str = "info", stream: TextIO | None = None, component: str | None = None
+    level: str = "info",
+    stream: TextIO | None = None,
+    component: str | None = None,
+    fmt: str = "json",
 ) -> None:
     """Set up structlog and the stdlib root logger; call once per process."""
     if level not in LEVELS:
         raise ValueError(f"unknown log level {level!r}; expected one of {', '.join(LEVEL_NAMES)}")
+    if fmt not in FORMATS:
+        raise ValueError(f"unknown log format {fmt!r}; expected one of {', '.join(FORMATS)}")
     threshold = LEVELS[level]
     out = stream if stream is not None else sys.stdout
 
-    renderer = structlog.processors.JSONRenderer(sort_keys=False, default=str)
+    renderer: Any
+    if fmt == "json":
+        renderer = structlog.processors.JSONRenderer(sort_keys=False, default=str)
+    else:
+        colors = bool(getattr(out, "isatty", lambda: False)())
+        renderer = structlog.dev.ConsoleRenderer(colors=colors, timestamp_key="ts", sort_keys=False)
     formatter = structlog.stdlib.ProcessorFormatter(
         foreign_pre_chain=_shared_processors(),
         processors=[
@@ -141,5 +154,10 @@ def configure(
 
 
 def get_logger(name: str) -> Any:
-    """A structlog logger whose `logger` key is `name`."""
-    return structlog.get_logger(name).bind(logger=name)
+    """A structlog logger whose `logger` key is `name`.
+
+    It stays lazy (assembled at each call from the current configuration), so a module-level
+    `log = get_logger(...)` imported before `configure()` still logs in the configured format;
+    the `logger` key comes from the stdlib logger of that name.
+    """
+    return structlog.get_logger(name)

@@ -77,3 +77,32 @@ def test_exceptions_are_one_line() -> None:
     assert len(out.getvalue().strip().splitlines()) == 1
     (rec,) = lines(out)
     assert "RuntimeError: boom" in str(rec["exception"])
+
+
+def test_text_format_is_one_readable_line_with_the_same_keys() -> None:
+    out = io.StringIO()
+    log.configure("info", stream=out, component="apiserver", fmt="text")
+    log.get_logger("apiserver").info("apiserverServing", url="https://127.0.0.1:6443")
+    logging.getLogger("aiohttp.server").warning("slow %s", "client")
+    first, second = out.getvalue().splitlines()
+    assert not first.startswith("{") and "\x1b[" not in first  # no JSON, no colours off a tty
+    assert re.match(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z \[info\s*\] apiserverServing", first)
+    assert "[apiserver]" in first and "url=https://127.0.0.1:6443" in first
+    assert "component=apiserver" in first
+    assert "slow client" in second and "[aiohttp.server]" in second and "warn" in second
+
+
+def test_unknown_format_is_rejected() -> None:
+    with pytest.raises(ValueError, match="unknown log format"):
+        log.configure("info", fmt="xml")
+
+
+def test_logger_made_before_configure_follows_it() -> None:
+    """A module-level `log = get_logger(...)` (imported before the CLI configures logging) must
+    not freeze structlog's default console output."""
+    early = log.get_logger("apiserver")
+    out = io.StringIO()
+    log.configure("info", stream=out)
+    early.info("apiserverServing", url="https://127.0.0.1:6443")
+    (rec,) = lines(out)
+    assert rec["event"] == "apiserverServing" and rec["logger"] == "apiserver"
