@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-DEBIAN_PACKAGES=(bird2 gobgpd frr exabgp arping ndisc6 iputils-ping iproute2 nftables tcpdump procps golang-go golang-github-hashicorp-memberlist-dev)
+DEBIAN_PACKAGES=(bird2 gobgpd frr exabgp arping ndisc6 iputils-ping iproute2 nftables tcpdump procps golang-go golang-github-hashicorp-memberlist-dev prometheus)
 
 missing=()
 if command -v dpkg-query >/dev/null 2>&1; then
@@ -19,7 +19,7 @@ if ((${#missing[@]})); then
     apt-get update -q >/dev/null
     apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null
     # The packaged daemons must not run on the host: tests start their own in namespaces.
-    for svc in bird frr gobgpd exabgp; do
+    for svc in bird frr gobgpd exabgp prometheus; do
       systemctl disable --now "$svc" >/dev/null 2>&1 || true
       service "$svc" stop >/dev/null 2>&1 || true
     done
