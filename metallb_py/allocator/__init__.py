@@ -1,6 +1,6 @@
 """Pure IP allocation: pools, sharing, address families. No I/O."""
 
-from metallb_py.allocator.allocator import AllocationView, Allocator
+from metallb_py.allocator.allocator import AllocationView, Allocator, PoolVerdict
 from metallb_py.allocator.selectors import LabelSelector
 from metallb_py.allocator.service import request_from_service
 from metallb_py.allocator.types import (
@@ -31,6 +31,7 @@ __all__ = [
     "Outcome",
     "PoolSpec",
     "PoolStats",
+    "PoolVerdict",
     "ServiceRequest",
     "request_from_service",
 ]

@@ -161,6 +161,19 @@ class AllocationView:
 
 
 @dataclass(frozen=True, slots=True)
+class PoolVerdict:
+    """One pool as allocation sees it for one service: `reason` says why it cannot give the
+    service an address now ("" when it can)."""
+
+    pool: str
+    reason: str
+
+    @property
+    def usable(self) -> bool:
+        return not self.reason
+
+
+@dataclass(frozen=True, slots=True)
 class _Problem:
     reason: ClearReason
     detail: str
@@ -500,6 +513,65 @@ class Allocator:
         self._register(svc, addrs, result)
         return AssignResult(Outcome.ALLOCATED, tuple(format_ip(a) for a in addrs), result)
 
+    def pool_verdicts(self, svc: ServiceRequest) -> list[PoolVerdict]:
+        """Every pool in the order allocation tries it, with why each cannot serve `svc` now.
+
+        Built from the same rules as `_allocate` (requested IPs, requested pool, pinned pools
+        by priority, then automatic pools), so an explanation never disagrees with the
+        controller. Empty when the request itself is unusable (see `assign`'s error).
+        """
+        if svc.request_error or not svc.families or not self.configured:
+            return []
+        if svc.requested_ips:
+            addrs = tuple(sorted(parse_ip(ip) for ip in svc.requested_ips))
+            out: list[PoolVerdict] = []
+            for pool in self._pools.values():
+                if not any(pool.contains(*a) for a in addrs):
+                    wanted = ", ".join(svc.requested_ips)
+                    out.append(PoolVerdict(pool.name, f"does not contain the requested {wanted}"))
+                    continue
+                result = self._validate(svc, addrs)
+                out.append(PoolVerdict(pool.name, "" if isinstance(result, str) else result.detail))
+            return out
+        if svc.requested_pool is not None:
+            asked = f"the service asks for pool {svc.requested_pool} (metallb.io/address-pool)"
+            out = []
+            for pool in self._pools.values():
+                if pool.name != svc.requested_pool:
+                    out.append(PoolVerdict(pool.name, asked))
+                    continue
+                reason = self._refusal(pool, svc) or self._family_refusal(pool, svc)
+                out.append(PoolVerdict(pool.name, reason))
+            return out
+        tried = [*self._pinned, *self._automatic]
+        out = []
+        for pool in tried:
+            reason = ""
+            if not pool.spec.auto_assign:
+                reason = "autoAssign is false: used only when a service asks for it"
+            reason = reason or self._refusal(pool, svc) or self._family_refusal(pool, svc)
+            out.append(PoolVerdict(pool.name, reason))
+        for pool in self._pools.values():
+            if pool not in tried:
+                reason = "autoAssign is false: used only when a service asks for it"
+                out.append(PoolVerdict(pool.name, reason))
+        return out
+
+    def _family_refusal(self, pool: _Pool, svc: ServiceRequest) -> str:
+        """Why `_best` finds no address of the service's families in `pool` ("" if it does)."""
+        families = svc.families
+        dual = len(families) == 2 and svc.family_policy in (PREFER_DUAL_STACK, REQUIRE_DUAL_STACK)
+        missing: list[str] = []
+        for family in families if dual else families[:1]:
+            if not pool.blocks[family]:
+                missing.append(f"no IPv{family} addresses")
+            elif self._pick(pool, family, svc) is None:
+                used, total = pool.in_use[family], pool.total[family]
+                missing.append(f"no free IPv{family} address ({used} of {total} in use)")
+        if not dual or svc.family_policy == REQUIRE_DUAL_STACK:
+            return "; ".join(missing)
+        return "; ".join(missing) if len(missing) == 2 else ""
+
     def _best(
         self, pools: Sequence[_Pool], svc: ServiceRequest
     ) -> tuple[_Pool, tuple[Address, ...]] | None:
@@ -574,14 +646,23 @@ class Allocator:
         return set(families) <= set(svc.families)
 
     def _compatible(self, pool: _Pool, svc: ServiceRequest) -> bool:
+        return not self._refusal(pool, svc)
+
+    def _refusal(self, pool: _Pool, svc: ServiceRequest) -> str:
+        """Why the pool's serviceAllocation does not admit `svc` ("" when it does)."""
         spec = pool.spec
         if not spec.service_allocation:
-            return True
+            return ""
         if spec.namespaces or spec.namespace_selectors:
             in_list = svc.namespace in spec.namespaces
             if not in_list and not any_matches(spec.namespace_selectors, svc.namespace_label_map()):
-                return False
-        return not spec.service_selectors or any_matches(spec.service_selectors, svc.label_map())
+                return (
+                    f"namespace {svc.namespace} is not admitted by serviceAllocation "
+                    "(namespaces, namespaceSelectors)"
+                )
+        if spec.service_selectors and not any_matches(spec.service_selectors, svc.label_map()):
+            return "the service's labels match no serviceAllocation.serviceSelectors"
+        return ""
 
     def _validate(self, svc: ServiceRequest, addrs: Sequence[Address]) -> str | _Problem:
         """The pool `addrs` may stay in for `svc`, or why not."""

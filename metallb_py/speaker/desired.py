@@ -58,6 +58,10 @@ NODE_NOT_READY = "nodeNotReady"
 NO_LOCAL_ENDPOINTS = "noLocalEndpoints"
 NO_ENDPOINTS = "noEndpoints"
 NO_CONFIG = "noConfig"
+# Why a node is not a layer-2 candidate (never a withdraw reason: that node's own reason is one
+# of the above, or notOwner).
+NOT_LIVE_MEMBER = "notLiveMember"
+NOT_SELECTED_BY_ADVERTISEMENT = "notSelectedByAdvertisement"
 
 
 @dataclass(frozen=True)
@@ -660,6 +664,43 @@ def _disqualified(inp: Inputs, node: str) -> str:
     return ""
 
 
+def l2_skip_reason(
+    inp: Inputs,
+    node: str,
+    ads: Sequence[L2Advertisement],
+    local: bool,
+    ep_nodes: frozenset[str],
+) -> str:
+    """Why `node` is not a layer-2 candidate for a service announced by `ads` ("" when it is).
+
+    The election and `kubectl metallb explain` both use it, so the explanation is the rule.
+    """
+    if inp.members is not None and node not in inp.members:
+        return NOT_LIVE_MEMBER
+    own = _disqualified(inp, node)
+    if own:
+        return own
+    node_labels = labels(inp.nodes.get(node))
+    if not any(a.selects_node(node_labels) for a in ads):
+        return NOT_SELECTED_BY_ADVERTISEMENT
+    if local and node not in ep_nodes:
+        return NO_LOCAL_ENDPOINTS
+    return ""
+
+
+def l2_weight(inp: Inputs, node: str, ads: Sequence[L2Advertisement]) -> int:
+    """The node's election weight: preferredNodeSelectors weights summed over the ads that
+    select it."""
+    node_labels = labels(inp.nodes.get(node))
+    score = 0
+    for ad in ads:
+        if ad.selects_node(node_labels):
+            score += sum(
+                p.weight for p in ad.preferred_node_selectors if p.preference.matches(node_labels)
+            )
+    return score
+
+
 def _l2_candidates(
     inp: Inputs,
     config: Config,
@@ -679,26 +720,14 @@ def _l2_candidates(
     my_labels = labels(inp.nodes.get(inp.node))
     if not any(a.selects_node(my_labels) for a in ads):
         return Decision.withdraw(NO_MATCHING_ADVERTISEMENT)
-    candidates: set[str] = set()
-    for node in _base_candidates(inp):
-        if _disqualified(inp, node):
-            continue
-        node_labels = labels(inp.nodes.get(node))
-        if not any(a.selects_node(node_labels) for a in ads):
-            continue
-        if local and node not in ep_nodes:
-            continue
-        candidates.add(node)
+    candidates = {
+        node
+        for node in _base_candidates(inp)
+        if not l2_skip_reason(inp, node, ads, local, ep_nodes)
+    }
     weights: dict[str, int] = {}
     for node in candidates:
-        node_labels = labels(inp.nodes.get(node))
-        score = 0
-        for ad in ads:
-            if not ad.selects_node(node_labels):
-                continue
-            score += sum(
-                p.weight for p in ad.preferred_node_selectors if p.preference.matches(node_labels)
-            )
+        score = l2_weight(inp, node, ads)
         if score:
             weights[node] = score
     own = ""
