@@ -78,6 +78,7 @@ COMPONENTS: dict[str, Component] = {
     "operator": Component("metallb_py.operator.main", None),
     "apiserver": Component("metallb_py.kube.apiserver.main", 3),
     "config validate": Component("metallb_py.config.validate_cli", 4, long_running=False),
+    "config convert": Component("metallb_py.config.convert_cli", 17, long_running=False),
     "demo": Component("metallb_py.demo", None),
 }
 
@@ -372,7 +373,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", default=None, help="SQLite file for persistent state")
     p.add_argument("--tls-cert", default=None, help="serving certificate (PEM)")
     p.add_argument("--tls-key", default=None, help="serving key (PEM)")
-    p.add_argument("--tls", action="store_true", help="serve HTTPS on loopback too")
+    p.add_argument(
+        "--cert-dir",
+        default=None,
+        help="keep the generated CA and serving certificate here (default: DATA-pki beside "
+        "--data; in memory without --data)",
+    )
+    p.add_argument(
+        "--tls-san",
+        action="append",
+        default=[],
+        metavar="NAME|IP",
+        help="extra name or address for the generated serving certificate (repeatable)",
+    )
+    p.add_argument(
+        "--insecure-http",
+        action="store_true",
+        help="loopback only: plain HTTP instead of HTTPS (kubectl then sends no credentials)",
+    )
+    p.add_argument("--tls", action="store_true", help="HTTPS, the default (kept for old scripts)")
     p.add_argument("--token-file", default=None, help="static tokens: token,user,uid[,groups]")
     p.add_argument(
         "--anonymous",
@@ -399,6 +418,11 @@ def build_parser() -> argparse.ArgumentParser:
     csub = p.add_subparsers(dest="config_command", metavar="ACTION", parser_class=_Parser)
     v = csub.add_parser("validate", help="validate metallb.io manifests offline")
     v.add_argument("files", nargs="+", metavar="FILE", help="YAML files, or - for stdin")
+    v.add_argument("--log-level", choices=LEVEL_NAMES, default="error")
+    _log_format(v)
+    v = csub.add_parser("convert", help="turn MetalLB's pre-v0.13 ConfigMap into metallb.io CRs")
+    v.add_argument("file", metavar="FILE", help="the ConfigMap or its config YAML, or - for stdin")
+    v.add_argument("-o", "--output", default=None, help="write the resources here (default stdout)")
     v.add_argument("--log-level", choices=LEVEL_NAMES, default="error")
     _log_format(v)
 
@@ -478,7 +502,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         key = _command_key(args)
         if key is None:
             if args.command == "config":
-                raise UsageError("metallb-py config: missing ACTION (validate)")
+                raise UsageError("metallb-py config: missing ACTION (validate, convert)")
             parser.print_help()
             return EXIT_USAGE
         if key == "speaker" and not args.node_name:
