@@ -373,7 +373,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", default=None, help="SQLite file for persistent state")
     p.add_argument("--tls-cert", default=None, help="serving certificate (PEM)")
     p.add_argument("--tls-key", default=None, help="serving key (PEM)")
-    p.add_argument("--tls", action="store_true", help="serve HTTPS on loopback too")
+    p.add_argument(
+        "--cert-dir",
+        default=None,
+        help="keep the generated CA and serving certificate here (default: DATA-pki beside "
+        "--data; in memory without --data)",
+    )
+    p.add_argument(
+        "--tls-san",
+        action="append",
+        default=[],
+        metavar="NAME|IP",
+        help="extra name or address for the generated serving certificate (repeatable)",
+    )
+    p.add_argument(
+        "--insecure-http",
+        action="store_true",
+        help="loopback only: plain HTTP instead of HTTPS (kubectl then sends no credentials)",
+    )
+    p.add_argument("--tls", action="store_true", help="HTTPS, the default (kept for old scripts)")
     p.add_argument("--token-file", default=None, help="static tokens: token,user,uid[,groups]")
     p.add_argument(
         "--anonymous",
