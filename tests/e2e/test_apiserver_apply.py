@@ -154,7 +154,10 @@ async def watch_events(s: ApiServer, path: str, rv: str, seconds: int = 1) -> li
     """The events a watch from `rv` sees within `seconds`."""
     url = f"{s.url}{path}?watch=1&resourceVersion={rv}&timeoutSeconds={seconds}"
     headers = {"Authorization": f"Bearer {s.admin_token}"}
-    async with aiohttp.ClientSession() as session, session.get(url, headers=headers) as resp:
+    async with (
+        aiohttp.ClientSession() as session,
+        session.get(url, headers=headers, ssl=s.ssl_context()) as resp,
+    ):
         assert resp.status == 200
         text = await resp.text()
     return [json.loads(line) for line in text.splitlines() if line.strip()]

@@ -49,7 +49,9 @@ async def raw(
     data = body if isinstance(body, (bytes, str)) or body is None else json.dumps(body)
     async with (
         aiohttp.ClientSession() as session,
-        session.request(method, s.url + path, data=data, headers=headers) as resp,
+        session.request(
+            method, s.url + path, data=data, headers=headers, ssl=s.ssl_context()
+        ) as resp,
     ):
         text = await resp.text()
         try:
@@ -283,6 +285,7 @@ async def test_watch_resume_bookmarks_and_410(apiserver: ApiServer) -> None:
                 "timeoutSeconds": "3",
             },
             headers={"Authorization": f"Bearer {apiserver.admin_token}"},
+            ssl=apiserver.ssl_context(),
         ) as resp,
     ):
         kinds = [json.loads(line)["type"] async for line in resp.content]

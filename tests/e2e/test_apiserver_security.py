@@ -174,8 +174,10 @@ def test_anonymous_refused_off_loopback(tmp_path: Path) -> None:
     assert out.stderr.count("\n") == 1
 
 
-def test_loopback_without_anonymous_needs_a_token(tmp_path: Path) -> None:
-    with running_apiserver(workdir=tmp_path / "srv", anonymous=False) as s:
+def test_insecure_http_without_anonymous_needs_a_token(tmp_path: Path) -> None:
+    """Why HTTPS is the default: over plain HTTP kubectl withholds the kubeconfig's token."""
+    with running_apiserver(workdir=tmp_path / "srv", args=["--insecure-http"]) as s:
+        assert s.url.startswith("http://127.0.0.1:") and s.ca_pem is None
         out = s.kubectl("get", "ns", check=False)
         assert out.returncode != 0 and "provide credentials" in out.stderr
         # kubernetes_asyncio sends the kubeconfig's admin token even over HTTP
@@ -199,7 +201,7 @@ def test_service_account_token_secret(tmp_path: Path) -> None:
     import aiohttp
     from kubernetes_asyncio import client as k8s
 
-    with running_apiserver(workdir=tmp_path / "srv", anonymous=False) as s:
+    with running_apiserver(workdir=tmp_path / "srv") as s:
 
         async def scenario() -> list[int]:
             async with s.client() as api:
@@ -224,6 +226,7 @@ def test_service_account_token_secret(tmp_path: Path) -> None:
                         async with session.get(
                             s.url + "/api/v1/namespaces",
                             headers={"Authorization": f"Bearer {token}"},
+                            ssl=s.ssl_context(),
                         ) as resp:
                             codes.append(resp.status)
                         if attempt == 0:

@@ -11,9 +11,9 @@ wait until it serves, hand back its kubeconfig, stop it afterwards.
             ...
 
 The server listens on port 0 and writes the kubeconfig once it serves, so there is no port race;
-the kubeconfig names the real port. On loopback the server runs with --anonymous unless asked
-not to, because kubectl sends no credentials over plain HTTP; kubernetes_asyncio does send the
-admin token from the kubeconfig.
+the kubeconfig names the real port. It runs as a user runs it: HTTPS with its own CA, which the
+kubeconfig embeds together with the admin credentials, so kubectl and kubernetes_asyncio need
+no extra flag. Raw HTTP clients in tests trust that CA through `apiserver.ssl_context()`.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ import contextlib
 import os
 import shutil
 import signal
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -68,6 +69,21 @@ class ApiServer:
     @property
     def admin_token(self) -> str:
         return str(self.config["users"][0]["user"].get("token", ""))
+
+    @property
+    def ca_pem(self) -> bytes | None:
+        """The CA the kubeconfig trusts (None for a plain-HTTP server)."""
+        import base64
+
+        data = self.config["clusters"][0]["cluster"].get("certificate-authority-data")
+        return base64.b64decode(data) if data else None
+
+    def ssl_context(self) -> ssl.SSLContext | bool:
+        """For aiohttp's `ssl=`: a context trusting the server's CA, or True for plain HTTP."""
+        ca = self.ca_pem
+        if ca is None:
+            return True
+        return ssl.create_default_context(cadata=ca.decode())
 
     def env(self) -> dict[str, str]:
         """Environment for tools: KUBECONFIG and a discovery cache private to this server."""
@@ -198,7 +214,7 @@ def start_apiserver(
     *,
     data: Path | str | None = None,
     args: Sequence[str] = (),
-    anonymous: bool | None = None,
+    anonymous: bool = False,
     lab: Lab | None = None,
     role: str | None = None,
     listen: str | None = None,
@@ -208,8 +224,9 @@ def start_apiserver(
     """Start the server and return once it serves (its kubeconfig exists).
 
     `lab`/`role` run it inside that lab namespace (listen on an address of that namespace, e.g.
-    "198.51.100.11:0"; a non-loopback listener serves HTTPS with its own CA and requires
-    credentials). `data` makes it persistent; `args` are extra flags.
+    "198.51.100.11:0"; the admin kubeconfig then carries a client certificate instead of the
+    token). `data` makes it persistent; `args` are extra flags (`--insecure-http` for plain HTTP
+    on loopback). `anonymous` lets requests without credentials in as an administrator.
     """
     workdir = workdir or Path(tempfile.mkdtemp(prefix="mlb-apiserver-"))
     workdir.mkdir(parents=True, exist_ok=True)
@@ -217,10 +234,6 @@ def start_apiserver(
     with contextlib.suppress(FileNotFoundError):
         kubeconfig.unlink()
     listen = listen or "127.0.0.1:0"
-    host = listen.rpartition(":")[0].strip("[]")
-    loopback = host.startswith("127.") or host in ("::1", "localhost")
-    if anonymous is None:
-        anonymous = loopback and "--tls" not in args
     argv = [
         sys.executable,
         "-m",

@@ -246,7 +246,8 @@ def free_port() -> int:
 @pytest.mark.perf
 @pytest.mark.timeout(3600 if FULL else 300)
 def test_apiserver_throughput_and_fanout(tmp_path: Path) -> None:
-    with running_apiserver(workdir=tmp_path / "srv", anonymous=False) as s:
+    # Plain HTTP, like the bare aiohttp anchor it is compared with: the server, not TLS.
+    with running_apiserver(workdir=tmp_path / "srv", args=["--insecure-http"]) as s:
         ours = asyncio.run(bench_server(s.url, s.admin_token, server_pid(s)))
     port = free_port()
     anchor_proc = subprocess.Popen([sys.executable, "-c", ANCHOR, str(port)])

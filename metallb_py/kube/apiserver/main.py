@@ -1,13 +1,20 @@
 """`metallb-py apiserver`: start the server, write the admin kubeconfig once it serves, stop on
-SIGTERM."""
+SIGTERM.
+
+HTTPS on every address, loopback included, with the server's own CA embedded in the kubeconfig it
+writes (as k3s and kind do): kubectl never sends credentials over plain HTTP, so a plain-HTTP
+default would hand out a kubeconfig whose first command fails. `--insecure-http` exists for
+loopback debugging only.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import os
 import secrets
+import socket
 import ssl
-import tempfile
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -24,6 +31,23 @@ from metallb_py.kube.apiserver.store import Store
 from metallb_py.log import get_logger
 
 log = get_logger("apiserver")
+
+# Names the generated serving certificate always carries, besides the listen address: clients on
+# this host and in-cluster clients reach the server under these.
+LOCAL_NAMES = (
+    "127.0.0.1",
+    "::1",
+    "localhost",
+    "kubernetes",
+    "kubernetes.default",
+    "kubernetes.default.svc",
+    "kubernetes.default.svc.cluster.local",
+)
+# Key material in the certificate directory: NAME.crt and NAME.key.
+CA_NAME = "ca"
+SERVING_NAME = "apiserver"
+# Meta keys under which servers before the certificate directory kept the CA in the database.
+LEGACY_TLS_META = ("ca_cert", "ca_key", "serving_cert", "serving_key")
 
 
 def parse_listen(text: str) -> tuple[str, int]:
@@ -43,16 +67,62 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+def is_wildcard(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_unspecified
+    except ValueError:
+        return False
+
+
+def client_host(host: str) -> str:
+    """The address the kubeconfig names: the listen address, or loopback for a wildcard one."""
+    if is_wildcard(host):
+        return "::1" if ":" in host else "127.0.0.1"
+    return host
+
+
+def default_cert_dir(data: str) -> str:
+    """`state.db` -> `state-pki`: beside the database, one directory per database."""
+    root, _ = os.path.splitext(data)
+    return f"{root}-pki"
+
+
+def local_addresses() -> list[str]:
+    """This network namespace's addresses (no link-local), for a wildcard listener's
+    certificate."""
+    try:
+        from pyroute2 import IPRoute
+
+        with IPRoute() as ipr:
+            raw = [str(a.get("IFA_ADDRESS")) for a in ipr.get_addr()]
+    except Exception as exc:  # no netlink: the names in --tls-san still apply
+        log.warning("localAddressesUnavailable", error=str(exc))
+        return []
+    out = []
+    for text in raw:
+        with contextlib.suppress(ValueError):
+            if not ipaddress.ip_address(text).is_link_local:
+                out.append(text)
+    return out
+
+
+def serving_hosts(host: str, extra: list[str]) -> list[str]:
+    """Every name and address the generated serving certificate covers."""
+    first = [*local_addresses(), socket.gethostname()] if is_wildcard(host) else [host]
+    return list(dict.fromkeys([*first, *LOCAL_NAMES, *extra]))
+
+
 @dataclass
 class Secrets:
-    """Keys the server owns; with --data they live in the database's meta table."""
+    """Keys the server owns; with --data the token keys live in the database's meta table and the
+    CA in the certificate directory."""
 
     signing_key: bytes
     admin_token: str
     ca: tls.Pem | None = None
 
 
-def _load_secrets(db: SqlitePersistence | None, want_ca: bool) -> Secrets:
+def _load_secrets(db: SqlitePersistence | None) -> Secrets:
     def get(key: str) -> str | None:
         return db.get_meta(key) if db else None
 
@@ -68,61 +138,71 @@ def _load_secrets(db: SqlitePersistence | None, want_ca: bool) -> Secrets:
     if token is None:
         token = "mlbadmin." + secrets.token_urlsafe(24)
         put("admin_token", token)
-    s = Secrets(bytes.fromhex(key_hex), token)
-    if want_ca:
-        cert, key = get("ca_cert"), get("ca_key")
-        if cert and key:
-            s.ca = tls.Pem(cert.encode(), key.encode())
-        else:
-            s.ca = tls.make_ca()
-            put("ca_cert", s.ca.cert.decode())
-            put("ca_key", s.ca.key.decode())
-    return s
+    return Secrets(bytes.fromhex(key_hex), token)
+
+
+def _load_ca(cert_dir: str | None, db: SqlitePersistence | None) -> tls.Pem:
+    """The CA from the certificate directory, created there the first time (taking over a CA an
+    older server kept in the database, so its kubeconfigs stay valid); in memory without one."""
+    if cert_dir is None:
+        return tls.make_ca()
+    try:
+        pem = tls.read_pair(cert_dir, CA_NAME)
+        if pem is not None:
+            tls.check_pair(pem)
+    except (OSError, ValueError) as exc:
+        raise UsageError(f"metallb-py apiserver: cannot use the CA in {cert_dir}: {exc}") from None
+    if pem is None:
+        old_cert, old_key = (db.get_meta("ca_cert"), db.get_meta("ca_key")) if db else (None, None)
+        pem = (
+            tls.Pem(old_cert.encode(), old_key.encode()) if old_cert and old_key else tls.make_ca()
+        )
+        try:
+            tls.write_pair(cert_dir, CA_NAME, pem)
+        except OSError as exc:
+            raise UsageError(
+                f"metallb-py apiserver: cannot write the CA to {cert_dir}: {exc.strerror}"
+            ) from None
+    if db:
+        db.delete_meta(*LEGACY_TLS_META)
+    return pem
 
 
 def _ssl_context(
-    args: Any, host: str, db: SqlitePersistence | None, sec: Secrets
+    args: Any, host: str, cert_dir: str | None, ca: tls.Pem
 ) -> tuple[ssl.SSLContext, bytes]:
     """Serving context and the CA bundle clients should trust."""
-    assert sec.ca is not None
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ctx.minimum_version = ssl.TLSVersion.TLSv1_2
-    workdir = tempfile.mkdtemp(prefix="mlb-apiserver-")
-    ca_path = os.path.join(workdir, "ca.crt")
-    with open(ca_path, "wb") as f:
-        f.write(sec.ca.cert)
-    if args.tls_cert and args.tls_key:
-        ctx.load_cert_chain(args.tls_cert, args.tls_key)
-        with open(args.tls_cert, "rb") as f:
-            bundle = f.read()
+    if args.tls_cert:
+        try:
+            ctx.load_cert_chain(args.tls_cert, args.tls_key)
+            with open(args.tls_cert, "rb") as f:
+                bundle = f.read()
+        except (OSError, ssl.SSLError) as exc:
+            raise UsageError(f"metallb-py apiserver: --tls-cert/--tls-key: {exc}") from None
     else:
-        hosts = [
-            host,
-            "127.0.0.1",
-            "::1",
-            "localhost",
-            "kubernetes",
-            "kubernetes.default",
-            "kubernetes.default.svc",
-            "kubernetes.default.svc.cluster.local",
-        ]
-        cert = db.get_meta("serving_cert") if db else None
-        key = db.get_meta("serving_key") if db else None
-        if not (cert and key and host in tls.cert_hosts(cert.encode())):
-            pem = tls.serving_cert(sec.ca, hosts)
-            cert, key = pem.cert.decode(), pem.key.decode()
-            if db:
-                db.set_meta("serving_cert", cert)
-                db.set_meta("serving_key", key)
-        cert_path, key_path = os.path.join(workdir, "tls.crt"), os.path.join(workdir, "tls.key")
-        with open(cert_path, "w") as f:
-            f.write(cert)
-        with os.fdopen(os.open(key_path, os.O_WRONLY | os.O_CREAT, 0o600), "w") as f:
-            f.write(key)
-        ctx.load_cert_chain(cert_path, key_path)
-        bundle = sec.ca.cert
+        hosts = serving_hosts(host, args.tls_san)
+        if cert_dir is not None:
+            pem = tls.read_pair(cert_dir, SERVING_NAME)
+            if pem is None or not tls.serving_cert_usable(pem, ca, hosts):
+                pem = tls.serving_cert(ca, hosts)
+                try:
+                    tls.write_pair(cert_dir, SERVING_NAME, pem)
+                except OSError as exc:
+                    raise UsageError(
+                        f"metallb-py apiserver: cannot write to {cert_dir}: {exc.strerror}"
+                    ) from None
+            ctx.load_cert_chain(
+                os.path.join(cert_dir, f"{SERVING_NAME}.crt"),
+                os.path.join(cert_dir, f"{SERVING_NAME}.key"),
+            )
+        else:
+            with tls.pair_files(tls.serving_cert(ca, hosts)) as (cert_path, key_path):
+                ctx.load_cert_chain(cert_path, key_path)
+        bundle = ca.cert
     # Client certificates signed by our CA authenticate (CN = user, O = groups).
-    ctx.load_verify_locations(ca_path)
+    ctx.load_verify_locations(cadata=ca.cert.decode())
     ctx.verify_mode = ssl.CERT_OPTIONAL
     return ctx, bundle
 
@@ -178,11 +258,26 @@ def build(args: Any) -> tuple[ApiServer, SqlitePersistence | None, Secrets, bool
     loopback = is_loopback(host)
     if args.anonymous and not loopback:
         raise UsageError("metallb-py apiserver: --anonymous is only allowed on a loopback address")
-    use_tls = bool(args.tls or args.tls_cert or not loopback)
+    if args.insecure_http and not loopback:
+        raise UsageError(
+            f"metallb-py apiserver: --insecure-http is only allowed on a loopback address, "
+            f"not {host}"
+        )
+    if args.insecure_http and (args.tls or args.tls_cert or args.tls_key or args.cert_dir):
+        raise UsageError(
+            "metallb-py apiserver: --insecure-http cannot be combined with --tls, --tls-cert, "
+            "--tls-key or --cert-dir"
+        )
+    use_tls = not args.insecure_http
     if bool(args.tls_cert) != bool(args.tls_key):
         raise UsageError("metallb-py apiserver: --tls-cert and --tls-key go together")
-    db = SqlitePersistence(args.data) if args.data else None
-    sec = _load_secrets(db, want_ca=use_tls)
+    try:
+        db = SqlitePersistence(args.data) if args.data else None
+    except Exception as exc:  # sqlite3 and OS errors alike: one line, exit 2
+        raise UsageError(f"metallb-py apiserver: cannot open --data {args.data}: {exc}") from None
+    sec = _load_secrets(db)
+    if use_tls:
+        sec.ca = _load_ca(cert_dir_for(args), db)
     store_rv = int(db.get_meta("rv") or 0) if db else 0
     # An in-memory server starts its counter from the clock, so a client's resourceVersion from
     # before a restart is always older than the new history: it gets 410 Gone, never a silent
@@ -213,6 +308,13 @@ def build(args: Any) -> tuple[ApiServer, SqlitePersistence | None, Secrets, bool
         raise UsageError(f"metallb-py apiserver: {exc}") from None
     server.bootstrap()
     return server, db, sec, use_tls
+
+
+def cert_dir_for(args: Any) -> str | None:
+    """--cert-dir, else the directory beside --data, else none (the CA lives in memory)."""
+    if args.cert_dir:
+        return str(args.cert_dir)
+    return default_cert_dir(args.data) if args.data else None
 
 
 def _attach_extras(server: ApiServer) -> list[Any]:
@@ -250,7 +352,8 @@ async def run(ctx: RunContext) -> int:
     ssl_ctx = None
     ca_bundle = None
     if use_tls:
-        ssl_ctx, ca_bundle = _ssl_context(args, host, db, sec)
+        assert sec.ca is not None
+        ssl_ctx, ca_bundle = _ssl_context(args, host, cert_dir_for(args), sec.ca)
     runner = web.AppRunner(
         server.app(), access_log=None, handle_signals=False, shutdown_timeout=1.0
     )
@@ -266,7 +369,8 @@ async def run(ctx: RunContext) -> int:
     server_obj: Any = site._server
     sockets = server_obj.sockets if server_obj is not None else []
     actual = sockets[0].getsockname()[1] if sockets else port
-    hostport = f"[{host}]:{actual}" if ":" in host else f"{host}:{actual}"
+    reach = client_host(host)
+    hostport = f"[{reach}]:{actual}" if ":" in reach else f"{reach}:{actual}"
     server.server_address = hostport
     url = f"{'https' if use_tls else 'http'}://{hostport}"
     for extra in extras:
@@ -275,16 +379,31 @@ async def run(ctx: RunContext) -> int:
         client = None
         if use_tls and sec.ca is not None and not is_loopback(host):
             client = tls.client_cert(sec.ca, "admin", [MASTERS])
-        write_kubeconfig(args.kubeconfig_out, url, sec.admin_token, ca_bundle, client)
+        try:
+            write_kubeconfig(args.kubeconfig_out, url, sec.admin_token, ca_bundle, client)
+        except OSError as exc:
+            await runner.cleanup()
+            raise UsageError(
+                f"metallb-py apiserver: cannot write --kubeconfig-out {args.kubeconfig_out}: "
+                f"{exc.strerror}"
+            ) from None
     ctx.readiness.satisfy("serving")
     log.info(
         "apiserverServing",
         url=url,
+        listen=args.listen,
         data=args.data or "",
         tls=use_tls,
+        certDir=(cert_dir_for(args) or "") if use_tls else "",
         kubeconfig=args.kubeconfig_out or "",
         resourceVersion=server.store.rv,
     )
+    if not use_tls:
+        log.warning(
+            "apiserverInsecureHttp",
+            reason="plain HTTP on loopback (--insecure-http): kubectl sends no credentials over "
+            "HTTP, so it is refused unless --anonymous is set",
+        )
     try:
         await ctx.stop.wait()
     finally:

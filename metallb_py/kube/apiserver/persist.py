@@ -1,18 +1,22 @@
 """SQLite persistence (`--data FILE`): one row per object, one transaction per write.
 
 The table holds each object's serialized form and resourceVersion; `meta` holds the
-resourceVersion counter and the server's own secrets (CA, signing key, admin token), so a restart
-resumes with every resourceVersion intact.
+resourceVersion counter and the server's own secrets (token signing key, admin token), so a
+restart resumes with every resourceVersion intact. Those secrets are why a new database file is
+created readable by its owner only (SQLite gives its -wal and -shm files the same mode).
 """
 
 from __future__ import annotations
 
+import os
 import sqlite3
 from collections.abc import Iterator
 
 
 class SqlitePersistence:
     def __init__(self, path: str) -> None:
+        if not os.path.exists(path):
+            os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
         self.db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=NORMAL")
@@ -45,6 +49,9 @@ class SqlitePersistence:
 
     def set_meta(self, key: str, value: str) -> None:
         self.db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, value))
+
+    def delete_meta(self, *keys: str) -> None:
+        self.db.executemany("DELETE FROM meta WHERE key=?", [(k,) for k in keys])
 
     def get_meta(self, key: str) -> str | None:
         row = self.db.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
