@@ -179,6 +179,7 @@ class _Converter:
         self.namespace = namespace
         self.out = Conversion()
         self.names: dict[str, set[str]] = {}
+        self.reserved: dict[str, set[str]] = {}
 
     # ---- helpers ---------------------------------------------------------------------------
 
@@ -195,20 +196,28 @@ class _Converter:
             }
         )
 
+    def reserve(self, kind: str, items: Any) -> None:
+        """Names already valid keep them: a renamed object never takes a name written as is."""
+        reserved = self.reserved.setdefault(kind, set())
+        for item in items if isinstance(items, list) else []:
+            raw = item.get("name") if isinstance(item, dict) else None
+            if isinstance(raw, str) and raw and dns_name(raw) == raw:
+                reserved.add(raw)
+
     def unique_name(self, kind: str, raw: str, path: str) -> str:
         """A valid, unused name for `raw`; a rename is noted, since Services may name a pool."""
         taken = self.names.setdefault(kind, set())
+        reserved = self.reserved.get(kind, set())
         name = dns_name(raw) or kind.lower()
         base, n = name, 2
-        while name in taken:
+        while name in taken or (name != raw and name in reserved):
             suffix = f"-{n}"
             name = base[: MAX_NAME - len(suffix)].rstrip("-") + suffix
             n += 1
         taken.add(name)
         if name != raw:
-            self.note(
-                path, f"name {raw!r} is not a valid object name; renamed to {name!r}", "changed"
-            )
+            why = "is not a valid object name" if dns_name(raw) != raw else "is used twice"
+            self.note(path, f"name {raw!r} {why}; renamed to {name!r}", "changed")
         return name
 
     def mapping(self, raw: Any, path: str) -> dict[str, Any] | None:
@@ -248,6 +257,7 @@ class _Converter:
     def bfd_profiles(self, raw: Any) -> dict[str, str]:
         """BFDProfile objects; returns old name -> new name for the peers' references."""
         renamed: dict[str, str] = {}
+        self.reserve("BFDProfile", raw)
         for i, item in enumerate(_items(raw, "bfd-profiles", self)):
             path = f"bfd-profiles[{i}]"
             prof = self.mapping(item, path)
@@ -302,6 +312,7 @@ class _Converter:
     def pools(self, raw: Any, aliases: set[str]) -> None:
         l2_ads: list[tuple[str, dict[str, Any]]] = []
         bgp_ads: list[tuple[str, dict[str, Any]]] = []
+        self.reserve("IPAddressPool", raw)
         for i, item in enumerate(_items(raw, "address-pools", self)):
             path = f"address-pools[{i}]"
             pool = self.mapping(item, path)
