@@ -426,6 +426,13 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--log-level", choices=LEVEL_NAMES, default="error")
     _log_format(v)
 
+    p = sub.add_parser(
+        "explain",
+        help="why a Service has or lacks an IP and who announces it (= kubectl metallb explain)",
+        add_help=False,
+    )
+    p.add_argument("explain_args", nargs=argparse.REMAINDER, metavar="ARGS")  # see main()
+
     p = sub.add_parser("demo", help="run the whole system on the embedded API server")
     _common(p, None)
     p.add_argument("--once", action="store_true", help="exit after the walkthrough")
@@ -496,6 +503,11 @@ async def run_component(main: ComponentMain, args: argparse.Namespace, name: str
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    words = list(sys.argv[1:] if argv is None else argv)
+    if words[:1] == ["explain"]:  # one parser for this and the kubectl-metallb plugin
+        from metallb_py.explain.cli import main as explain_main
+
+        return explain_main(words, prog="metallb-py")
     parser = build_parser()
     try:
         args = parser.parse_args(argv)

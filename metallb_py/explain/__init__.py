@@ -1,0 +1,1 @@
+"""`kubectl metallb explain|status`: MetalLB's decisions explained from the cluster state."""

@@ -1,0 +1,121 @@
+"""`kubectl metallb` (the `kubectl-metallb` executable kubectl finds on PATH) and
+`metallb-py explain`:
+
+    kubectl metallb explain svc NAME [-n NS] [-o json]   why it has or lacks an IP, who announces
+    kubectl metallb status [-o json]                     pools, sessions, problems on one screen
+
+Read-only. Exit status: 0 when the answer shows no problem, 1 when it lists problems (scripts can
+alert on it), 2 for a usage or connection error (one line on stderr).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from collections.abc import Sequence
+from typing import NoReturn
+
+from metallb_py.explain import overview as ov
+from metallb_py.explain import service as sv
+from metallb_py.explain.snapshot import ConnectError, Target, connect, read
+from metallb_py.kube.rest import ApiError
+
+EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE = 0, 1, 2
+SERVICE_WORDS = ("svc", "service", "services")
+
+
+class UsageError(Exception):
+    pass
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(f"{self.prog}: {message}")
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--kubeconfig", help="kubeconfig file (default: $KUBECONFIG, ~/.kube/config)")
+    p.add_argument("--context", help="kubeconfig context (default: the current context)")
+    p.add_argument(
+        "--metallb-namespace",
+        default="metallb-system",
+        help="namespace of the MetalLB configuration and status objects (default metallb-system)",
+    )
+    p.add_argument("--lb-class", default="", help="the controller's --lb-class (default: none)")
+    p.add_argument("-o", "--output", choices=("text", "json"), default="text")
+
+
+def build_parser(prog: str = "kubectl metallb") -> argparse.ArgumentParser:
+    root = _Parser(prog=prog, description="Explain MetalLB's decisions from the cluster state.")
+    sub = root.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    e = sub.add_parser("explain", help="why a Service has or lacks an IP, and who announces it")
+    e.add_argument("kind", metavar="svc", help="svc (a Service); `status` for the overview")
+    e.add_argument("name", nargs="?", help="the Service's name (or namespace/name)")
+    e.add_argument("-n", "--namespace", help="the Service's namespace (default: the context's)")
+    _common(e)
+    s = sub.add_parser("status", help="pools and usage, BGP sessions, problems")
+    _common(s)
+    return root
+
+
+async def _run(args: argparse.Namespace) -> int:
+    target = Target(args.kubeconfig, args.context)
+    rest, context_ns = await connect(target)
+    try:
+        if args.command == "status" or (args.command == "explain" and args.kind == "status"):
+            snap = await read(rest, args.metallb_namespace)
+            view = ov.overview(sv.Cluster(snap, args.lb_class))
+            _emit(args, view, ov.render(view))
+            return EXIT_PROBLEMS if view["problems"] else EXIT_OK
+        if args.kind not in SERVICE_WORDS:
+            raise UsageError(f"explain: unknown kind {args.kind!r} (use svc NAME, or status)")
+        if not args.name:
+            raise UsageError("explain svc: missing the Service's NAME")
+        namespace = args.namespace or context_ns
+        name = args.name
+        if "/" in name:
+            namespace, _, name = name.partition("/")
+        key = f"{namespace}/{name}"
+        snap = await read(rest, args.metallb_namespace, [key])
+        if key not in snap.services:
+            raise UsageError(f'services "{name}" not found in namespace {namespace}')
+        exp = sv.explain(sv.Cluster(snap, args.lb_class), key)
+        _emit(args, exp, sv.render(exp))
+        return EXIT_PROBLEMS if exp["problems"] else EXIT_OK
+    finally:
+        await rest.close()
+
+
+def _emit(args: argparse.Namespace, data: object, lines: list[str]) -> None:
+    if args.output == "json":
+        print(json.dumps(data, indent=2, sort_keys=True))
+    else:
+        print("\n".join(lines))
+
+
+def main(argv: Sequence[str] | None = None, prog: str = "kubectl metallb") -> int:
+    parser = build_parser(prog)
+    try:
+        args = parser.parse_args(argv)
+        if args.command is None:
+            parser.print_help()
+            return EXIT_USAGE
+        return asyncio.run(_run(args))
+    except (UsageError, ConnectError) as exc:
+        print(str(exc).splitlines()[0], file=sys.stderr)
+        return EXIT_USAGE
+    except ApiError as exc:
+        print(f"{prog}: the API server refused a read: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except OSError as exc:
+        print(f"{prog}: cannot reach the API server: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        return 130
+
+
+def kubectl_main() -> None:
+    """The `kubectl-metallb` console script."""
+    sys.exit(main(sys.argv[1:]))
