@@ -60,7 +60,7 @@ async def run(ctx: RunContext) -> int:
         may_write=elector.may_write if elector else (lambda: True),
         workers=int(getattr(args, "workers", 16)),
     )
-    collector = AllocatorCollector(lambda: controller.allocator)
+    collector = AllocatorCollector(lambda: controller.allocator, controller.layer2_addresses)
     registry.register(collector)
     ctx.readiness.require("informers", "informers not synced")
     ctx.readiness.require("allocations", "existing allocations not loaded")

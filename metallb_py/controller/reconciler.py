@@ -28,6 +28,7 @@ from metallb_py.config import Config, ConfigHolder
 from metallb_py.config.problems import Problem
 from metallb_py.controller.clog import log
 from metallb_py.controller.convert import pool_specs
+from metallb_py.controller.metrics import layer2_expected
 from metallb_py.controller.service_status import (
     current_ips,
     desired_service,
@@ -43,6 +44,7 @@ from metallb_py.kube.rest import (
     COMMUNITIES,
     CONFIGURATIONSTATES,
     IPADDRESSPOOLS,
+    L2ADVERTISEMENTS,
     NAMESPACES,
     SERVICES,
     ApiError,
@@ -99,7 +101,17 @@ class ServiceController:
         self.communities = Informer(
             rest, COMMUNITIES, namespace=namespace, field_selector=in_ns, optional=True
         )
-        self.config_informers = (self.pools, self.legacy_pools, self.communities, self.namespaces)
+        # Only for metallb_allocator_layer2_address: which allocations layer 2 must answer for.
+        self.l2ads = Informer(
+            rest, L2ADVERTISEMENTS, namespace=namespace, field_selector=in_ns, optional=True
+        )
+        self.config_informers = (
+            self.pools,
+            self.legacy_pools,
+            self.communities,
+            self.l2ads,
+            self.namespaces,
+        )
         self.holder = ConfigHolder(namespace)
         self.config: Config | None = None
         self.pool_inputs: list[PoolSpec] | None = None
@@ -117,7 +129,7 @@ class ServiceController:
 
         self.services.add_handler(self._on_service)
         self.namespaces.add_handler(self._on_namespace)
-        for inf in (self.pools, self.legacy_pools, self.communities):
+        for inf in (self.pools, self.legacy_pools, self.communities, self.l2ads):
             inf.add_handler(self._on_config)
 
     # ------------------------------------------------------------------ informer handlers
@@ -192,7 +204,7 @@ class ServiceController:
 
     def _config_resources(self) -> list[JSON]:
         out: list[JSON] = []
-        for inf in (self.pools, self.legacy_pools, self.communities, self.namespaces):
+        for inf in self.config_informers:
             out.extend(inf.cache.values())
         return out
 
@@ -235,6 +247,7 @@ class ServiceController:
             "IPAddressPool": self.pools,
             "AddressPool": self.legacy_pools,
             "Community": self.communities,
+            "L2Advertisement": self.l2ads,
         }
         current = frozenset(p.line() for p in problems)
         for p in problems:
@@ -359,6 +372,14 @@ class ServiceController:
             self.queue.add(_key(svc))
 
     # ------------------------------------------------------------------ reconcile
+
+    def layer2_addresses(self) -> list[tuple[str, str, str]]:
+        """(service, ip, pool) of every allocated address an L2Advertisement covers, while
+        leading (a standby's allocator may be stale): what the speakers must answer ARP/NDP for,
+        so an alert can find the ones nobody announces."""
+        if self.queue is None or self.allocator is None or self.config is None:
+            return []
+        return layer2_expected(self.allocator.allocations(), self.config, self.services.cache.get)
 
     def _handles(self, svc: JSON) -> bool:
         cls = (svc.get("spec") or {}).get("loadBalancerClass") or ""

@@ -1,5 +1,5 @@
 """Every generated deployment file, from one source: `manifests/deploy/`, `manifests/webhook/`,
-`manifests/operator/` and the OperatorHub bundle in `bundle/`.
+`manifests/operator/`, `manifests/monitoring/` and the OperatorHub bundle in `bundle/`.
 
 The plain manifests are `render(None, OperatorEnv("metallb-system"))`; the operator's RBAC is
 derived from what `render` can produce (so it can create, patch and delete exactly that and grant
@@ -21,6 +21,7 @@ from typing import Any
 import yaml
 
 from metallb_py import __version__
+from metallb_py.monitoring import files as monitoring
 from metallb_py.operator.env import DEFAULT_IMAGE, OperatorEnv
 from metallb_py.operator.render import RBAC_V1, components, render, rule
 
@@ -624,6 +625,7 @@ def generated(manifests: Path, bundle: Path) -> dict[Path, str]:
     """Every generated file (absolute path -> text)."""
     out = {manifests / k: v for k, v in manifest_files().items()}
     out[manifests / "crds" / "kustomization.yml"] = crds_kustomization(manifests)
+    out.update({manifests / "monitoring" / k: v for k, v in monitoring.files().items()})
     out.update({bundle / k: v for k, v in bundle_files(manifests).items()})
     return out
 

@@ -476,64 +476,91 @@ def network_policies(env: OperatorEnv) -> list[Obj]:
     ]
 
 
+def monitor(
+    component: str,
+    namespace: str,
+    selector: Mapping[str, str],
+    port: int,
+    *,
+    pod_monitor: bool,
+    labels: Mapping[str, str] | None = None,
+) -> list[Obj]:
+    """One component's Prometheus Operator objects: a PodMonitor, or a ServiceMonitor with the
+    headless Service it selects. Pods are found by `selector` on their port named "monitoring";
+    the node name becomes a `node` label, so per-node panels and alerts need no join."""
+    meta_labels = dict(labels if labels is not None else selector)
+    name = f"{component}-monitor"
+    endpoint: Obj = {
+        "port": "monitoring",
+        "path": "/metrics",
+        "honorLabels": True,
+        "relabelings": [
+            {
+                "action": "replace",
+                "sourceLabels": ["__meta_kubernetes_pod_node_name"],
+                "targetLabel": "node",
+            }
+        ],
+    }
+    if pod_monitor:
+        return [
+            {
+                "apiVersion": "monitoring.coreos.com/v1",
+                "kind": "PodMonitor",
+                "metadata": _meta(name, namespace, meta_labels),
+                "spec": {
+                    "selector": {"matchLabels": dict(selector)},
+                    "namespaceSelector": {"matchNames": [namespace]},
+                    "podMetricsEndpoints": [endpoint],
+                },
+            }
+        ]
+    service = f"{component}-monitor-service"
+    return [
+        {
+            "apiVersion": "v1",
+            "kind": "Service",
+            "metadata": _meta(service, namespace, {**meta_labels, "name": service}),
+            "spec": {
+                "clusterIP": "None",
+                "selector": dict(selector),
+                "ports": [
+                    {"name": "monitoring", "port": port, "targetPort": port, "protocol": "TCP"}
+                ],
+            },
+        },
+        {
+            "apiVersion": "monitoring.coreos.com/v1",
+            "kind": "ServiceMonitor",
+            "metadata": _meta(name, namespace, meta_labels),
+            "spec": {
+                "selector": {"matchLabels": {"name": service}},
+                "namespaceSelector": {"matchNames": [namespace]},
+                "endpoints": [endpoint],
+            },
+        },
+    ]
+
+
 def monitors(env: OperatorEnv) -> list[Obj]:
     """Prometheus Operator objects for the controller and speaker metrics, when asked for:
     PodMonitors, or ServiceMonitors with a headless Service each to select from."""
+    if not (env.deploy_pod_monitors or env.deploy_service_monitors):
+        return []
     out: list[Obj] = []
-    ns = env.namespace
-    for component in (CONTROLLER, SPEAKER):
-        labels = _labels(component)
-        name = f"{component}-monitor"
-        endpoint = {"port": "monitoring", "path": "/metrics", "honorLabels": True}
-        if env.deploy_pod_monitors:
-            out.append(
-                {
-                    "apiVersion": "monitoring.coreos.com/v1",
-                    "kind": "PodMonitor",
-                    "metadata": _meta(name, ns, labels),
-                    "spec": {
-                        "selector": {"matchLabels": dict(labels)},
-                        "namespaceSelector": {"matchNames": [ns]},
-                        "podMetricsEndpoints": [endpoint],
-                    },
-                }
+    for component, port in (
+        (CONTROLLER, env.controller_metrics_port),
+        (SPEAKER, env.speaker_metrics_port),
+    ):
+        out.extend(
+            monitor(
+                component,
+                env.namespace,
+                _labels(component),
+                port,
+                pod_monitor=env.deploy_pod_monitors,
             )
-        elif env.deploy_service_monitors:
-            port = (
-                env.controller_metrics_port if component == CONTROLLER else env.speaker_metrics_port
-            )
-            service_labels = {**labels, "name": f"{component}-monitor-service"}
-            out.append(
-                {
-                    "apiVersion": "v1",
-                    "kind": "Service",
-                    "metadata": _meta(f"{component}-monitor-service", ns, service_labels),
-                    "spec": {
-                        "clusterIP": "None",
-                        "selector": dict(labels),
-                        "ports": [
-                            {
-                                "name": "monitoring",
-                                "port": port,
-                                "targetPort": port,
-                                "protocol": "TCP",
-                            }
-                        ],
-                    },
-                }
-            )
-            out.append(
-                {
-                    "apiVersion": "monitoring.coreos.com/v1",
-                    "kind": "ServiceMonitor",
-                    "metadata": _meta(name, ns, labels),
-                    "spec": {
-                        "selector": {"matchLabels": {"name": f"{component}-monitor-service"}},
-                        "namespaceSelector": {"matchNames": [ns]},
-                        "endpoints": [endpoint],
-                    },
-                }
-            )
+        )
     return out
 
 
