@@ -378,7 +378,7 @@ class SpeakerReconciler:
             return
         want = dz.desired_state(self.inputs())
         self.bgp.apply(self.config, want.peers, want.routes)
-        await self.l2.apply(want.l2)
+        await self.l2.apply(want.l2, warm=bool(self.config.l2_advertisements))
         changed = dz.changed_services(self.current, want)
         self._report(want, changed)
         self.current = want
