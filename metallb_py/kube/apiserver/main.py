@@ -9,7 +9,6 @@ loopback debugging only.
 
 from __future__ import annotations
 
-import contextlib
 import ipaddress
 import os
 import secrets
@@ -88,22 +87,26 @@ def default_cert_dir(data: str) -> str:
 
 
 def local_addresses() -> list[str]:
-    """This network namespace's addresses (no link-local), for a wildcard listener's
-    certificate."""
-    try:
-        from pyroute2 import IPRoute
+    """This network namespace's addresses (IPv4, and IPv6 without link-local), for a wildcard
+    listener's certificate. Read with an ioctl and /proc, not netlink, because it runs inside the
+    event loop."""
+    from bgp.router_id import node_ipv4_addresses
 
-        with IPRoute() as ipr:
-            raw = [str(a.get("IFA_ADDRESS")) for a in ipr.get_addr()]
-    except Exception as exc:  # no netlink: the names in --tls-san still apply
-        log.warning("localAddressesUnavailable", error=str(exc))
-        return []
-    out = []
-    for text in raw:
-        with contextlib.suppress(ValueError):
-            if not ipaddress.ip_address(text).is_link_local:
-                out.append(text)
-    return out
+    out: list[str] = []
+    try:
+        out += [str(a) for a in node_ipv4_addresses()]
+    except OSError as exc:
+        log.warning("localAddressesUnavailable", family="ipv4", error=str(exc))
+    try:
+        with open("/proc/net/if_inet6") as f:
+            for line in f:
+                raw = line.split()[0]
+                addr = ipaddress.IPv6Address(int(raw, 16))
+                if not addr.is_link_local:
+                    out.append(str(addr))
+    except (OSError, ValueError, IndexError) as exc:
+        log.warning("localAddressesUnavailable", family="ipv6", error=str(exc))
+    return list(dict.fromkeys(out))
 
 
 def serving_hosts(host: str, extra: list[str]) -> list[str]:
