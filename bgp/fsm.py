@@ -62,6 +62,7 @@ Behaviour worth knowing:
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import ipaddress
 import logging
@@ -166,7 +167,8 @@ class SessionConfig:
     extended_next_hop: tuple[tuple[int, int, int], ...] = ()  # e.g. ((1, 1, 2),)
     graceful_restart: bool = False
     restart_time: int = 120
-    restarting: bool = False  # GR "R" bit: we just restarted
+    restarting: bool = False  # GR "R" bit: we just restarted (cleared once Established)
+    restart_deadline: float | None = None  # with `restarting`: OPENs sent from then on lack R
     forwarding_preserved: bool = True  # GR per-family "F" bit
     gr_notification: bool = True  # RFC 8538 "N" bit (only with graceful_restart)
     extra_capabilities: tuple[caps.Capability, ...] = ()
@@ -588,6 +590,9 @@ class Session:
 
     def _send_open(self, conn: _Conn, now: float) -> None:
         conn.state = State.OPEN_SENT
+        deadline = self.config.restart_deadline
+        if self.config.restarting and deadline is not None and now >= deadline:
+            self._restart_over()
         conn.tx += encode(self.config.open_message())
         self.counters.opens_sent += 1
         self.counters.total_sent += 1
@@ -900,8 +905,15 @@ class Session:
         outgoing, incoming = (a, b) if a.outgoing else (b, a)
         return incoming if keep_outgoing else outgoing
 
+    def _restart_over(self) -> None:
+        """RFC 4724 §4.1: the R bit marks the OPENs of a speaker that has just restarted; once
+        a session is back (or the restart time is over) later OPENs are ordinary ones."""
+        self.config = dataclasses.replace(self.config, restarting=False)
+
     def _become_established(self, conn: _Conn, now: float) -> None:
         conn.state = State.ESTABLISHED
+        if self.config.restarting:
+            self._restart_over()
         self._retry_attempt = 0
         self._retry_deadline = None
         self.counters.established_transitions += 1

@@ -24,6 +24,7 @@ import ipaddress
 import logging
 import socket
 import struct
+import time
 from collections.abc import Callable, Coroutine, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -471,6 +472,10 @@ class Peer:
             families=(IPV4_UNICAST, IPV6_UNICAST),
             extended_next_hop=((AFI_IPV4, SAFI_UNICAST, AFI_IPV6),) if v6_session else (),
             graceful_restart=cfg.graceful_restart,
+            # R bit (RFC 4724): until this session is first up again in this process, and
+            # at most the restart time after the process started.
+            restarting=cfg.graceful_restart and self.key not in self.speaker.established_keys,
+            restart_deadline=self.speaker.started + cfg.restart_time,
             restart_time=cfg.restart_time,
             connect_retry_time=cfg.connect_retry,
             connect_retry_max=cfg.connect_retry_max,
@@ -683,6 +688,7 @@ class Peer:
                 "familyNotSent",
                 extra={"peer": self.key, "afi": skipped, "reason": "no next hop of that family"},
             )
+        self.speaker.established_keys.add(self.key)
         self.speaker._emit(SpeakerEvent("sessionEstablished", self.key, {"peer_as": neg.peer_as}))
         self._send_routes()
 
@@ -851,6 +857,8 @@ class Speaker:
         self.listen_device = listen_device
         self.on_event = on_event
         self.rib = Rib()
+        self.started = time.monotonic()  # the event loop's clock: restart deadlines use it
+        self.established_keys: set[str] = set()  # peers that were Established at least once
         self.peers: dict[str, Peer] = {}
         self.listener: Listener | None = None
         self._flush_due: set[Peer] = set()
