@@ -99,7 +99,7 @@ def extra_rules() -> list[Obj]:
             "metallb_allocator_orphaned_addresses > 0",
             "5m",
             "warning",
-            "{{ $value }} addresses are kept although the configuration no longer allows them",
+            "Addresses are kept for Services although the configuration no longer allows them",
             "A pool edit removed addresses that Services still hold; they keep them (and keep "
             "working) until you act. Find them with the AddressOrphaned events, then move each "
             "Service or restore the range.",
