@@ -2,6 +2,11 @@
 
 Each state change is one JSON line (`{"event": "bfdStateChange", "peer": ..., "state": "up", ...}`).
 SIGINT or SIGTERM sends AdminDown to every peer and exits 0. A bad flag exits 2 with one line.
+
+`--interface IFNAME` runs a single-hop session over IPv6 link-local addresses to the router on that
+link, as an unnumbered BGP peer would: the router is found by `l2.routers` (its Router
+Advertisements, else the neighbour table), and the session follows it when it changes or the link
+flaps.
 """
 
 from __future__ import annotations
@@ -40,10 +45,16 @@ def build_parser() -> argparse.ArgumentParser:
         "--local",
         type=_ip,
         action="append",
-        required=True,
+        default=[],
         help="local address (repeat for several; each pairs with every peer)",
     )
-    s.add_argument("--peer", type=_ip, action="append", required=True, help="peer address")
+    s.add_argument("--peer", type=_ip, action="append", default=[], help="peer address")
+    s.add_argument(
+        "--interface",
+        action="append",
+        default=[],
+        help="session to the router on this link over IPv6 link-local addresses (repeatable)",
+    )
     s.add_argument("--multihop", action="store_true", help="RFC 5883 multihop (UDP 4784)")
     s.add_argument("--tx-ms", type=int, default=300, help="desired transmit interval (300)")
     s.add_argument("--rx-ms", type=int, default=300, help="required receive interval (300)")
@@ -188,9 +199,42 @@ def _log_stats(engine: Engine) -> None:
     )
 
 
+class LinkSessions:
+    """One session per `--interface`, to the router found on it; follows it when it changes."""
+
+    def __init__(self, engine: Engine, profile: Profile, interfaces: Sequence[str]) -> None:
+        from l2.routers import RouterFinder
+
+        self.engine = engine
+        self.profile = profile
+        self.finder = RouterFinder()
+        self.keys: dict[str, SessionKey] = {}
+        for name in interfaces:
+            self.finder.watch(name, self._router)
+
+    def _router(self, interface: str, router: str | None) -> None:
+        old = self.keys.pop(interface, None)
+        if old is not None:
+            self.engine.remove(old)
+        local = self.finder.local(interface)
+        if router is None or local is None:
+            return
+        key = SessionKey(router, local, False)
+        try:
+            self.engine.add(key, self.profile)
+        except (OSError, ValueError) as exc:
+            log.error("bfdSessionFailed", extra={"interface": interface, "error": str(exc)})
+            return
+        self.keys[interface] = key
+
+    async def close(self) -> None:
+        await self.finder.close()
+
+
 async def run_sessions(args: argparse.Namespace, profile: Profile, keys: list[SessionKey]) -> int:
     engine = Engine(floor_ms=args.floor_ms)
     await engine.start()
+    links = LinkSessions(engine, profile, args.interface) if args.interface else None
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -200,11 +244,18 @@ async def run_sessions(args: argparse.Namespace, profile: Profile, keys: list[Se
             engine.add(key, profile)
     except (OSError, ValueError) as exc:
         log.error("bfdSessionFailed", extra={"error": str(exc)})
+        if links is not None:
+            await links.close()
         await engine.close(admin_down=True)
         return 1
     log.info(
         "bfdStarted",
-        extra={"sessions": len(keys), "floorMs": engine.floor_ms, "profile": profile.name},
+        extra={
+            "sessions": len(keys),
+            "interfaces": list(args.interface),
+            "floorMs": engine.floor_ms,
+            "profile": profile.name,
+        },
     )
     if args.rt_priority:
         problem = set_realtime(args.rt_priority)
@@ -226,6 +277,8 @@ async def run_sessions(args: argparse.Namespace, profile: Profile, keys: list[Se
         with contextlib.suppress(asyncio.CancelledError):
             await commands
     _log_stats(engine)
+    if links is not None:
+        await links.close()
     await engine.close(admin_down=True)
     log.info("bfdStopped")
     return 0
@@ -244,8 +297,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"python -m bfd: error: {exc}", file=sys.stderr)
         return 2
     keys = _keys(args)
-    if not keys:
-        print("python -m bfd: error: no --local/--peer pair of the same family", file=sys.stderr)
+    if not keys and not args.interface:
+        print(
+            "python -m bfd: error: need --interface, or a --local/--peer pair of the same family",
+            file=sys.stderr,
+        )
+        return 2
+    if args.interface and (args.multihop or profile.echo_mode):
+        print(
+            "python -m bfd: error: --interface sessions are single-hop, without echo",
+            file=sys.stderr,
+        )
         return 2
     if profile.echo_mode and (args.multihop or any(":" in k.peer for k in keys)):
         print("python -m bfd: error: echo mode needs IPv4 single-hop sessions", file=sys.stderr)

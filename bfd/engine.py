@@ -8,6 +8,9 @@ clock (the event loop's) and one timer per session, and reports state changes to
   multihop requires at least the profile's minimumTtl.
 - Send: one socket per session, bound to a source port from 49152-65535 unique to the session,
   TTL / hop limit 255, DSCP CS6.
+- Link-local IPv6 (unnumbered BGP peers): addresses carry their interface as a zone,
+  `fe80::1%eth0`, in the session key and in the sockets' addresses (scope id); received packets
+  from a link-local source are matched with the zone of the interface they came in on.
 - Timing: before a detection deadline is acted on, every receive socket is drained, so a packet
   that arrived in time is never lost to a late timer; timer lateness is measured on every expiry
   (`Engine.lateness`), and the interval floor (`floor_ms`) keeps what we advertise honourable.
@@ -152,6 +155,26 @@ def _family(address: str) -> socket.AddressFamily:
     return socket.AF_INET6 if ipaddress.ip_address(address).version == 6 else socket.AF_INET
 
 
+def _sockaddr(address: str, port: int) -> tuple[Any, ...]:
+    """Python's (host, port) drops a `%eth0` zone: link-local addresses need the scope id."""
+    if "%" not in address:
+        return (address, port, 0, 0) if ":" in address else (address, port)
+    host, _, zone = address.partition("%")
+    index = int(zone) if zone.isdigit() else socket.if_nametoindex(zone)
+    return (host, port, 0, index)
+
+
+def _peer_text(addr: tuple[Any, ...]) -> str:
+    """The sender as session keys name it: zone kept for link-local sources, else dropped."""
+    host = str(addr[0]).split("%", 1)[0]
+    if len(addr) >= 4 and addr[3] and host.startswith("fe80:"):
+        try:
+            return f"{host}%{socket.if_indextoname(addr[3])}"
+        except OSError:
+            return host
+    return host
+
+
 class Engine:
     """Runs BFD sessions on the running event loop; add, change and remove them at any time."""
 
@@ -216,9 +239,7 @@ class Engine:
             raise
         discriminator = self._new_discriminator()
         session = Session(discriminator, params, rng=random.Random(self.rng.getrandbits(64)))
-        peer_addr: tuple[Any, ...] = (
-            (key.peer, port, 0, 0) if tx_sock.family == socket.AF_INET6 else (key.peer, port)
-        )
+        peer_addr = _sockaddr(key.peer, port)
         ms = ManagedSession(key, profile, session, tx_sock, peer_addr, source_port, floored)
         self.sessions[key] = ms
         self.dispatcher.add(Binding(key, session, profile.minimum_ttl, ms))
@@ -306,7 +327,7 @@ class Engine:
                 sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_RECVHOPLIMIT, 1)
             else:
                 sock.setsockopt(socket.IPPROTO_IP, IP_RECVTTL, 1)
-            sock.bind((local, port))
+            sock.bind(_sockaddr(local, port))
         except OSError:
             sock.close()
             raise
@@ -336,7 +357,7 @@ class Engine:
                 if port in self._used_ports:
                     continue
                 try:
-                    sock.bind((local, port))
+                    sock.bind(_sockaddr(local, port))
                 except OSError as exc:
                     if exc.errno == 98:  # EADDRINUSE: another process has it; try the next one
                         continue
@@ -365,7 +386,7 @@ class Engine:
                     level == socket.IPPROTO_IPV6 and kind == socket.IPV6_HOPLIMIT
                 ):
                     ttl = int.from_bytes(cdata[:4], sys.byteorder)
-            peer = addr[0].split("%", 1)[0]
+            peer = _peer_text(addr)
             binding = dispatch(data, local, peer, multihop, ttl, now)
             if binding is not None:
                 self._service(binding.owner, now)

@@ -19,6 +19,7 @@ import asyncio
 import collections
 import ipaddress
 import logging
+import re
 import signal
 import socket
 import sys
@@ -142,15 +143,19 @@ def parse_route_line(line: str, base: RouteAttrs = DEFAULT_ATTRS) -> tuple[Route
 
 @dataclass(frozen=True)
 class PeerSpec:
-    """`ASN@ADDR[:PORT]`: ASN is a number, asdot `A.B`, `internal` or `external`."""
+    """`ASN@ADDR[:PORT]` or `ASN@IFNAME` (unnumbered): ASN is a number, asdot `A.B`,
+    `internal` or `external`."""
 
-    address: ipaddress.IPv4Address | ipaddress.IPv6Address
+    address: ipaddress.IPv4Address | ipaddress.IPv6Address | None
     port: int = 179
     asn: int | None = None  # None with `internal`/`external`: learned from the peer's OPEN
     dynamic: str | None = None  # "internal" or "external"
+    interface: str | None = None  # unnumbered: the router on this link
 
     @property
     def key(self) -> str:
+        if self.address is None:
+            return f"{self.interface}:{self.port}"
         host = f"[{self.address}]" if self.address.version == 6 else str(self.address)
         return f"{host}:{self.port}"
 
@@ -174,7 +179,8 @@ def parse_asn(text: str) -> int:
 
 def parse_peer(text: str) -> PeerSpec:
     """`64500@198.51.100.1`, `64500@198.51.100.1:1179`, `64501@[2001:db8::1]:1179`,
-    `64501@2001:db8::1`, `internal@...`, `external@...`."""
+    `64501@2001:db8::1`, `internal@...`, `external@...`; `64500@eth0` (an interface name:
+    unnumbered, the router's link-local address is discovered on that link)."""
     asn_text, sep, where = text.partition("@")
     if not sep or not asn_text or not where:
         raise RouteSpecError(f"bad peer {text!r}: want ASN@ADDRESS[:PORT]")
@@ -192,13 +198,30 @@ def parse_peer(text: str) -> PeerSpec:
         port = _port(port_text, text)
     else:
         host = where
+    addr: ipaddress.IPv4Address | ipaddress.IPv6Address | None = None
+    interface = None
     try:
         addr = ipaddress.ip_address(host)
     except ValueError:
-        raise RouteSpecError(f"bad peer {text!r}: {host!r} is not an IP address") from None
+        if not _IFNAME.fullmatch(host) or not _interface_exists(host):
+            raise RouteSpecError(
+                f"bad peer {text!r}: {host!r} is neither an IP address nor an interface here"
+            ) from None
+        interface = host
     if asn_text in ("internal", "external"):
-        return PeerSpec(addr, port, None, asn_text)
-    return PeerSpec(addr, port, parse_asn(asn_text))
+        return PeerSpec(addr, port, None, asn_text, interface)
+    return PeerSpec(addr, port, parse_asn(asn_text), None, interface)
+
+
+def _interface_exists(name: str) -> bool:
+    try:
+        socket.if_nametoindex(name)
+    except OSError:
+        return False
+    return True
+
+
+_IFNAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]{0,14}")  # Linux IFNAMSIZ 16, with the NUL
 
 
 def _port(text: str, whole: str) -> int:
@@ -245,8 +268,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--peer",
         action="append",
         required=True,
-        metavar="ASN@ADDR[:PORT]",
-        help="a peer; ASN may be internal/external; IPv6 with a port as [ADDR]:PORT",
+        metavar="ASN@ADDR[:PORT]|ASN@IFNAME",
+        help="a peer; ASN may be internal/external; IPv6 with a port as [ADDR]:PORT; "
+        "an interface name for an unnumbered peer (link-local, found by router advertisements)",
     )
     p.add_argument("--local-address", help="source address of our connections")
     p.add_argument(
@@ -489,7 +513,8 @@ def peer_config(cfg: SpeakConfig, spec: PeerSpec) -> PeerConfig:
     else:
         peer_as = "internal" if spec.dynamic == "internal" else "external"
     return PeerConfig(
-        address=str(spec.address),
+        address=str(spec.address) if spec.address is not None else "",
+        interface=spec.interface,
         peer_as=peer_as,
         port=spec.port,
         router_id=cfg.router_id,

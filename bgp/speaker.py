@@ -11,6 +11,13 @@ Layers, bottom up:
   `RibOut` as fast as TCP drains them; keeps MetalLB's per-peer counters.
 - `Speaker` — the peer manager: add/update/remove peers at run time (an unchanged peer keeps
   its session), `announce(prefix, attrs, peers)` / `withdraw(prefix, peers)`, shutdown.
+
+Unnumbered peers (`PeerConfig.interface`) have no configured address: `l2.routers` finds the
+router's IPv6 link-local address on the interface (its Router Advertisements, else the neighbour
+table) and advertises ours. The session starts when an address is known, is reset when it
+changes, and is stopped (Cease) while the link is down. It offers extended next hop (RFC 8950):
+IPv4 routes carry our link-local address (after the interface's global IPv6 address, when it has
+one) as next hop, like IPv6 routes.
 """
 
 from __future__ import annotations
@@ -27,7 +34,7 @@ import struct
 import time
 from collections.abc import Callable, Coroutine, Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from bgp import router_id as rid
 from bgp.context import AFI_IPV4, AFI_IPV6, IPV4_UNICAST, IPV6_UNICAST, SAFI_UNICAST
@@ -63,6 +70,9 @@ from bgp.transport import (
     apply_options,
     dial,
 )
+
+if TYPE_CHECKING:
+    from l2.routers import RouterFinder
 
 log = logging.getLogger("bgp.speaker")
 CLOSE_FLUSH_TIMEOUT = 5.0  # seconds a closing connection may take to send its last bytes
@@ -348,12 +358,36 @@ def next_hops(local: str, peer: str) -> NextHops:
     return NextHops(v4, v6)
 
 
+def interface_next_hops(interface: str, local: str | None = None) -> NextHops:
+    """Next hops for an unnumbered session on `interface` whose local address is `local`.
+
+    IPv6 (and, with RFC 8950, IPv4) routes: the interface's global IPv6 address followed by our
+    link-local one (32 octets), or the link-local address alone (16 octets) on a link without a
+    global address. `v4` is the interface's IPv4 address, for a router without RFC 8950.
+    """
+    mine = [i.ip for n, i in _ipv6_interfaces() if n == interface]
+    ll: ipaddress.IPv6Address | None = None
+    if local:
+        la = ipaddress.ip_address(local.split("%", 1)[0])
+        if isinstance(la, ipaddress.IPv6Address) and la.is_link_local:
+            ll = la
+    if ll is None:
+        ll = next((a for a in mine if a.is_link_local), None)
+    glob = next((a for a in mine if not a.is_link_local and not a.is_loopback), None)
+    v6 = b"".join(a.packed for a in (glob, ll) if a is not None) or None
+    v4s = _ipv4_by_interface().get(interface, [])
+    return NextHops(v4s[0].packed if v4s else None, v6)
+
+
 # -- peers ------------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
 class PeerConfig:
-    """One BGP neighbour. Changing anything but `name` resets its session."""
+    """One BGP neighbour. Changing anything but `name` resets its session.
+
+    An unnumbered peer sets `interface` and leaves `address` empty (see the module docstring).
+    """
 
     address: str
     peer_as: int | Literal["internal", "external"]
@@ -372,11 +406,19 @@ class PeerConfig:
     restart_time: int = 120
     connect_retry: float = 1.0
     connect_retry_max: float = 30.0
+    interface: str | None = None  # unnumbered: the router is found on this link
     name: str = field(default="", compare=False)
+
+    def __post_init__(self) -> None:
+        if bool(self.interface) == bool(self.address):
+            raise ValueError("a peer has exactly one of address and interface")
 
     @property
     def key(self) -> str:
-        """`ADDR:PORT` (`[ADDR]:PORT` for IPv6): MetalLB's `peer` metric label."""
+        """`ADDR:PORT` (`[ADDR]:PORT` for IPv6), `IFNAME:PORT` for an unnumbered peer: MetalLB's
+        `peer` metric label."""
+        if self.interface:
+            return f"{self.interface}:{self.port}"
         addr = ipaddress.ip_address(self.address)
         host = f"[{addr}]" if addr.version == 6 else str(addr)
         return f"{host}:{self.port}"
@@ -451,17 +493,29 @@ class Peer:
         self._sending = False
         self._closing: set[Stream] = set()
         self._tasks: set[asyncio.Task[None]] = set()
+        self.router: str | None = None  # unnumbered: the router's scoped link-local address
+        self._wanted = False  # started and not stopped (an unnumbered one may wait for a router)
+        self._watching = False
+
+    @property
+    def address(self) -> str:
+        """Where the session goes: the configured address, or the router found on the link."""
+        return self.config.address or self.router or ""
+
+    @property
+    def interface(self) -> str | None:
+        return self.config.interface
 
     # -- setup -------------------------------------------------------------------------------
     def _choose_router_id(self) -> ipaddress.IPv4Address:
         cfg = self.config
         configured = cfg.router_id or self.speaker.router_id
-        source = cfg.local_address or route_source(cfg.address, cfg.port)
+        source = cfg.local_address or (route_source(cfg.address, cfg.port) if cfg.address else None)
         return rid.choose_router_id(configured, source, node_name=self.speaker.node_name)
 
     def _session_config(self) -> SessionConfig:
         cfg = self.config
-        v6_session = ":" in cfg.address
+        v6_session = ":" in cfg.address or bool(cfg.interface)
         return SessionConfig(
             local_as=self.local_as,
             router_id=self.router_id,
@@ -497,8 +551,36 @@ class Peer:
 
     # -- the FSM loop --------------------------------------------------------------------------
     def start(self) -> None:
+        self._wanted = True
+        if self.config.interface:
+            if not self._watching:
+                self._watching = True
+                finder = self.speaker.router_finder()
+                finder.watch(self.config.interface, self._router_found)
+                self.router = finder.router(self.config.interface)
+            if self.router is None:
+                return  # starts when the router is found on the link
         self.session.start(self.loop.time())
         self._pump()
+
+    def _router_found(self, interface: str, router: str | None) -> None:
+        """The router on our link changed (or is gone): follow it."""
+        if router == self.router:
+            return
+        old, self.router = self.router, router
+        log.info(
+            "peerAddressChanged" if router else "peerAddressLost",
+            extra={"peer": self.key, "interface": interface, "address": router, "previous": old},
+        )
+        if old is not None and self._wanted:
+            reason = "peer address changed" if router else "link down"
+            self._stop_session(subcode=CEASE_OTHER_CONFIG_CHANGE, message=reason)
+        if self.speaker.listener is not None and router is not None:
+            self.speaker.listener.allow(router, self.config.password)
+        self.speaker._emit(SpeakerEvent("peerAddress", self.key, {"address": router}))
+        if router is not None and self._wanted:
+            self.session.start(self.loop.time())
+            self._pump()
 
     def _pump(self) -> None:
         """After every call into the session: write its bytes, act on its events, set the timer."""
@@ -563,7 +645,9 @@ class Peer:
     async def _connect(self, conn: _Conn) -> None:
         cfg = self.config
         try:
-            sock = await dial(cfg.address, cfg.port, self.socket_options())
+            if not self.address:
+                raise OSError("no peer address yet")
+            sock = await dial(self.address, cfg.port, self.socket_options())
         except asyncio.CancelledError:
             raise
         except OSError as exc:
@@ -590,7 +674,7 @@ class Peer:
         """A connection from this peer arrived on the listener."""
         opts = self.socket_options()
         try:
-            apply_options(sock, self.config.address, dataclasses.replace(opts, password=None))
+            apply_options(sock, self.address, dataclasses.replace(opts, password=None))
         except OSError as exc:
             log.warning("acceptFailed", extra={"peer": self.key, "error": str(exc)})
             sock.close()
@@ -658,8 +742,14 @@ class Peer:
     def _established(self, conn_id: int, neg: Negotiated) -> None:
         conn = self.conns.get(conn_id)
         local = conn.stream.local_address() if conn else ""
-        hops = next_hops(local, self.config.address) if local else NextHops(None, None)
-        v4_over_v6 = hops.v4 is None and (AFI_IPV4, SAFI_UNICAST, AFI_IPV6) in neg.extended_next_hop
+        enh = (AFI_IPV4, SAFI_UNICAST, AFI_IPV6) in neg.extended_next_hop
+        if self.config.interface:
+            hops = interface_next_hops(self.config.interface, local)
+            if enh:  # RFC 8950: IPv4 routes with our IPv6 next hop, as unnumbered routers expect
+                hops = NextHops(None, hops.v6)
+        else:
+            hops = next_hops(local, self.config.address) if local else NextHops(None, None)
+        v4_over_v6 = hops.v4 is None and enh
         self.negotiated = neg
         self.packer = Packer(
             SessionEncoding(self.local_as, neg.ibgp, neg.tx, hops.v4, hops.v6, v4_over_v6)
@@ -677,6 +767,7 @@ class Peer:
                 "peer_as": neg.peer_as,
                 "router_id": str(neg.peer_router_id),
                 "local_address": local,
+                **self._unnumbered_fields(),
                 "hold_time": neg.hold_time,
                 "ibgp": neg.ibgp,
                 "families": [f"afi{a}" for a in families],
@@ -707,6 +798,7 @@ class Peer:
                     "reason": ev.reason,
                     "was_established": was,
                     "peer_keeps_routes": ev.peer_keeps_routes,
+                    **self._unnumbered_fields(),
                 },
             )
             self.speaker._emit(
@@ -800,7 +892,24 @@ class Peer:
             "total_received": c.total_received,
         }
 
+    def _unnumbered_fields(self) -> dict[str, str]:
+        if not self.config.interface:
+            return {}
+        return {"interface": self.config.interface, "peer_address": self.router or ""}
+
     def stop(
+        self, *, subcode: int = CEASE_ADMIN_SHUTDOWN, message: str = "", graceful: bool = False
+    ) -> None:
+        self._wanted = False
+        self._stop_session(subcode=subcode, message=message, graceful=graceful)
+
+    def close(self) -> None:
+        """Removed for good: stop following the link as well."""
+        if self._watching and self.config.interface:
+            self._watching = False
+            self.speaker.router_finder().unwatch(self.config.interface, self._router_found)
+
+    def _stop_session(
         self, *, subcode: int = CEASE_ADMIN_SHUTDOWN, message: str = "", graceful: bool = False
     ) -> None:
         self.session.stop(self.loop.time(), subcode=subcode, message=message, graceful=graceful)
@@ -848,6 +957,7 @@ class Speaker:
         listen_addresses: tuple[str, ...] = ("0.0.0.0", "::"),
         listen_device: str | None = None,
         on_event: EventCallback | None = None,
+        router_finder: RouterFinder | None = None,
     ) -> None:
         self.local_as = local_as
         self.router_id = router_id
@@ -863,6 +973,15 @@ class Speaker:
         self.listener: Listener | None = None
         self._flush_due: set[Peer] = set()
         self._flush_scheduled = False
+        self._finder = router_finder
+
+    def router_finder(self) -> RouterFinder:
+        """Router discovery for unnumbered peers (created on first use)."""
+        if self._finder is None:
+            from l2.routers import RouterFinder
+
+            self._finder = RouterFinder()
+        return self._finder
 
     # -- peers ----------------------------------------------------------------------------
     def start(self) -> None:
@@ -871,12 +990,14 @@ class Speaker:
                 self._accepted, self.listen_port, self.listen_addresses, self.listen_device
             )
             for peer in self.peers.values():
-                self.listener.allow(peer.config.address, peer.config.password)
+                if peer.address:
+                    self.listener.allow(peer.address, peer.config.password)
             self.listener.start()
 
     def _accepted(self, sock: socket.socket, address: str) -> None:
+        want = ipaddress.ip_address(address)
         for peer in self.peers.values():
-            if ipaddress.ip_address(peer.config.address) == ipaddress.ip_address(address):
+            if peer.address and ipaddress.ip_address(peer.address.split("%", 1)[0]) == want:
                 peer.accept(sock)
                 return
         sock.close()
@@ -894,7 +1015,7 @@ class Speaker:
             )
         peer = Peer(self, config)
         self.peers[config.key] = peer
-        if self.listener is not None:
+        if self.listener is not None and config.address:
             self.listener.allow(config.address, config.password)
         peer.start()
         return peer
@@ -905,13 +1026,16 @@ class Speaker:
         peer = self.peers.pop(key, None)
         if peer is None:
             return
-        if self.listener is not None and not any(
-            p.config.address == peer.config.address for p in self.peers.values()
+        if (
+            self.listener is not None
+            and peer.address
+            and not any(p.address == peer.address for p in self.peers.values())
         ):
-            self.listener.disallow(peer.config.address)
+            self.listener.disallow(peer.address.split("%", 1)[0])
         self.rib.forget_peer(key)
         self._flush_due.discard(peer)
         peer.stop(subcode=subcode, message=message)
+        peer.close()
 
     def set_peers(self, configs: Iterable[PeerConfig]) -> None:
         """Reconcile to exactly these peers; unchanged ones keep their sessions."""
@@ -988,7 +1112,11 @@ class Speaker:
         peers = list(self.peers.values())
         for peer in peers:
             peer.stop(message=message, graceful=graceful)
+            peer.close()
         await asyncio.gather(*(p.wait_closed() for p in peers))
+        if self._finder is not None:
+            await self._finder.close()
+            self._finder = None
 
 
 def describe_prefix(prefix: tuple[int, bytes]) -> str:

@@ -68,6 +68,19 @@ def apply_options(sock: socket.socket, peer: str, opts: SocketOptions) -> None:
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
 
+def sockaddr(host: str, port: int) -> tuple[str, int] | tuple[str, int, int, int]:
+    """The socket address of `host`: a scoped IPv6 address (`fe80::1%eth0`) gets its scope id.
+
+    Python's 2-tuple form drops the `%eth0` zone, and a link-local address without one cannot
+    be used, so unnumbered peers need the 4-tuple.
+    """
+    if "%" not in host:
+        return (host, port)
+    addr, _, zone = host.partition("%")
+    index = int(zone) if zone.isdigit() else socket.if_nametoindex(zone)
+    return (addr, port, 0, index)
+
+
 async def dial(
     peer: str, port: int, opts: SocketOptions, connect_timeout: float = 10.0
 ) -> socket.socket:
@@ -80,7 +93,7 @@ async def dial(
         sockopts.bind_source(sock, opts.local_address)
         loop = asyncio.get_running_loop()
         async with asyncio.timeout(connect_timeout):
-            await loop.sock_connect(sock, (peer, port))
+            await loop.sock_connect(sock, sockaddr(peer, port))
     except BaseException:
         sock.close()
         raise

@@ -200,6 +200,20 @@ def ndp_program(addresses: Iterable[ipaddress.IPv6Address] | None = None) -> Pro
     return b.finish()
 
 
+def router_discovery_program() -> Program:
+    """Router Solicitations and Advertisements (ICMPv6 133 and 134) received on the link."""
+    b = _Builder()
+    _reject_outgoing(b)
+    b.ld(BPF_H, OFF_ETHERTYPE)
+    b.jeq(0x86DD, 0, "drop")
+    b.ld(BPF_B, OFF_IP6_NEXT)
+    b.jeq(58, 0, "drop")
+    b.ld(BPF_B, OFF_ICMP6_TYPE)
+    b.jeq(133, "accept", 0)
+    b.jeq(134, "accept", "drop")
+    return b.finish()
+
+
 def drop_all_program() -> Program:
     return (_ret(DROP),)
 

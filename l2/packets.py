@@ -24,6 +24,9 @@ ARP_LEN = 28
 
 IPV6_HEADER_LEN = 40
 IPPROTO_ICMPV6 = 58
+ICMPV6_ECHO_REQUEST = 128
+ICMPV6_RS = 133
+ICMPV6_RA = 134
 ICMPV6_NS = 135
 ICMPV6_NA = 136
 NDP_HOP_LIMIT = 255
@@ -33,6 +36,7 @@ NDP_OPT_TARGET_LLADDR = 2
 BROADCAST_MAC = b"\xff" * 6
 ZERO_MAC = b"\x00" * 6
 ALL_NODES = ipaddress.IPv6Address("ff02::1")
+ALL_ROUTERS = ipaddress.IPv6Address("ff02::2")
 UNSPECIFIED6 = ipaddress.IPv6Address("::")
 
 
@@ -278,6 +282,103 @@ def _icmp(kind: int, body: bytes, src: ipaddress.IPv6Address, dst: ipaddress.IPv
     return unsummed[:2] + struct.pack("!H", checksum) + unsummed[4:]
 
 
+# -- Router Discovery (RFC 4861 §4.1, §4.2, §6.1) ----------------------------------------------
+
+
+@dataclass(frozen=True)
+class RouterSolicitation:
+    options: tuple[NdpOption, ...] = ()
+
+    @property
+    def source_lladdr(self) -> bytes | None:
+        return _find_lladdr(self.options, NDP_OPT_SOURCE_LLADDR)
+
+    def build(self, src: ipaddress.IPv6Address, dst: ipaddress.IPv6Address) -> bytes:
+        return _icmp(ICMPV6_RS, bytes(4) + b"".join(o.build() for o in self.options), src, dst)
+
+
+@dataclass(frozen=True)
+class RouterAdvertisement:
+    """`router_lifetime` 0 says "not a default router": hosts learn nothing but our address."""
+
+    cur_hop_limit: int = 0
+    managed: bool = False
+    other: bool = False
+    router_lifetime: int = 0
+    reachable_time: int = 0
+    retrans_timer: int = 0
+    options: tuple[NdpOption, ...] = field(default=())
+
+    @property
+    def source_lladdr(self) -> bytes | None:
+        return _find_lladdr(self.options, NDP_OPT_SOURCE_LLADDR)
+
+    def build(self, src: ipaddress.IPv6Address, dst: ipaddress.IPv6Address) -> bytes:
+        flags = (self.managed << 7) | (self.other << 6)
+        body = struct.pack(
+            "!BBHII",
+            self.cur_hop_limit,
+            flags,
+            self.router_lifetime,
+            self.reachable_time,
+            self.retrans_timer,
+        ) + b"".join(o.build() for o in self.options)
+        return _icmp(ICMPV6_RA, body, src, dst)
+
+
+@dataclass(frozen=True)
+class EchoRequest:
+    """ICMPv6 echo (RFC 4443 §4.1); sent to all-routers it makes every router resolve us."""
+
+    ident: int
+    seq: int
+    data: bytes = b""
+
+    def build(self, src: ipaddress.IPv6Address, dst: ipaddress.IPv6Address) -> bytes:
+        body = struct.pack("!HH", self.ident, self.seq) + self.data
+        return _icmp(ICMPV6_ECHO_REQUEST, body, src, dst)
+
+
+RouterDiscoveryMessage = RouterSolicitation | RouterAdvertisement
+
+
+def parse_router_discovery(ip: IPv6) -> RouterDiscoveryMessage:
+    """Validate an RS or RA as RFC 4861 §6.1 requires and return it."""
+    if ip.next_header != IPPROTO_ICMPV6:
+        raise MalformedFrame("ipv6-not-icmpv6")
+    icmp = ip.payload
+    if len(icmp) < 8:
+        raise MalformedFrame("rd-truncated")
+    kind, code = icmp[0], icmp[1]
+    if kind not in (ICMPV6_RS, ICMPV6_RA):
+        raise MalformedFrame("icmpv6-not-router-discovery")
+    if ip.hop_limit != NDP_HOP_LIMIT:
+        raise MalformedFrame("ndp-hop-limit")  # forwarded: not from this link
+    if code != 0:
+        raise MalformedFrame("ndp-bad-code")
+    if not icmpv6_checksum_ok(ip.src, ip.dst, icmp):
+        raise MalformedFrame("icmpv6-bad-checksum")
+    if kind == ICMPV6_RS:
+        rs = RouterSolicitation(_parse_options(icmp[8:]))
+        if ip.src == UNSPECIFIED6 and rs.source_lladdr is not None:
+            raise MalformedFrame("rs-unspecified-with-lladdr")
+        return rs
+    if len(icmp) < 16:
+        raise MalformedFrame("rd-truncated")
+    if not ip.src.is_link_local:
+        raise MalformedFrame("ra-source-not-link-local")  # §6.1.2
+    hop, flags, lifetime, reachable, retrans = struct.unpack_from("!BBHII", icmp, 4)
+    return RouterAdvertisement(
+        hop,
+        bool(flags & 0x80),
+        bool(flags & 0x40),
+        lifetime,
+        reachable,
+        retrans,
+        _parse_options(icmp[16:]),
+    )
+
+
 NdpMessage = NeighborSolicitation | NeighborAdvertisement
 
 
@@ -322,7 +423,7 @@ def ndp_frame(
     src_mac: bytes,
     src: ipaddress.IPv6Address,
     dst: ipaddress.IPv6Address,
-    message: NdpMessage,
+    message: NdpMessage | RouterDiscoveryMessage | EchoRequest,
 ) -> bytes:
     icmp = message.build(src, dst)
     packet = IPv6(src, dst, IPPROTO_ICMPV6, NDP_HOP_LIMIT, icmp).build()
