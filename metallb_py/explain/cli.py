@@ -4,8 +4,9 @@
     kubectl metallb explain svc NAME [-n NS] [-o json]   why it has or lacks an IP, who announces
     kubectl metallb status [-o json]                     pools, sessions, problems on one screen
 
-Read-only. Exit status: 0 when the answer shows no problem, 1 when it lists problems (scripts can
-alert on it), 2 for a usage or connection error (one line on stderr).
+Read-only. Exit status: 0 when all is well (the Service has its IP and nothing is wrong; status
+lists no problem), 1 otherwise (scripts can alert on it), 2 for a usage or connection error (one
+line on stderr).
 """
 
 from __future__ import annotations
@@ -83,7 +84,7 @@ async def _run(args: argparse.Namespace) -> int:
             raise UsageError(f'services "{name}" not found in namespace {namespace}')
         exp = sv.explain(sv.Cluster(snap, args.lb_class), key)
         _emit(args, exp, sv.render(exp))
-        return EXIT_PROBLEMS if exp["problems"] else EXIT_OK
+        return EXIT_OK if exp["ok"] else EXIT_PROBLEMS
     finally:
         await rest.close()
 

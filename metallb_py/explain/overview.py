@@ -48,14 +48,16 @@ def overview(cluster: Cluster) -> JSON:
         (s for k, s in handled if not ingress(s)),
         key=lambda s: str((s.get("metadata") or {}).get("creationTimestamp") or ""),
     )
-    for svc in pending:
+    waiting: list[str] = []
+    for svc in pending:  # in the controller's order: an earlier one may take the last address
         outcome = scratch.assign(cluster.request(svc))
         meta = svc.get("metadata") or {}
         key = f"{meta.get('namespace')}/{meta.get('name')}"
         if outcome.outcome is Outcome.FAILED:
-            problems.append(f"{key} has no IP: {outcome.error}")
+            waiting.append(f"{key} has no IP: {outcome.error}")
         else:
-            problems.append(f"{key} has no IP yet (the controller could assign one)")
+            waiting.append(f"{key} has no IP yet (the controller could assign one)")
+    problems += sorted(waiting)
     orphans = [v for v in cluster.allocator.allocations() if v.orphaned]
     for view in orphans:
         problems.append(f"{view.key} keeps {', '.join(view.ips)} outside every pool")

@@ -159,6 +159,7 @@ def explain(cluster: Cluster, key: str) -> JSON:
         for e in events[-MAX_EVENTS:]
     ]
     out["problems"] = _service_problems(out)
+    out["ok"] = out["allocation"]["state"] == "assigned" and not out["problems"]
     return out
 
 
@@ -368,7 +369,9 @@ def explain_bgp(cluster: Cluster, key: str) -> JSON | None:
             for a in config.bgp_advertisements_for(pool.name)
             if a.selects_service(dz.labels(svc))
         ],
-        "announcedBy": sorted(n for n, peers in reported.items() if peers),
+        "announcedBy": [
+            {"node": n, "peers": peers} for n, peers in sorted(reported.items()) if peers
+        ],
         "nodes": nodes,
     }
 
@@ -387,10 +390,9 @@ def _communities(std: Iterable[int], large: Iterable[tuple[int, int, int]]) -> l
 
 
 def _service_problems(exp: JSON) -> list[str]:
+    """What is wrong beyond the allocation (which the first line already states)."""
     out: list[str] = []
     alloc = exp["allocation"]
-    if alloc["state"] in ("pending", "conflict", "orphaned"):
-        out.append(f"IP: {alloc['summary']}")
     l2, bgp = exp["layer2"], exp["bgp"]
     if alloc["ips"] and l2 is None and bgp is None:
         out.append(f"no L2Advertisement or BGPAdvertisement covers the pool of {alloc['ips'][0]}")
@@ -487,8 +489,8 @@ def _render_l2(l2: JSON | None) -> list[str]:
 def _render_bgp(bgp: JSON | None) -> list[str]:
     if bgp is None:
         return []
-    who = ", ".join(bgp["announcedBy"]) or "nobody"
-    lines = [f"BGP: announced by {who}"]
+    who = "; ".join(f"{a['node']} to {', '.join(a['peers'])}" for a in bgp["announcedBy"])
+    lines = [f"BGP: announced by {who or 'nobody'}"]
     quiet: dict[str, list[str]] = {}
     for row in bgp["nodes"]:
         if not row["announce"]:
