@@ -121,11 +121,15 @@ from bgp.messages import (
     end_of_rib,
     iter_messages,
 )
+from bgp.nlri import Prefix
 
 log = logging.getLogger(__name__)
 
 LARGE_HOLD_TIME = 240.0  # RFC 4271 §8: "suggested" initial hold time in OpenSent
 MAX_REPORTED_PROBLEMS = 8
+# Prefixes of the peer's table tracked per session (keys only, ~150 bytes each): a speaker uses
+# no received route, so a router sending a full Internet table is only counted up to here.
+MAX_RECEIVED_TRACKED = 100_000
 
 
 class State(enum.Enum):
@@ -239,7 +243,7 @@ class SessionCounters:
     route_refresh_received: int = 0
     total_sent: int = 0  # metallb_bgp_total_sent
     total_received: int = 0  # metallb_bgp_total_received
-    prefixes_received: int = 0
+    prefixes_received: int = 0  # NLRI announcements received, every session summed
     prefixes_withdrawn_received: int = 0
     updates_treated_as_withdraw: int = 0
     attributes_discarded: int = 0
@@ -281,6 +285,16 @@ class Session:
         self.eor_received: set[tuple[int, int]] = set()
         self.eor_sent: set[tuple[int, int]] = set()
         self.last_down: SessionDown | None = None
+        # The peer's current routes, as keys only (what FRR shows as PfxRcd); see received_count.
+        self._received: set[tuple[int, int, Prefix]] = set()
+        self.received_overflow = False
+
+    @property
+    def received_count(self) -> int:
+        """Prefixes the peer advertises to us now, on this session (0 when it is down). Exact up
+        to MAX_RECEIVED_TRACKED; past it new prefixes are not tracked and `received_overflow` is
+        set, so the count is a lower bound."""
+        return len(self._received)
 
     # ------------------------------------------------------------------ properties
 
@@ -658,6 +672,8 @@ class Session:
                 self.eor_received.clear()
                 self.eor_sent.clear()
                 self.disabled_families.clear()
+                self._received.clear()
+                self.received_overflow = False
 
     def _protocol_error(self, conn: _Conn, err: BGPError, now: float) -> None:
         log.debug("bgp protocol error on connection %d: %r", conn.id, err)
@@ -920,6 +936,8 @@ class Session:
         self.eor_received.clear()
         self.eor_sent.clear()
         self.disabled_families.clear()
+        self._received.clear()
+        self.received_overflow = False
         for other in list(self._conns.values()):
             if other is not conn and other.state == State.CONNECT:
                 self._close(other, "session established on another connection")
@@ -961,6 +979,7 @@ class Session:
                 if fam not in self.disabled_families:
                     agg.families.add(fam)
                     withdrawn += len(attr.withdrawn) or (1 if attr.raw_withdrawn else 0)
+        self._track_received(upd, withdraw)
         if withdraw:
             self.counters.updates_treated_as_withdraw += 1
             agg.treated += 1
@@ -970,6 +989,27 @@ class Session:
         agg.withdrawn += withdrawn
         self.counters.prefixes_received += announced
         self.counters.prefixes_withdrawn_received += withdrawn
+
+    def _track_received(self, upd: Update, withdraw_all: bool) -> None:
+        """Keep the set of prefixes the peer advertises (unicast and multicast, whose NLRI is
+        parsed); an UPDATE treated as withdraw (RFC 7606) removes what it announced."""
+        table = self._received
+        gone: list[tuple[int, int, Prefix]] = [(1, 1, p) for p in upd.withdrawn]
+        new: list[tuple[int, int, Prefix]] = [(1, 1, p) for p in upd.nlri]
+        for attr in upd.attributes:
+            if isinstance(attr, MpReachNlri):
+                new.extend((attr.afi, attr.safi, p) for p in attr.nlri)
+            elif isinstance(attr, MpUnreachNlri):
+                gone.extend((attr.afi, attr.safi, p) for p in attr.withdrawn)
+        if withdraw_all:
+            gone.extend(new)
+            new = []
+        table.difference_update(gone)
+        for key in new:
+            if len(table) >= MAX_RECEIVED_TRACKED and key not in table:
+                self.received_overflow = True
+                break
+            table.add(key)
 
 
 @dataclass(slots=True)
