@@ -20,8 +20,9 @@ from typing import NoReturn
 
 from metallb_py.explain import overview as ov
 from metallb_py.explain import service as sv
-from metallb_py.explain.snapshot import ConnectError, Target, connect, read
+from metallb_py.explain.snapshot import ConnectError, Snapshot, Target, connect, read
 from metallb_py.kube.rest import ApiError
+from metallb_py.speaker.desired import Options
 
 EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE = 0, 1, 2
 SERVICE_WORDS = ("svc", "service", "services")
@@ -45,6 +46,16 @@ def _common(p: argparse.ArgumentParser) -> None:
         help="namespace of the MetalLB configuration and status objects (default metallb-system)",
     )
     p.add_argument("--lb-class", default="", help="the controller's --lb-class (default: none)")
+    p.add_argument(
+        "--ignore-exclude-lb",
+        action="store_true",
+        help="the speakers run with --ignore-exclude-lb",
+    )
+    p.add_argument(
+        "--l2-require-node-ready",
+        action="store_true",
+        help="the speakers run with --l2-require-node-ready",
+    )
     p.add_argument("-o", "--output", choices=("text", "json"), default="text")
 
 
@@ -67,7 +78,7 @@ async def _run(args: argparse.Namespace) -> int:
     try:
         if args.command == "status" or (args.command == "explain" and args.kind == "status"):
             snap = await read(rest, args.metallb_namespace)
-            view = ov.overview(sv.Cluster(snap, args.lb_class))
+            view = ov.overview(_cluster(snap, args))
             _emit(args, view, ov.render(view))
             return EXIT_PROBLEMS if view["problems"] else EXIT_OK
         if args.kind not in SERVICE_WORDS:
@@ -82,11 +93,20 @@ async def _run(args: argparse.Namespace) -> int:
         snap = await read(rest, args.metallb_namespace, [key])
         if key not in snap.services:
             raise UsageError(f'services "{name}" not found in namespace {namespace}')
-        exp = sv.explain(sv.Cluster(snap, args.lb_class), key)
+        exp = sv.explain(_cluster(snap, args), key)
         _emit(args, exp, sv.render(exp))
         return EXIT_OK if exp["ok"] else EXIT_PROBLEMS
     finally:
         await rest.close()
+
+
+def _cluster(snap: Snapshot, args: argparse.Namespace) -> sv.Cluster:
+    options = Options(
+        lb_class=args.lb_class,
+        ignore_exclude_lb=args.ignore_exclude_lb,
+        l2_require_node_ready=args.l2_require_node_ready,
+    )
+    return sv.Cluster(snap, args.lb_class, options)
 
 
 def _emit(args: argparse.Namespace, data: object, lines: list[str]) -> None:

@@ -54,9 +54,13 @@ class Cluster:
     """A Snapshot with the configuration parsed and the allocation state rebuilt, shared by the
     explanation of one service and the overview."""
 
-    def __init__(self, snap: Snapshot, lb_class: str = "") -> None:
+    def __init__(
+        self, snap: Snapshot, lb_class: str = "", options: dz.Options | None = None
+    ) -> None:
         self.snap = snap
         self.lb_class = lb_class
+        # The speakers' --ignore-exclude-lb and --l2-require-node-ready, if they use them.
+        self.options = options or dz.Options(lb_class=lb_class)
         objects = [*snap.config_objects, *snap.namespaces.values()]
         self.config, self.problems = parse(
             objects, namespace=snap.namespace, lenient_references=not snap.secrets_readable
@@ -107,7 +111,7 @@ class Cluster:
             nodes=self.snap.nodes,
             node=node,
             members=self.members,
-            options=dz.Options(lb_class=self.lb_class),
+            options=self.options,
         )
 
     def assign_error(self, svc: JSON) -> str:

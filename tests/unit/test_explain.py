@@ -9,6 +9,7 @@ from typing import Any
 from l2 import election
 from metallb_py.explain import service as sv
 from metallb_py.explain.snapshot import Snapshot
+from metallb_py.speaker.desired import Options
 
 NS = "metallb-system"
 IP = "192.0.2.10"
@@ -138,3 +139,19 @@ def test_events_are_limited_to_the_newest() -> None:
     shown = [e["reason"] for e in exp["events"]]
     assert shown == [f"R{i}" for i in range(3, sv.MAX_EVENTS + 3)]
     assert exp["problems"] == [] and exp["ok"]
+
+
+def test_speaker_flags_change_the_reasons() -> None:
+    """With the speakers' --l2-require-node-ready, Nodes without a Ready condition are skipped."""
+    options = Options(l2_require_node_ready=True)
+    exp = sv.explain(sv.Cluster(_snapshot(), options=options), "default/web")
+    skipped = {c["node"]: c["skipped"] for c in exp["layer2"]["candidates"]}
+    assert skipped == {
+        "node-a": "nodeNotReady",
+        "node-b": "nodeNotReady",
+        "node-c": "nodeNotReady",
+        "node-d": "notLiveMember",
+        "node-e": "nodeNotReady",
+    }
+    assert exp["layer2"]["summary"] == "no node can announce it"
+    assert "  no node can announce it" in sv.render(exp)
