@@ -373,7 +373,8 @@ SESSION_STATE_STATUS = _obj(
     {
         "node": _s("node the session runs on"),
         "peer": _s("BGPPeer name"),
-        "peerAddress": _s("peer address"),
+        "peerAddress": _s("peer address (unnumbered: the router's link-local address)"),
+        "interface": _s("unnumbered session: the interface the router was found on"),
         "vrf": _s(),
         "state": _s("BGP finite state machine state", enum=SESSION_STATES),
         "establishedSince": _s("when the session last became Established", format="date-time"),

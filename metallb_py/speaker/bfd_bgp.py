@@ -6,6 +6,10 @@ session goes Down because the path failed (detection time, echo failure, the pee
 the BGP session is torn down at once with NOTIFICATION Cease, subcode 10 "BFD Down"; the peer then
 reconnects after its ConnectRetry time, like any other failed session. A peer that takes BFD
 administratively down (AdminDown) is not a path failure and leaves BGP alone (RFC 5882 §3.2).
+
+An unnumbered peer (`interface`) gets a single-hop session between our link-local address and the
+router's, both scoped to the interface (`fe80::1%eth0`), once the router has been found; when the
+router's address changes the BFD session is replaced (`refresh`).
 """
 
 from __future__ import annotations
@@ -43,17 +47,28 @@ class BfdBgp:
         self.bgp_key: dict[SessionKey, str] = {}  # BFD session -> BGP peer key (ADDR:PORT)
         self.teardowns = 0
         self.pending_restarts: dict[str, asyncio.TimerHandle] = {}
+        self._peers: list[BfdPeer] = []
         engine.subscribe(self._on_bfd_event)
 
     # -- configuration ----------------------------------------------------------------------
+    def refresh(self) -> list[str]:
+        """Reconcile again with the last peers (an unnumbered peer's router changed)."""
+        return self.set_peers(self._peers)
+
     def set_peers(self, peers: Iterable[BfdPeer]) -> list[str]:
         """Reconcile BFD sessions to these peers; returns one line per peer that failed."""
+        self._peers = list(peers)
         wanted: dict[SessionKey, tuple[str, Profile]] = {}
         problems = []
-        for peer in peers:
+        for peer in self._peers:
             if peer.profile is None:
                 continue
             cfg = peer.config
+            if cfg.interface:
+                key = self._link_local_key(cfg)
+                if key is not None:
+                    wanted[key] = (cfg.key, peer.profile)
+                continue
             local = cfg.local_address or route_source(cfg.address, cfg.port)
             if local is None:
                 problems.append(f"peer {cfg.key}: no route to {cfg.address} for BFD")
@@ -78,6 +93,14 @@ class BfdBgp:
         for problem in problems:
             log.error("bfdPeerFailed", extra={"error": problem})
         return problems
+
+    def _link_local_key(self, cfg: PeerConfig) -> SessionKey | None:
+        """The session to an unnumbered peer's router; None until it has been found."""
+        bgp = self.speaker.peers.get(cfg.key)
+        if bgp is None or bgp.router is None or not cfg.interface:
+            return None
+        local = self.speaker.router_finder().local(cfg.interface)
+        return SessionKey(bgp.router, local, False) if local is not None else None
 
     def close(self) -> None:
         for handle in self.pending_restarts.values():

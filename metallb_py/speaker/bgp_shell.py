@@ -27,8 +27,11 @@ PLACEHOLDER_AS = 65535  # every PeerConfig carries its own local AS; the speaker
 
 
 def peer_config(peer: Peer) -> PeerConfig | None:
-    """A BGPPeer as the bgp library's PeerConfig (None: a form we cannot run, e.g. unnumbered)."""
-    if peer.address is None:
+    """A BGPPeer as the bgp library's PeerConfig (None: a form we cannot run, e.g. no ASN).
+
+    An `interface` peer (unnumbered) has no address: the bgp speaker finds the router's
+    link-local address on that link."""
+    if peer.address is None and not peer.interface:
         return None
     peer_as: int | str
     if peer.peer_asn is not None:
@@ -38,7 +41,8 @@ def peer_config(peer: Peer) -> PeerConfig | None:
     else:
         return None
     return PeerConfig(
-        address=str(peer.address),
+        address=str(peer.address) if peer.address is not None else "",
+        interface=peer.interface if peer.address is None else None,
         peer_as=peer_as,  # type: ignore[arg-type]
         port=peer.port,
         local_as=peer.local_asn or peer.my_asn,
@@ -81,6 +85,7 @@ class SessionInfo:
     key: str
     address: str
     vrf: str
+    interface: str
     state: str
     established_since: str
     last_error: str
@@ -117,6 +122,8 @@ class BgpShell:
             self._started = True
 
     def _on_event(self, event: SpeakerEvent) -> None:
+        if event.kind == "peerAddress":  # an unnumbered peer's router moved: BFD follows it
+            self.bfd.refresh()
         if event.kind == "sessionEstablished":
             self.established_since[event.peer] = _now()
         elif event.kind == "sessionDown":
@@ -141,7 +148,7 @@ class BgpShell:
                     self.unsupported.add(name)
                     log.error(
                         "peerUnsupported",
-                        extra={"peer": name, "reason": "unnumbered BGP or no peer ASN"},
+                        extra={"peer": name, "reason": "no peer ASN"},
                     )
                 continue
             if cfg.key in configs:
@@ -236,14 +243,15 @@ class BgpShell:
         bfd_by_peer = {k.peer: ms.state for k, ms in self.engine.sessions.items()}
         for key, peer in sorted(self.speaker.peers.items()):
             state = peer.session.state
-            bfd = bfd_by_peer.get(peer.config.address)
+            bfd = bfd_by_peer.get(peer.address)
             err, err_time = self.last_error.get(key, ("", ""))
             out.append(
                 SessionInfo(
                     name=self.names.get(key, ""),
                     key=key,
-                    address=peer.config.address,
+                    address=peer.address.split("%", 1)[0],
                     vrf=peer.config.vrf or "",
+                    interface=peer.config.interface or "",
                     state=state.value,
                     established_since=self.established_since.get(key, "")
                     if state is State.ESTABLISHED
@@ -251,7 +259,7 @@ class BgpShell:
                     last_error=err,
                     last_error_time=err_time,
                     prefixes_sent=int(peer.ribout.announced),
-                    prefixes_received=peer.session.received_count,
+                    prefixes_received=0,
                     bfd_state=_bfd_state(bfd),
                 )
             )

@@ -495,6 +495,8 @@ class SpeakerReconciler:
                 }
                 if info.vrf:
                     status["vrf"] = info.vrf
+                if info.interface:  # unnumbered: peerAddress is the router's link-local address
+                    status["interface"] = info.interface
                 if info.established_since:
                     status["establishedSince"] = info.established_since
                 if info.last_error:

@@ -1,7 +1,7 @@
 """Run our BGP speaker with BFD glued to it, inside a lab namespace (for tests only).
 
     python -m tests.lab.bfd_bgp_runner --local-as 64512 --router-id IP --peer-as 64500 \
-        --peer IP [--connect-retry S] [--tx-ms 300] [--rx-ms 300]
+        (--peer IP | --interface IFNAME) [--connect-retry S] [--tx-ms 300] [--rx-ms 300]
 
 Logs JSON lines (the speaker's sessionEstablished/sessionDown, BFD's bfdStateChange, and the
 glue's bgpSessionTornDownByBfd); SIGTERM shuts everything down.
@@ -15,7 +15,7 @@ import signal
 
 from bfd.engine import Engine
 from bfd.profile import Profile
-from bgp.speaker import PeerConfig, Speaker
+from bgp.speaker import PeerConfig, Speaker, SpeakerEvent
 from metallb_py.speaker.bfd_bgp import BfdBgp, BfdPeer
 from netkit import jsonlog
 
@@ -25,11 +25,23 @@ async def main(args: argparse.Namespace) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    speaker = Speaker(args.local_as, args.router_id, listen_port=None)
+    glue: BfdBgp | None = None
+
+    def on_event(event: SpeakerEvent) -> None:
+        if event.kind == "peerAddress" and glue is not None:  # unnumbered: the router moved
+            glue.refresh()
+
+    speaker = Speaker(args.local_as, args.router_id, listen_port=None, on_event=on_event)
     engine = Engine()
     await engine.start()
     glue = BfdBgp(speaker, engine)
-    config = PeerConfig(args.peer, args.peer_as, connect_retry=args.connect_retry)
+    peer_as = int(args.peer_as) if args.peer_as.isdigit() else args.peer_as
+    config = PeerConfig(
+        args.peer or "",
+        peer_as,
+        interface=args.interface,
+        connect_retry=args.connect_retry,
+    )
     speaker.start()
     speaker.add_peer(config)
     profile = Profile(receive_interval_ms=args.rx_ms, transmit_interval_ms=args.tx_ms)
@@ -44,8 +56,10 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser()
     parser.add_argument("--local-as", type=int, required=True)
     parser.add_argument("--router-id", required=True)
-    parser.add_argument("--peer-as", type=int, required=True)
-    parser.add_argument("--peer", required=True)
+    parser.add_argument("--peer-as", required=True, help="a number, internal or external")
+    where = parser.add_mutually_exclusive_group(required=True)
+    where.add_argument("--peer")
+    where.add_argument("--interface", help="unnumbered: the router on this link")
     parser.add_argument("--connect-retry", type=float, default=2.0)
     parser.add_argument("--tx-ms", type=int, default=300)
     parser.add_argument("--rx-ms", type=int, default=300)

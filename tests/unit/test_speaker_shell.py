@@ -45,7 +45,10 @@ def test_peer_config_maps_every_field() -> None:
     assert (cfg.connect_retry, cfg.name) == (5.0, "tor")
     dynamic = peer_config(Peer(name="d", my_asn=1, dynamic_asn="external", address=peer.address))
     assert dynamic is not None and dynamic.peer_as == "external"
-    assert peer_config(Peer(name="u", my_asn=1, peer_asn=2, interface="eth0")) is None
+    unnumbered = peer_config(Peer(name="u", my_asn=1, dynamic_asn="external", interface="eth0"))
+    assert unnumbered is not None
+    assert (unnumbered.address, unnumbered.interface, unnumbered.key) == ("", "eth0", "eth0:179")
+    assert unnumbered.peer_as == "external"  # dynamicASN works with an interface peer
     no_keepalive = peer_config(
         Peer(name="k", my_asn=1, peer_asn=2, address=peer.address, hold_time=0)
     )
