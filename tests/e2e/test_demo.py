@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import re
 import shlex
+import shutil
 import signal
 import subprocess
 import sys
@@ -54,6 +55,12 @@ def workdir_of(text: str) -> str:
 
 def assert_nothing_left(workdir: str) -> None:
     assert "mlbdemo" not in sh(["ip", "netns", "list"])
+    assert_nothing_left_running(workdir)
+    assert not Path(workdir).exists(), "the work directory is removed"
+
+
+def assert_nothing_left_running(workdir: str) -> None:
+    """No process carries the demo's marker (every process it starts inherits it)."""
     needle = f"METALLB_PY_DEMO={workdir}".encode()
     left = []
     for entry in Path("/proc").iterdir():
@@ -65,7 +72,6 @@ def assert_nothing_left(workdir: str) -> None:
             if needle in env.split(b"\0"):
                 left.append(entry.name)
     assert not left, f"processes left behind: {left}"
-    assert not Path(workdir).exists(), "the work directory is removed"
 
 
 def section(text: str, start: str, end: str) -> str:
@@ -199,3 +205,29 @@ def test_demo_without_the_network_part_still_allocates() -> None:
     assert "(rule pool-overlap)" in out.stdout
     assert re.search(r"service/web-bgp\s+LoadBalancer\s+\S+\s+203\.0\.113\.", out.stdout)
     assert_nothing_left(workdir_of(out.stdout))
+
+
+def test_demo_failure_stops_everything_and_keeps_the_logs(tmp_path: Path) -> None:
+    """A component that fails (here a `bird` that cannot start) ends the demo with its log on
+    stderr; every process and namespace is gone, the logs stay for the post-mortem."""
+    require_lab()
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    (fake / "bird").write_text("#!/bin/sh\necho 'bird: cannot start (a stand-in)' >&2\nexit 1\n")
+    (fake / "bird").chmod(0o755)
+    env = {**demo_env(), "PATH": f"{fake}:{demo_env()['PATH']}"}
+    out = subprocess.run(
+        [sys.executable, "-m", "metallb_py", "demo", "--once", "--controller-metrics-port", "0"],
+        capture_output=True, text=True, timeout=120, env=env,
+    )  # fmt: skip
+    assert out.returncode == 1, out.stdout + out.stderr
+    assert "bird exited while waiting for BIRD's control socket" in out.stderr
+    assert "bird: cannot start (a stand-in)" in out.stderr
+    workdir = workdir_of(out.stdout)
+    assert f"component logs are kept in {workdir}" in out.stderr
+    assert (Path(workdir) / "apiserver.log").exists()
+    try:
+        assert "mlbdemo" not in sh(["ip", "netns", "list"])
+        assert_nothing_left_running(workdir)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)

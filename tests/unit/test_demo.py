@@ -3,14 +3,16 @@ names kubectl, which flags it passes, and the BIRD configuration it writes."""
 
 from __future__ import annotations
 
+import signal
 import sys
+import time
 from pathlib import Path
 
 import pytest
 
 from metallb_py import demo
 from metallb_py.demo import Steps
-from metallb_py.demo_net import Bird, Demo
+from metallb_py.demo_net import Bird, Demo, Halted, until
 
 
 def test_not_root_says_so_and_how_to_run_it(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -81,3 +83,40 @@ def test_the_demo_uses_documentation_addresses_only() -> None:
         for end in entry.split("-"):
             ip = ipaddress.ip_address(end)
             assert any(ip in net for net in documentation), ip
+
+
+async def test_waits_name_what_they_waited_for(tmp_path: Path) -> None:
+    with pytest.raises(TimeoutError, match=r"timed out after 0 s waiting for the moon"):
+        await until(Demo(tmp_path), lambda: False, 0.05, "the moon", interval=0.01)
+
+
+async def test_waits_end_at_once_when_the_demo_is_stopped(tmp_path: Path) -> None:
+    d = Demo(tmp_path)
+    d.halt.set()
+    started = time.monotonic()
+    with pytest.raises(Halted):
+        await until(d, lambda: False, demo.WAIT, "anything")
+    assert time.monotonic() - started < 1
+
+
+async def test_waits_accept_async_predicates(tmp_path: Path) -> None:
+    async def ready() -> str:
+        return "yes"
+
+    assert await until(Demo(tmp_path), ready, 1, "an async answer") == "yes"
+
+
+def test_a_process_that_ignores_sigterm_is_killed_after_the_grace(tmp_path: Path) -> None:
+    d = Demo(tmp_path)
+    ignore = (
+        "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); "
+        "print('up', flush=True); time.sleep(60)"
+    )
+    proc = d.spawn("stubborn", [sys.executable, "-c", ignore])
+    deadline = time.monotonic() + 10
+    while not d.logged("stubborn", "up") and time.monotonic() < deadline:
+        time.sleep(0.05)
+    started = time.monotonic()
+    d.stop_all(["stubborn"], grace=0.5)
+    assert proc.returncode == -signal.SIGKILL
+    assert 0.4 < time.monotonic() - started < 5
