@@ -35,7 +35,7 @@ from typing import Any
 
 import yaml
 
-from metallb_py.cli import COMPONENTS, RunContext, build_parser
+from metallb_py.cli import COMPONENTS, RunContext
 from metallb_py.controller.memberlist_secret import new_secret_value
 from metallb_py.demo_net import (
     HTTP_PORT,
@@ -145,12 +145,6 @@ class Steps:
 def detail(text: str) -> None:
     for line in text.rstrip("\n").splitlines():
         print(f"      {line}", flush=True)
-
-
-def supports(*argv: str) -> bool:
-    """Whether this build's CLI knows a flag (`supports("apiserver", "--tls")`)."""
-    _, unknown = build_parser().parse_known_args(list(argv))
-    return not unknown
 
 
 def network_unavailable(no_network: bool) -> str | None:
@@ -384,9 +378,8 @@ class Walkthrough:
 
         self.webhook_port = free_port()
         override = f"{NS}/metallb-webhook-service=https://127.0.0.1:{self.webhook_port}"
-        # HTTPS on loopback too: kubectl sends credentials only over TLS. Servers where that is
-        # the default no longer need (or know) the flag.
-        tls = ["--tls"] if supports("apiserver", "--tls") else []
+        # HTTPS is the API server's default, loopback included, and its kubeconfig carries the CA
+        # and credentials: kubectl sends credentials only over TLS.
         self.demo.spawn(
             "apiserver",
             self.argv(
@@ -397,7 +390,6 @@ class Walkthrough:
                 "--service-cidr", "10.96.0.0/16",
                 "--service-cidr", "fd00:10:96::/112",
                 "--webhook-url-override", override,
-                *tls,
             ),
         )  # fmt: skip
         await self.wait(self.kubeconfig.exists, "the API server", component="apiserver")
@@ -581,7 +573,6 @@ class Walkthrough:
         self.bird = Bird(demo, {n: self.hosts[n].ipv4 for n in NODES_NAMES})
         self.bird.start()
         await self.wait(self.bird.ready, "BIRD's control socket", component="bird", blocking=True)
-        log_format = ["--log-format", "json"] if supports("speaker", "--log-format", "json") else []
         for node in NODES_NAMES:
             demo.spawn(
                 f"forwarder-{node}",
@@ -606,7 +597,9 @@ class Walkthrough:
                     "--metrics-port", "7473",
                     "--ml-bind-addr", self.hosts[node].ipv4,
                     "--ml-secret-key-path", str(key_dir),
-                    *log_format,
+                    # The demo reads membership events from these logs, whatever
+                    # METALLB_LOG_FORMAT says.
+                    "--log-format", "json",
                 ],
                 ns=node,
             )  # fmt: skip

@@ -52,11 +52,6 @@ def test_kubectl_is_named_so_that_a_shell_finds_the_projects_own(
     assert demo.kubectl_word() == "kubectl", "the PATH finds the project's own"
 
 
-def test_supports_tells_known_flags_from_unknown() -> None:
-    assert demo.supports("apiserver", "--listen", "127.0.0.1:0")
-    assert not demo.supports("apiserver", "--no-such-flag")
-
-
 def test_steps_are_numbered_against_the_total(capsys: pytest.CaptureFixture[str]) -> None:
     steps = Steps(3)
     steps.say("one")
