@@ -88,6 +88,19 @@ def speak(lab: Lab, *peers: str, extra: tuple[str, ...] = ()) -> Speak:
     return Speak(lab, "node", args).start()
 
 
+def check_routes(f: Frr, ours: str) -> None:
+    """Both service routes at `f`, with our link-local next hop, installed by zebra."""
+    wait_for(lambda: paths(f, "ipv4", "203.0.113.40/32"), 20, what="IPv4 route at FRR")
+    wait_for(lambda: paths(f, "ipv6", "2001:db8:200::40/128"), 20, what="IPv6 route at FRR")
+    (p4,) = paths(f, "ipv4", "203.0.113.40/32")
+    assert {h.get("ip") for h in p4["nexthops"]} == {ours}, p4["nexthops"]
+    assert all(h.get("afi") == "ipv6" for h in p4["nexthops"]), p4["nexthops"]
+    (p6,) = paths(f, "ipv6", "2001:db8:200::40/128")
+    assert ours in {h.get("ip") for h in p6["nexthops"]}, p6["nexthops"]
+    wait_for(lambda: installed(f, "ipv4", "203.0.113.40/32"), 15, what="zebra installs IPv4")
+    wait_for(lambda: installed(f, "ipv6", "2001:db8:200::40/128"), 15, what="zebra installs IPv6")
+
+
 def test_unnumbered_routes_with_link_local_next_hop_installed_and_second_router(lab: Lab) -> None:
     fabric(lab)
     r1 = frr(lab, "r1", R1_AS, "192.0.2.1")
@@ -106,15 +119,7 @@ def test_unnumbered_routes_with_link_local_next_hop_installed_and_second_router(
     assert "extendedNexthop" in caps, caps
 
     for f, ours in ((r1, ours0), (r2, ours1)):
-        wait_for(lambda f=f: paths(f, "ipv4", "203.0.113.40/32"), 20, what="IPv4 route at FRR")
-        wait_for(lambda f=f: paths(f, "ipv6", "2001:db8:200::40/128"), 20, what="IPv6 route")
-        (p4,) = paths(f, "ipv4", "203.0.113.40/32")
-        assert {h.get("ip") for h in p4["nexthops"]} == {ours}, p4["nexthops"]
-        assert all(h.get("afi") == "ipv6" for h in p4["nexthops"]), p4["nexthops"]
-        (p6,) = paths(f, "ipv6", "2001:db8:200::40/128")
-        assert ours in {h.get("ip") for h in p6["nexthops"]}, p6["nexthops"]
-        wait_for(lambda f=f: installed(f, "ipv4", "203.0.113.40/32"), 15, what="zebra installs v4")
-        wait_for(lambda f=f: installed(f, "ipv6", "2001:db8:200::40/128"), 15, what="v6 installed")
+        check_routes(f, ours)
     assert "eth0" in kernel_route(lab, "r1", "203.0.113.40/32")
     assert ours0 in kernel_route(lab, "r1", "2001:db8:200::40/128")
     assert ours1 in kernel_route(lab, "r2", "2001:db8:200::40/128")
