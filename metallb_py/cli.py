@@ -439,7 +439,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--no-network",
         action="store_true",
-        help="skip the layer-2 part (namespaces, speakers, arping) even as root",
+        help="skip the network part (namespaces, BIRD, speakers, HTTP, failover) even as root",
     )
     p.add_argument("--status", action="store_true", help="only list which components exist")
     p.add_argument(
