@@ -29,15 +29,27 @@ def demo_env() -> dict[str, str]:
     return {**os.environ, "PATH": f"{VENV_BIN}:{os.environ.get('PATH', '')}"}
 
 
-def start_demo(*args: str) -> subprocess.Popen[str]:
+def start_demo(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [sys.executable, "-m", "metallb_py", "demo", "--controller-metrics-port", "0", *args],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         stdin=subprocess.DEVNULL,
         text=True,
-        env=demo_env(),
+        env=env or demo_env(),
     )
+
+
+def run_demo(*args: str, env: dict[str, str] | None = None) -> tuple[int, str, str, int]:
+    """(exit status, stdout, stderr, pid: the namespaces are mlbdemo<pid>-*)."""
+    proc = start_demo(*args, env=env)
+    out, err = proc.communicate(timeout=120)
+    return proc.returncode, out, err, proc.pid
+
+
+def namespaces_of(pid: int) -> list[str]:
+    """This demo's namespaces (other tests, demos among them, may run beside it)."""
+    return [n for n in sh(["ip", "netns", "list"]).split() if n.startswith(f"mlbdemo{pid}-")]
 
 
 def run_printed(command: str) -> subprocess.CompletedProcess[str]:
@@ -53,8 +65,8 @@ def workdir_of(text: str) -> str:
     return found.group(1)
 
 
-def assert_nothing_left(workdir: str) -> None:
-    assert "mlbdemo" not in sh(["ip", "netns", "list"])
+def assert_nothing_left(pid: int, workdir: str) -> None:
+    assert not namespaces_of(pid)
     assert_nothing_left_running(workdir)
     assert not Path(workdir).exists(), "the work directory is removed"
 
@@ -169,7 +181,7 @@ def test_demo_once_shows_the_whole_system_and_leaves_nothing() -> None:
     assert re.search(r"BIRD now has 2 paths", after)
     assert f"198.51.100.1{owner.group(2)[-1]}" not in after.split("BIRD now has")[1]
 
-    assert_nothing_left(workdir_of(text))
+    assert_nothing_left(proc.pid, workdir_of(text))
 
 
 def test_demo_ctrl_c_during_the_walkthrough_removes_everything() -> None:
@@ -183,28 +195,24 @@ def test_demo_ctrl_c_during_the_walkthrough_removes_everything() -> None:
             break
     text = "".join(lines)
     assert text.rstrip().splitlines()[-1].startswith("[8/"), text
-    assert "mlbdemo" in sh(["ip", "netns", "list"])
+    assert namespaces_of(proc.pid)
     proc.send_signal(signal.SIGINT)
     rest, stderr = proc.communicate(timeout=30)
     assert proc.returncode == 130, text + rest + stderr
     assert "Traceback" not in stderr, stderr
-    assert_nothing_left(workdir_of(text))
+    assert_nothing_left(proc.pid, workdir_of(text))
 
 
 def test_demo_without_the_network_part_still_allocates() -> None:
     """What a user without root gets (here forced with --no-network): the API server, the
     webhook and the controller, a clear line saying what was skipped and why, and a kubectl
     command that works."""
-    out = subprocess.run(
-        [sys.executable, "-m", "metallb_py", "demo", "--once", "--no-network",
-         "--controller-metrics-port", "0"],
-        capture_output=True, text=True, timeout=120, env=demo_env(),
-    )  # fmt: skip
-    assert out.returncode == 0, out.stdout + out.stderr
-    assert "[7/8] network part skipped: --no-network was given" in out.stdout
-    assert "(rule pool-overlap)" in out.stdout
-    assert re.search(r"service/web-bgp\s+LoadBalancer\s+\S+\s+203\.0\.113\.", out.stdout)
-    assert_nothing_left(workdir_of(out.stdout))
+    code, out, err, pid = run_demo("--once", "--no-network")
+    assert code == 0, out + err
+    assert "[7/8] network part skipped: --no-network was given" in out
+    assert "(rule pool-overlap)" in out
+    assert re.search(r"service/web-bgp\s+LoadBalancer\s+\S+\s+203\.0\.113\.", out)
+    assert_nothing_left(pid, workdir_of(out))
 
 
 def test_demo_failure_stops_everything_and_keeps_the_logs(tmp_path: Path) -> None:
@@ -216,18 +224,15 @@ def test_demo_failure_stops_everything_and_keeps_the_logs(tmp_path: Path) -> Non
     (fake / "bird").write_text("#!/bin/sh\necho 'bird: cannot start (a stand-in)' >&2\nexit 1\n")
     (fake / "bird").chmod(0o755)
     env = {**demo_env(), "PATH": f"{fake}:{demo_env()['PATH']}"}
-    out = subprocess.run(
-        [sys.executable, "-m", "metallb_py", "demo", "--once", "--controller-metrics-port", "0"],
-        capture_output=True, text=True, timeout=120, env=env,
-    )  # fmt: skip
-    assert out.returncode == 1, out.stdout + out.stderr
-    assert "bird exited while waiting for BIRD's control socket" in out.stderr
-    assert "bird: cannot start (a stand-in)" in out.stderr
-    workdir = workdir_of(out.stdout)
-    assert f"component logs are kept in {workdir}" in out.stderr
+    code, out, err, pid = run_demo("--once", env=env)
+    assert code == 1, out + err
+    assert "bird exited while waiting for BIRD's control socket" in err
+    assert "bird: cannot start (a stand-in)" in err
+    workdir = workdir_of(out)
+    assert f"component logs are kept in {workdir}" in err
     assert (Path(workdir) / "apiserver.log").exists()
     try:
-        assert "mlbdemo" not in sh(["ip", "netns", "list"])
+        assert not namespaces_of(pid)
         assert_nothing_left_running(workdir)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
