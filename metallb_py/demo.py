@@ -69,7 +69,7 @@ from metallb_py.kube.rest import (
 )
 
 NS = "metallb-system"
-NODES_NAMES = ["node1", "node2", "node3"]
+NODE_NAMES = ["node1", "node2", "node3"]
 POOL_L2 = ["198.51.100.200-198.51.100.220", "2001:db8:100::200-2001:db8:100::2ff"]
 POOL_BGP = ["203.0.113.10-203.0.113.30"]
 BAD_POOL = ["198.51.100.210-198.51.100.230"]  # overlaps the layer-2 pool
@@ -262,13 +262,13 @@ def services() -> list[dict[str, Any]]:
     shared = {"metallb.io/allow-shared-ip": "dns"}
     return [
         service("web"),
-        endpoints("web", NODES_NAMES),
+        endpoints("web", NODE_NAMES),
         service("web-bgp", {"metallb.io/address-pool": "bgp"}),
-        endpoints("web-bgp", NODES_NAMES),
+        endpoints("web-bgp", NODE_NAMES),
         service("dns-tcp", shared, port=53),
         service("dns-udp", shared, port=5353),
         service("dual", families=["IPv4", "IPv6"]),
-        endpoints("dual", NODES_NAMES),
+        endpoints("dual", NODE_NAMES),
         service("pinned", {"metallb.io/loadBalancerIPs": "198.51.100.220"}),
     ]
 
@@ -308,6 +308,8 @@ async def service_ips(rest: Rest) -> dict[str, list[str]]:
 
 # -- the walkthrough -----------------------------------------------------------------------------
 class Walkthrough:
+    """The steps, in order; each prints its progress line once what it shows is true."""
+
     def __init__(self, ctx: RunContext, demo: Demo) -> None:
         self.ctx = ctx
         self.demo = demo
@@ -461,7 +463,7 @@ class Walkthrough:
     async def configure(self) -> None:
         assert self.rest is not None
         try:
-            await create_all(self.rest, [*map(node_object, NODES_NAMES), *configuration()])
+            await create_all(self.rest, [*map(node_object, NODE_NAMES), *configuration()])
         except ApiError as exc:
             raise Failed(
                 f"the webhook refused the demo's configuration: {exc}", "webhook"
@@ -531,10 +533,10 @@ class Walkthrough:
     async def network(self) -> None:
         assert self.rest is not None
         demo = self.demo
-        self.hosts = await asyncio.to_thread(build_lan, demo, NODES_NAMES)
+        self.hosts = await asyncio.to_thread(build_lan, demo, NODE_NAMES)
         # Membership finds the other speakers through the Node objects' addresses (no speaker
         # Pods here, as with speakers run by systemd).
-        for node in NODES_NAMES:
+        for node in NODE_NAMES:
             await self.rest.patch(
                 NODES.path(name=node, subresource="status"),
                 {
@@ -543,7 +545,7 @@ class Walkthrough:
                     }
                 },
             )
-        for node in NODES_NAMES:
+        for node in NODE_NAMES:
             for name in ("web", "web-bgp"):
                 await asyncio.to_thread(add_service_ip, demo, node, self.ips[name][0])
         self.steps.say(f"network namespaces {demo.prefix}* (documentation addresses only):")
@@ -570,10 +572,10 @@ class Walkthrough:
         key_dir.mkdir(exist_ok=True)
         (key_dir / "secretkey").write_text(new_secret_value())
 
-        self.bird = Bird(demo, {n: self.hosts[n].ipv4 for n in NODES_NAMES})
+        self.bird = Bird(demo, {n: self.hosts[n].ipv4 for n in NODE_NAMES})
         self.bird.start()
         await self.wait(self.bird.ready, "BIRD's control socket", component="bird", blocking=True)
-        for node in NODES_NAMES:
+        for node in NODE_NAMES:
             demo.spawn(
                 f"forwarder-{node}",
                 [self.py, "-m", "metallb_py.demo_net", "forward", str(NODE_PORT), sock],
@@ -582,7 +584,7 @@ class Walkthrough:
             demo.spawn(
                 f"http-{node}", [self.py, "-m", "metallb_py.demo_net", "http", node], ns=node
             )
-        for node in NODES_NAMES:
+        for node in NODE_NAMES:
             await self.wait(
                 partial(demo.logged, f"forwarder-{node}", "forwarder ready"),
                 f"the API forwarder on {node}",
@@ -603,7 +605,7 @@ class Walkthrough:
                 ],
                 ns=node,
             )  # fmt: skip
-        for node in NODES_NAMES:
+        for node in NODE_NAMES:
             await self.wait(
                 partial(demo.logged, f"http-{node}", "ready"),
                 f"the HTTP stand-in on {node}",
@@ -611,12 +613,12 @@ class Walkthrough:
             )
         bird = self.bird
         await self.wait(
-            lambda: bird.established() == set(NODES_NAMES),
+            lambda: bird.established() == set(NODE_NAMES),
             "BGP sessions from all three speakers to BIRD",
             blocking=True,
         )
         self.steps.say(
-            f"a speaker on each of {', '.join(NODES_NAMES)} (membership on :7946, encrypted); "
+            f"a speaker on each of {', '.join(NODE_NAMES)} (membership on :7946, encrypted); "
             f"BGP sessions to BIRD: {', '.join(sorted(bird.established()))} Established"
         )
 
@@ -626,14 +628,14 @@ class Walkthrough:
         bird = self.bird
         ip = self.ips["web-bgp"][0]
         await self.wait(
-            lambda: len(bird.next_hops(f"{ip}/32")) == len(NODES_NAMES),
+            lambda: len(bird.next_hops(f"{ip}/32")) == len(NODE_NAMES),
             f"three paths to {ip} at BIRD",
             component="bird",
             blocking=True,
         )
         kernel = ["ip", "route", "show", f"{ip}/32"]
         await self.wait(
-            lambda: self.demo.run(*kernel, ns="router").count("nexthop") == len(NODES_NAMES),
+            lambda: self.demo.run(*kernel, ns="router").count("nexthop") == len(NODE_NAMES),
             f"the ECMP route to {ip} in the router's kernel",
             blocking=True,
         )
@@ -681,7 +683,7 @@ class Walkthrough:
     async def failover(self) -> None:
         demo = self.demo
         ip = self.ips["web"][0]
-        macs = {n: self.hosts[n].mac for n in NODES_NAMES}
+        macs = {n: self.hosts[n].mac for n in NODE_NAMES}
         owner_mac = await self.wait(
             lambda: arping(demo, ip), f"an ARP answer for {ip}", blocking=True
         )
@@ -699,12 +701,10 @@ class Walkthrough:
         )
         # Every speaker must see every other, so the kill below is a real failover.
         await self.wait(
-            lambda: all(
-                set(NODES_NAMES) <= members_seen(demo, f"speaker-{n}") for n in NODES_NAMES
-            ),
+            lambda: all(set(NODE_NAMES) <= members_seen(demo, f"speaker-{n}") for n in NODE_NAMES),
             "the speakers to see each other",
         )
-        others = {macs[n]: n for n in NODES_NAMES if n != owner}
+        others = {macs[n]: n for n in NODE_NAMES if n != owner}
         started = time.monotonic()
         # SIGKILL: the speaker cannot say goodbye, and its Node object stays. Membership notices.
         demo.stop(f"speaker-{owner}", signal.SIGKILL)
@@ -732,7 +732,7 @@ class Walkthrough:
         bgp_prefix = f"{self.ips['web-bgp'][0]}/32"
         hops = await self.wait(
             lambda: (
-                len(bird.next_hops(bgp_prefix)) == len(NODES_NAMES) - 1
+                len(bird.next_hops(bgp_prefix)) == len(NODE_NAMES) - 1
                 and bird.next_hops(bgp_prefix)
             ),
             f"BIRD to drop {owner}'s path",
