@@ -259,7 +259,7 @@ class BgpShell:
                     last_error=err,
                     last_error_time=err_time,
                     prefixes_sent=int(peer.ribout.announced),
-                    prefixes_received=0,
+                    prefixes_received=peer.session.received_count,
                     bfd_state=_bfd_state(bfd),
                 )
             )
