@@ -106,9 +106,6 @@ class Open:
                 return cap
         return None
 
-    def capabilities_of(self, code: int) -> list[Capability]:
-        return [c for c in self.capabilities if c.code == code]
-
 
 @dataclass(frozen=True, slots=True)
 class Update:

@@ -58,7 +58,6 @@ from bgp.packing import (
     SessionEncoding,
     group_by_attrs,
     key_from_network,
-    key_to_str,
     prefix_key,
 )
 from bgp.transport import (
@@ -1117,7 +1116,3 @@ class Speaker:
         if self._finder is not None:
             await self._finder.close()
             self._finder = None
-
-
-def describe_prefix(prefix: tuple[int, bytes]) -> str:
-    return key_to_str(*prefix)

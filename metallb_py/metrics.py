@@ -32,9 +32,6 @@ class Readiness:
     def satisfy(self, name: str) -> None:
         self._pending.pop(name, None)
 
-    def unsatisfy(self, name: str, why: str = "") -> None:
-        self._pending[name] = why or name
-
     @property
     def ready(self) -> bool:
         return not self._pending

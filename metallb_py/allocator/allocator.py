@@ -236,10 +236,6 @@ class Allocator:
     def orphaned_addresses(self) -> int:
         return sum(len(self._allocs[k].addrs) for k in self._orphans)
 
-    def pool_of(self, ip: str) -> str | None:
-        pool = self._containing(parse_ip(ip))
-        return pool.name if pool else None
-
     # ----------------------------------------------------------------- configuration
 
     def set_pools(self, specs: Iterable[PoolSpec]) -> list[ConfigChange]:

@@ -94,10 +94,6 @@ class AssignResult:
     clear_detail: str = ""
     added_ips: tuple[str, ...] = ()  # PreferDualStack: a second family added to a kept IP
 
-    @property
-    def has_ips(self) -> bool:
-        return bool(self.ips)
-
 
 class ChangeKind(enum.Enum):
     REHOMED = "rehomed"  # still allowed, now counted under another pool name

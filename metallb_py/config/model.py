@@ -165,12 +165,6 @@ class Peer:
     created: str = ""
 
     @property
-    def is_ibgp(self) -> bool:
-        if self.dynamic_asn is not None:
-            return self.dynamic_asn == "internal"
-        return self.peer_asn == (self.local_asn or self.my_asn)
-
-    @property
     def identity(self) -> str:
         """What makes two sessions on one node the same session: address or interface, per VRF."""
         base = str(self.address) if self.address is not None else f"interface {self.interface}"
@@ -214,10 +208,6 @@ class Config:
 
     def bfd_profile(self, name: str) -> BFDProfile | None:
         return next((b for b in self.bfd_profiles if b.name == name), None)
-
-    def pool_for(self, ip: IPAddress) -> Pool | None:
-        """The pool holding `ip` (pools never overlap, so there is at most one)."""
-        return next((p for p in self.pools if any(ip in r for r in p.ranges)), None)
 
     def l2_advertisements_for(self, pool: str) -> tuple[L2Advertisement, ...]:
         return tuple(a for a in self.l2_advertisements if pool in a.pools)

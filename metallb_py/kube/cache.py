@@ -71,13 +71,6 @@ class Cache:
     def index_keys(self, index: str, value: str) -> list[str]:
         return sorted(self._indexes[index].get(value, ()))
 
-    def add_indexer(self, name: str, func: IndexFunc) -> None:
-        self._indexers[name] = func
-        self._indexes[name] = {}
-        self._values[name] = {}
-        for key, obj in self._items.items():
-            self._index(name, key, obj)
-
     def upsert(self, obj: JSON) -> tuple[str, JSON | None]:
         key = object_key(obj)
         old = self._items.get(key)
