@@ -413,6 +413,32 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--watch-history", type=int, default=20000, help="events kept per resource")
     p.add_argument("--bookmark-interval", type=float, default=10.0, help="seconds")
+    # Resource limits against slow or idle clients (docs/apiserver.md, "Limits").
+    p.add_argument(
+        "--max-connections",
+        type=int,
+        default=4096,
+        help="open client connections at most; more get 503 and are closed (default 4096)",
+    )
+    p.add_argument(
+        "--request-header-timeout",
+        type=float,
+        default=30.0,
+        help="seconds a connection has to send a complete request header (default 30)",
+    )
+    p.add_argument(
+        "--idle-timeout",
+        type=float,
+        default=90.0,
+        help="seconds a connection may stay open with no request in progress (default 90)",
+    )
+    p.add_argument(
+        "--watch-memory-limit",
+        type=int,
+        default=256,
+        metavar="MIB",
+        help="MiB all watches together may hold unsent; the slowest is closed (default 256)",
+    )
 
     p = sub.add_parser("config", help="configuration tools")
     csub = p.add_subparsers(dest="config_command", metavar="ACTION", parser_class=_Parser)
