@@ -1,7 +1,10 @@
-"""Address parsing for pools: CIDRs and inclusive ranges into integer intervals per family.
+"""Addresses as integers: the allocator's own form of pool blocks and service IPs.
 
-Addresses are handled as `(family, int)` pairs internally: integers make interval arithmetic and
-hashing cheap, and the family keeps IPv4 `10.0.0.1` apart from IPv6 `::a00:1`.
+Pool entries are parsed once, by the configuration parser; the controller hands the allocator
+the parsed ranges as `Block`s, so no address text is formatted and parsed again.
+
+Addresses are `(family, int)` pairs: integers make interval arithmetic and hashing
+cheap, and the family keeps IPv4 `10.0.0.1` apart from IPv6 `::a00:1`.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ IPv6 = 6
 MAX_INT64 = 2**63 - 1
 
 Address = tuple[int, int]  # (family, integer value)
+Block = tuple[int, int, int]  # (family, first, last), inclusive: one pool entry
 
 
 def parse_ip(text: str) -> Address:
@@ -38,38 +42,6 @@ def _format_v6(value: int) -> str:
     if value >> 48 == 0:
         return str(ipaddress.IPv6Address(value))  # ::/80 embeds IPv4 text in inet_ntop
     return socket.inet_ntop(socket.AF_INET6, value.to_bytes(16, "big"))
-
-
-def parse_block(text: str) -> tuple[int, int, int]:
-    """A pool `addresses` entry -> `(family, first, last)`.
-
-    Accepts a CIDR (host bits are masked, as Go's ParseCIDR does) or an inclusive range
-    `start-end` with optional spaces around the dash; both ends must share a family.
-    """
-    raw = text.strip()
-    if "/" in raw:
-        try:
-            net = ipaddress.ip_network(raw, strict=False)
-        except ValueError:
-            raise ValueError(f"invalid CIDR {text!r}") from None
-        return net.version, int(net.network_address), int(net.broadcast_address)
-    if "-" in raw:
-        left, _, right = raw.partition("-")
-        try:
-            first = ipaddress.ip_address(left.strip())
-            last = ipaddress.ip_address(right.strip())
-        except ValueError:
-            raise ValueError(f"invalid IP range {text!r}") from None
-        if first.version != last.version:
-            raise ValueError(f"invalid IP range {text!r}: mixes IPv4 and IPv6")
-        if int(last) < int(first):
-            raise ValueError(f"invalid IP range {text!r}: start is after end")
-        return first.version, int(first), int(last)
-    try:
-        ip = ipaddress.ip_address(raw)
-    except ValueError:
-        raise ValueError(f"invalid address block {text!r} (expected a CIDR or a range)") from None
-    return ip.version, int(ip), int(ip)
 
 
 def is_buggy(family: int, value: int) -> bool:

@@ -30,7 +30,6 @@ from metallb_py.allocator.addresses import (
     count_buggy,
     format_ip,
     is_buggy,
-    parse_block,
     parse_ip,
 )
 from metallb_py.allocator.intervals import IntervalSet
@@ -62,8 +61,9 @@ class _Pool:
         self.spec = spec
         self.name = spec.name
         self.blocks: dict[int, list[tuple[int, int]]] = {IPv4: [], IPv6: []}
-        for block in spec.addresses:
-            family, first, last = parse_block(block)
+        for family, first, last in spec.addresses:
+            if family not in _FAMILIES or not 0 <= first <= last:
+                raise ValueError(f"pool {spec.name!r}: malformed block {(family, first, last)}")
             self.blocks[family].append((first, last))
         # Sorted (first, last, block index) per family, for "which block holds this address".
         self.ranges: dict[int, list[tuple[int, int, int]]] = {
@@ -241,7 +241,7 @@ class Allocator:
     def set_pools(self, specs: Iterable[PoolSpec]) -> list[ConfigChange]:
         """Replace the pools; re-home, orphan or (reallocate mode) release existing allocations.
 
-        Raises ValueError for unparseable or overlapping pools, leaving the old pools in place.
+        Raises ValueError for malformed or overlapping pools, leaving the old pools in place.
         """
         pools = {s.name: _Pool(s) for s in sorted(specs, key=lambda s: s.name)}
         index = self._build_index(pools.values())

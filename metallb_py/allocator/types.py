@@ -11,6 +11,7 @@ import enum
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from metallb_py.allocator.addresses import Block
 from metallb_py.allocator.selectors import Selector
 
 SINGLE_STACK = "SingleStack"
@@ -24,11 +25,12 @@ class PoolSpec:
 
     `service_allocation` False means the pool has no `spec.serviceAllocation` at all: it is then
     an automatic pool. With it, the pool is "pinned": tried before automatic pools, in priority
-    order, and only for services its namespace/label rules admit.
+    order, and only for services its namespace/label rules admit. `addresses` are the parsed
+    entries of `spec.addresses`, in their written order.
     """
 
     name: str
-    addresses: tuple[str, ...]
+    addresses: tuple[Block, ...]
     auto_assign: bool = True
     avoid_buggy_ips: bool = False
     service_allocation: bool = False

@@ -15,13 +15,15 @@ import time
 import pytest
 
 from metallb_py.allocator import Allocator, Outcome, PoolSpec, ServiceRequest
+from metallb_py.config.addresses import parse_entry
+from metallb_py.controller.convert import blocks
 
 FULL = os.environ.get("METALLB_BENCH") == "full"
 N = 50_000 if FULL else 5_000
 
 
 def _run(pool: str, family: int, sharing: bool = False) -> tuple[float, float, float]:
-    alloc = Allocator([PoolSpec("bench", (pool,))])
+    alloc = Allocator([PoolSpec("bench", blocks([parse_entry(pool)]))])
     reqs = [
         ServiceRequest(
             key=f"bench/s{i}",

@@ -16,6 +16,8 @@ from hypothesis import strategies as st
 
 from metallb_py.allocator import Allocator, PoolSpec, ServiceRequest
 from metallb_py.allocator.addresses import is_buggy, parse_ip
+from metallb_py.config.addresses import parse_entry
+from metallb_py.controller.convert import blocks
 
 BLOCKS = [
     "192.0.2.0/29",
@@ -37,7 +39,7 @@ def pool_sets(draw: Any) -> list[PoolSpec]:
         pools.append(
             PoolSpec(
                 name=draw(st.sampled_from(["p0", "p1", "p2", "p3"])) + f"-{i}",
-                addresses=(block,),
+                addresses=blocks([parse_entry(block)]),
                 auto_assign=draw(st.booleans()) or not pinned,
                 avoid_buggy_ips=draw(st.booleans()),
                 service_allocation=pinned,
@@ -121,13 +123,8 @@ def can_share(a: ServiceRequest, b: ServiceRequest) -> bool:
 
 def in_pool(ip: str, pool: PoolSpec) -> bool:
     addr = ipaddress.ip_address(ip)
-    for block in pool.addresses:
-        if "-" in block:
-            lo, hi = (ipaddress.ip_address(x.strip()) for x in block.split("-"))
-            inside = lo.version == addr.version and lo <= addr <= hi  # type: ignore[operator]
-        else:
-            inside = addr in ipaddress.ip_network(block)
-        if inside:
+    for family, first, last in pool.addresses:
+        if family == addr.version and first <= int(addr) <= last:
             return not (pool.avoid_buggy_ips and is_buggy(*parse_ip(ip)))
     return False
 

@@ -17,6 +17,8 @@ from metallb_py.allocator import (
     ServiceRequest,
     request_from_service,
 )
+from metallb_py.config.addresses import parse_entry
+from metallb_py.controller.convert import blocks
 
 
 def service(
@@ -58,7 +60,7 @@ DUAL = ("10.96.0.10", "fd00::10")
 
 
 def pool(name: str, *addrs: str, **kw: Any) -> PoolSpec:
-    return PoolSpec(name, tuple(addrs), **kw)
+    return PoolSpec(name, blocks(parse_entry(a) for a in addrs), **kw)
 
 
 # ---------------------------------------------------------------- selection order

@@ -82,6 +82,6 @@ def test_parsed_config_converts_to_allocator_pools() -> None:
     assert not [p for p in problems if p.is_error]
     (spec,) = pool_specs(config)
     assert isinstance(spec, PoolSpec)
-    assert spec.addresses == ("192.0.2.0-192.0.2.15", "198.51.100.1-198.51.100.5")
+    assert spec.addresses == ((4, 0xC0000200, 0xC000020F), (4, 0xC6336401, 0xC6336405))
     assert (spec.avoid_buggy_ips, spec.service_allocation, spec.priority) == (True, True, 3)
     assert spec.namespaces == frozenset({"prod"})
