@@ -44,7 +44,13 @@ class SqlitePersistence:
             cur.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('rv', ?)", (str(rv),))
             cur.execute("COMMIT")
         except BaseException:
-            cur.execute("ROLLBACK")
+            # SQLite may already have rolled back (a full disk does that to the transaction);
+            # a second ROLLBACK would then hide the real error.
+            if self.db.in_transaction:
+                try:
+                    self.db.execute("ROLLBACK")
+                except sqlite3.Error:
+                    pass
             raise
 
     def set_meta(self, key: str, value: str) -> None:

@@ -52,7 +52,7 @@ from metallb_py.kube.apiserver.registry import Registry
 from metallb_py.kube.apiserver.resources import Resource
 from metallb_py.kube.apiserver.selectors import parse_field_selector, parse_label_selector
 from metallb_py.kube.apiserver.services import ServiceAllocator
-from metallb_py.kube.apiserver.store import Entry, Event, Store, dumps
+from metallb_py.kube.apiserver.store import Entry, Event, StorageError, Store, dumps
 
 Obj = dict[str, Any]
 
@@ -703,6 +703,7 @@ class ApiServer:
         start_rv = self.store.rv
         w = self.store.subscribe(key)
         w.accept = accept
+        w.transport = request.transport  # its unsent bytes count against the watch budget
         table_mode = self._table_mode(c.accept)
         columns = self._columns(c.res) if table_mode else []
         first = [True]
@@ -1041,7 +1042,11 @@ class ApiServer:
         if _truthy(c.params.get("dryRun")) or c.params.get("dryRun") == "All":
             self._rollback(c, obj, None)
             return self._json(obj, 201, warnings)
-        entry = self.store.put(c.res.store_key, stored)
+        try:
+            entry = self.store.put(c.res.store_key, stored)
+        except StorageError:  # nothing was stored: free what `prepare` reserved
+            self._rollback(c, obj, None)
+            raise
         return await self._respond(c, entry, 201, warnings)
 
     def _free_generated_name(self, c: Call, prefix: str) -> str:
@@ -1274,7 +1279,11 @@ class ApiServer:
                 gone_entry = self.store.remove(c.res.store_key, c.ns, c.name)
                 assert gone_entry is not None
                 return await self._respond(c, gone_entry, 200, warnings)
-            entry = self.store.put(c.res.store_key, stored)
+            try:
+                entry = self.store.put(c.res.store_key, stored)
+            except StorageError:  # nothing was stored: restore the old allocations
+                self._rollback(c, new, old_view)
+                raise
             return await self._respond(c, entry, 200, warnings)
         raise conflict(c.res.plural, c.res.group, c.name, "too many concurrent modifications")
 

@@ -5,21 +5,78 @@ Objects are plain dicts that are never mutated once stored; each carries its ser
 once per write, which GET, LIST, watch events and persistence all reuse. Every write happens in one
 synchronous step (no await), so the resourceVersion check, the store update and the fan-out to
 watchers are atomic with respect to other requests.
+
+A write reaches memory and watchers only after persistence committed it: when the database
+refuses (a full disk, an I/O error), the write raises `StorageError` and nothing changed, so what
+a client was told always matches what a restart loads.
+
+Slow watches are bounded twice: per watch (events queued, bytes unsent) and all together
+(`WatchBudget`): when the bytes every watch holds unsent exceed the budget, the watch holding the
+most is closed and its connection aborted, freeing its buffers; its client resumes or relists.
 """
 
 from __future__ import annotations
 
 import asyncio
 import bisect
+import errno
 import json
+import sqlite3
 from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from prometheus_client import Counter
+
+from metallb_py.kube.apiserver.errors import ApiError
+from metallb_py.log import get_logger
+
+log = get_logger("apiserver")
+
 Obj = dict[str, Any]
 
 DEFAULT_HISTORY = 20_000
+# Bytes all watches together may hold unsent (their queues plus their sockets' buffers).
+DEFAULT_WATCH_MEMORY = 256 * 1024 * 1024
+# A watch holding less than this unsent is not checked against the budget: a reader that keeps
+# up stays under its socket's high-water mark (64 KiB), so only laggards cost a check.
+BACKLOG_THRESHOLD = 64 * 1024
+
+TERMINATED_WATCHERS = Counter(
+    "apiserver_terminated_watchers",
+    "Watches closed because all watches together held more unsent data than the budget "
+    "(--watch-memory-limit); the slowest one is closed first.",
+    ["resource"],
+)
+STORAGE_FAILURES = Counter(
+    "apiserver_storage_write_failures",
+    "Writes refused because the database could not commit them; nothing changed.",
+    ["reason"],
+)
+
+
+class StorageError(ApiError):
+    """The database refused a write, which therefore changed nothing: 507 when the disk is
+    full (the client may retry once space is freed), 500 for any other failure."""
+
+    def __init__(self, exc: BaseException) -> None:
+        full = _disk_full(exc)
+        super().__init__(
+            507 if full else 500,
+            "InsufficientStorage" if full else "InternalError",
+            ("storage full: " if full else "storage error: ")
+            + f"the write was not made ({type(exc).__name__}: {exc})",
+            details={"retryAfterSeconds": 1} if full else None,
+        )
+        self.full = full
+
+
+def _disk_full(exc: BaseException) -> bool:
+    if isinstance(exc, sqlite3.Error):
+        code = getattr(exc, "sqlite_errorcode", None)
+        return code == sqlite3.SQLITE_FULL or "full" in str(exc)
+    return isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
 
 
 def dumps(obj: Any) -> bytes:
@@ -47,17 +104,92 @@ class Persistence(Protocol):
     def set_meta(self, key: str, value: str) -> None: ...
 
 
+class _Queue(deque["Event"]):
+    """A watch's pending events and the bytes they would take on the wire."""
+
+    nbytes = 0
+
+    def append(self, ev: Event) -> None:
+        super().append(ev)
+        self.nbytes += len(ev.entry.raw)
+
+    def popleft(self) -> Event:
+        ev = super().popleft()
+        self.nbytes -= len(ev.entry.raw)
+        return ev
+
+    def clear(self) -> None:
+        super().clear()
+        self.nbytes = 0
+
+
+class WatchBudget:
+    """The memory all watches of one store may hold unsent. Checked after every flush and
+    queueing, over the watches already behind (`BACKLOG_THRESHOLD`) only: the check costs
+    nothing while every client reads."""
+
+    def __init__(self, limit: int = DEFAULT_WATCH_MEMORY) -> None:
+        self.limit = limit
+        self.backlogged: set[Watcher] = set()
+        self.terminated = 0
+
+    def note(self, w: Watcher) -> None:
+        if w.unsent() >= BACKLOG_THRESHOLD:
+            self.backlogged.add(w)
+            _budgets.add(self)
+            _schedule()
+
+    def held(self) -> int:
+        return sum(w.unsent() for w in self.backlogged)
+
+    def check(self) -> None:
+        sizes: dict[Watcher, int] = {}
+        for w in list(self.backlogged):
+            n = 0 if w.closed else w.unsent()
+            if n < BACKLOG_THRESHOLD:
+                self.backlogged.discard(w)
+            else:
+                sizes[w] = n
+        total = sum(sizes.values())
+        while total > self.limit and sizes:
+            w = max(sizes, key=sizes.__getitem__)
+            held = sizes.pop(w)
+            self.backlogged.discard(w)
+            w.terminate()
+            self.terminated += 1
+            TERMINATED_WATCHERS.labels(w.resource).inc()
+            log.warning(
+                "watchTerminated",
+                resource=w.resource,
+                unsentBytes=held,
+                allWatchesBytes=total,
+                limitBytes=self.limit,
+                reason="the watches together hold more unsent data than --watch-memory-limit; "
+                "the slowest is closed, its client resumes or relists",
+            )
+            total -= held
+
+
 Sink = Callable[[list[Event]], None]
 # Watch events are written at most this long after their commit, so that one socket write per
 # watch carries every change of that interval: with many watches, the syscalls dominate.
 FLUSH_DELAY = 0.002
 _dirty: set[Watcher] = set()
+_budgets: set[WatchBudget] = set()
 _flush_scheduled = False
+
+
+def _schedule() -> None:
+    global _flush_scheduled
+    if not _flush_scheduled:
+        _flush_scheduled = True
+        asyncio.get_running_loop().call_later(FLUSH_DELAY, _flush)
 
 
 def _flush() -> None:
     """Hand each watcher with a sink everything queued since the last flush, in one go: one
-    socket write per watcher per loop iteration, whatever the number of writes."""
+    socket write per watcher per loop iteration, whatever the number of writes. Then hold the
+    watches that fell behind to their budget."""
     global _flush_scheduled
     _flush_scheduled = False
     dirty = list(_dirty)
@@ -68,23 +200,51 @@ def _flush() -> None:
         batch = list(w.pending)
         w.pending.clear()
         w.sink(batch)
+        if w.budget is not None:
+            w.budget.note(w)
+    budgets = list(_budgets)
+    _budgets.clear()
+    for b in budgets:
+        b.check()
 
 
 class Watcher:
     """One watch stream's queue. The store appends; either the HTTP handler drains it (woken
     per event), or, once it sets a synchronous `sink`, a per-iteration flush feeds the sink."""
 
-    def __init__(self, limit: int) -> None:
-        self.pending: deque[Event] = deque()
+    def __init__(self, limit: int, budget: WatchBudget | None = None, resource: str = "") -> None:
+        self.pending: _Queue = _Queue()
         self.wakeup = asyncio.Event()
         self.limit = limit
         self.closed = False
         self.overflowed = False
         self.accept: Callable[[Event], str | None] = lambda ev: ev.type
         self.sink: Sink | None = None
+        self.budget = budget
+        self.resource = resource
+        # The connection the watch streams on (set by the HTTP handler): its unsent bytes count
+        # against the budget, and closing a slow watch aborts it to free them.
+        self.transport: Any = None
+
+    def unsent(self) -> int:
+        """Bytes queued here or waiting in the connection's write buffer."""
+        n = self.pending.nbytes
+        t = self.transport
+        if t is not None and not t.is_closing():
+            n += t.get_write_buffer_size()
+        return n
+
+    def terminate(self) -> None:
+        """Close the watch and drop the connection with everything still buffered for it (a
+        graceful end would wait for a client that does not read)."""
+        self.overflowed = True
+        self.closed = True
+        self.pending.clear()
+        self.wakeup.set()
+        if self.transport is not None:
+            self.transport.abort()
 
     def offer(self, ev: Event) -> None:
-        global _flush_scheduled
         if self.closed:
             return
         kind = self.accept(ev)
@@ -100,13 +260,15 @@ class Watcher:
             self.wakeup.set()
             return
         self.pending.append(ev)
+        if self.budget is not None and self.pending.nbytes >= BACKLOG_THRESHOLD:
+            self.budget.backlogged.add(self)
+            _budgets.add(self.budget)
+            _schedule()
         if self.sink is None:
             self.wakeup.set()
             return
         _dirty.add(self)
-        if not _flush_scheduled:
-            _flush_scheduled = True
-            asyncio.get_running_loop().call_later(FLUSH_DELAY, _flush)
+        _schedule()
 
     def set_sink(self, sink: Sink) -> None:
         """Switch to synchronous delivery; what is already queued goes out first."""
@@ -115,6 +277,8 @@ class Watcher:
             batch = list(self.pending)
             self.pending.clear()
             sink(batch)
+            if self.budget is not None:
+                self.budget.note(self)
 
     def close(self) -> None:
         self.closed = True
@@ -166,8 +330,10 @@ class Store:
         start_rv: int = 1,
         history_limit: int = DEFAULT_HISTORY,
         watch_queue_limit: int = 200_000,
+        watch_memory_limit: int = DEFAULT_WATCH_MEMORY,
     ) -> None:
         self.rv = start_rv
+        self.watch_budget = WatchBudget(watch_memory_limit)
         self.history_limit = history_limit
         self.watch_queue_limit = watch_queue_limit
         self.tables: dict[str, Table] = {}
@@ -197,18 +363,26 @@ class Store:
         ns, name = meta.get("namespace", ""), meta["name"]
         t = self.table(key)
         old = t.get(ns, name)
-        self.rv += 1
-        rv = self.rv
+        rv = self.rv + 1
+        had_rv = "resourceVersion" in meta
+        given_rv = meta.get("resourceVersion")
         meta["resourceVersion"] = str(rv)
         raw = dumps(obj)
+        try:
+            self._persist(key, ns, name, rv, raw)
+        except StorageError:
+            if had_rv:
+                meta["resourceVersion"] = given_rv
+            else:
+                del meta["resourceVersion"]
+            raise
+        self.rv = rv
         entry = Entry(obj, raw, rv)
         bucket = t.objects.setdefault(ns, {})
         bucket[name] = entry
         if old is None:
             t.count += 1
             t._sorted = None
-        if self.persistence is not None:
-            self.persistence.write(key, ns, name, rv, raw)
         self._emit(t, Event("MODIFIED" if old else "ADDED", entry, old, rv))
         for listener in self.listeners:
             listener(key, "MODIFIED" if old else "ADDED", old, entry)
@@ -220,22 +394,41 @@ class Store:
         old = t.get(ns, name)
         if old is None:
             return None
+        rv = self.rv + 1
+        self._persist(key, ns, name, rv, None)
+        self.rv = rv
         del t.objects[ns][name]
         if not t.objects[ns]:
             del t.objects[ns]
         t.count -= 1
         t._sorted = None
-        self.rv += 1
-        rv = self.rv
         obj = dict(old.obj)
         obj["metadata"] = {**old.obj["metadata"], "resourceVersion": str(rv)}
         entry = Entry(obj, dumps(obj), rv)
-        if self.persistence is not None:
-            self.persistence.write(key, ns, name, rv, None)
         self._emit(t, Event("DELETED", entry, old, rv))
         for listener in self.listeners:
             listener(key, "DELETED", old, entry)
         return entry
+
+    def _persist(self, key: str, ns: str, name: str, rv: int, raw: bytes | None) -> None:
+        """Commit one write to the database, before memory sees it; StorageError if refused."""
+        if self.persistence is None:
+            return
+        try:
+            self.persistence.write(key, ns, name, rv, raw)
+        except (sqlite3.Error, OSError) as exc:
+            err = StorageError(exc)
+            STORAGE_FAILURES.labels("full" if err.full else "error").inc()
+            log.error(
+                "storageWriteFailed",
+                resource=key,
+                namespace=ns,
+                name=name,
+                delete=raw is None,
+                full=err.full,
+                error=f"{type(exc).__name__}: {exc}",
+            )
+            raise err from exc
 
     def _emit(self, t: Table, ev: Event) -> None:
         if len(t.history) >= t.history_limit:
@@ -265,13 +458,14 @@ class Store:
         return [t.history[i] for i in range(lo, len(t.history))]
 
     def subscribe(self, key: str) -> Watcher:
-        w = Watcher(self.watch_queue_limit)
+        w = Watcher(self.watch_queue_limit, self.watch_budget, key)
         self.table(key).watchers.add(w)
         return w
 
     def unsubscribe(self, key: str, w: Watcher) -> None:
         w.close()
         self.table(key).watchers.discard(w)
+        self.watch_budget.backlogged.discard(w)
 
     def watcher_count(self) -> int:
         return sum(len(t.watchers) for t in self.tables.values())
