@@ -15,9 +15,9 @@ from metallb_py.config import bgppeer_conversion
 from metallb_py.config.deletion import deletion_problems
 from metallb_py.config.parser import parse
 from metallb_py.config.problems import ObjectRef, Problem
+from metallb_py.objects import JSON
 from webhooks.paths import Hook
 
-JSON = dict[str, Any]
 NEWEST = "9999-12-31T23:59:59Z"
 POOL_KINDS = ("IPAddressPool", "AddressPool")
 

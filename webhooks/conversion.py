@@ -5,8 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from metallb_py.config.bgppeer_conversion import ConversionError, convert
-
-JSON = dict[str, Any]
+from metallb_py.objects import JSON
 
 
 def convert_review(review: Any) -> JSON:

@@ -4,12 +4,11 @@ Secret, and the caBundle of the ValidatingWebhookConfiguration and of the conver
 from __future__ import annotations
 
 import base64
-from typing import Any
 
 from metallb_py.config.schemas import GROUP, KINDS
 from metallb_py.kube.rest import ApiError, Rest
+from metallb_py.objects import JSON
 
-JSON = dict[str, Any]
 CONFIG_KINDS = (
     "IPAddressPool",
     "L2Advertisement",

@@ -36,7 +36,7 @@ from metallb_py.controller.service_status import (
     orphan_condition,
 )
 from metallb_py.kube import metrics as kube_metrics
-from metallb_py.kube.cache import JSON, by_namespace
+from metallb_py.kube.cache import by_namespace
 from metallb_py.kube.events import EventRecorder
 from metallb_py.kube.informer import Informer
 from metallb_py.kube.rest import (
@@ -52,6 +52,7 @@ from metallb_py.kube.rest import (
 )
 from metallb_py.kube.status import StatusWriter, WriteOutcome
 from metallb_py.kube.workqueue import WorkQueue
+from metallb_py.objects import JSON
 
 stdlog = logging.getLogger("metallb_py.controller")
 

@@ -9,11 +9,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Any
 
 from metallb_py.allocator.service import ANN_ALLOCATED_FROM
+from metallb_py.objects import JSON
 
-JSON = dict[str, Any]
 ORPHAN_CONDITION = "metallb-py.io/AddressOrphaned"
 _KEEP = object()
 

@@ -7,7 +7,8 @@ from collections.abc import Sequence
 
 from metallb_py.allocator import Outcome
 from metallb_py.explain.service import Cluster
-from metallb_py.explain.snapshot import JSON, ingress, name_of
+from metallb_py.explain.snapshot import ingress, name_of
+from metallb_py.objects import JSON
 
 
 def overview(cluster: Cluster) -> JSON:

@@ -21,7 +21,8 @@ from metallb_py.allocator.service import ANN_ALLOCATED_FROM
 from metallb_py.config import Config, Pool, parse
 from metallb_py.config.problems import Problem
 from metallb_py.controller.convert import pool_specs
-from metallb_py.explain.snapshot import JSON, Snapshot, ingress, key_of, sharing_group
+from metallb_py.explain.snapshot import Snapshot, ingress, key_of, sharing_group
+from metallb_py.objects import JSON
 from metallb_py.speaker import desired as dz
 
 MAX_EVENTS = 5  # newest events shown per service (text and JSON)

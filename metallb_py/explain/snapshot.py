@@ -39,9 +39,9 @@ from metallb_py.kube.rest import (
     Resource,
     Rest,
 )
+from metallb_py.objects import JSON
 from metallb_py.speaker.resources import LABEL_SERVICE_NAME, LABEL_SERVICE_NAMESPACE
 
-JSON = dict[str, Any]
 CONFIG_RESOURCES = (
     IPADDRESSPOOLS,
     ADDRESSPOOLS,

@@ -7,9 +7,9 @@ the raw JSON dicts from the API server; treat them as read-only.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
-from typing import Any
 
-JSON = dict[str, Any]
+from metallb_py.objects import JSON
+
 IndexFunc = Callable[[JSON], Iterable[str]]
 
 

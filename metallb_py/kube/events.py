@@ -19,13 +19,12 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
 
 from metallb_py.kube.rest import EVENTS, ApiError, Rest
+from metallb_py.objects import JSON
 
 log = logging.getLogger("metallb_py.kube.events")
 
-JSON = dict[str, Any]
 NORMAL = "Normal"
 WARNING = "Warning"
 

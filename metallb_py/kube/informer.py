@@ -20,8 +20,9 @@ from typing import Any
 import aiohttp
 
 from metallb_py.kube.backoff import Backoff
-from metallb_py.kube.cache import JSON, Cache, IndexFunc, newer, object_key, resource_version
+from metallb_py.kube.cache import Cache, IndexFunc, newer, object_key, resource_version
 from metallb_py.kube.rest import ApiError, Resource, Rest
+from metallb_py.objects import JSON
 
 log = logging.getLogger("metallb_py.kube.informer")
 

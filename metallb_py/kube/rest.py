@@ -16,7 +16,8 @@ from urllib.parse import quote
 import aiohttp
 from kubernetes_asyncio.client import ApiClient
 
-JSON = dict[str, Any]
+from metallb_py.objects import JSON
+
 MERGE_PATCH = "application/merge-patch+json"
 JSON_PATCH = "application/json-patch+json"
 STRATEGIC_PATCH = "application/strategic-merge-patch+json"

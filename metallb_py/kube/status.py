@@ -13,15 +13,14 @@ import enum
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 import aiohttp
 
 from metallb_py.kube import metrics
 from metallb_py.kube.rest import ApiError, Resource, Rest
+from metallb_py.objects import JSON
 
 log = logging.getLogger("metallb_py.kube.status")
-JSON = dict[str, Any]
 
 
 class WriteOutcome(enum.Enum):

@@ -7,18 +7,16 @@ template variable is the Prometheus data source, so it imports into any Grafana 
 
 from __future__ import annotations
 
-from typing import Any
-
-Obj = dict[str, Any]
+from metallb_py.objects import JSON
 
 UID = "metallb-py"
-DS: Obj = {"type": "prometheus", "uid": "${datasource}"}
+DS: JSON = {"type": "prometheus", "uid": "${datasource}"}
 RATE = "$__rate_interval"
 WIDTH = 24
 
 
-def _target(expr: str, legend: str, ref: str, instant: bool = False) -> Obj:
-    t: Obj = {"datasource": DS, "expr": expr, "legendFormat": legend, "refId": ref}
+def _target(expr: str, legend: str, ref: str, instant: bool = False) -> JSON:
+    t: JSON = {"datasource": DS, "expr": expr, "legendFormat": legend, "refId": ref}
     if instant:
         t["instant"] = True
         t["format"] = "table"
@@ -29,7 +27,7 @@ class _Layout:
     """Places panels left to right, wrapping at Grafana's 24 columns; rows start a new line."""
 
     def __init__(self) -> None:
-        self.panels: list[Obj] = []
+        self.panels: list[JSON] = []
         self.x = 0
         self.y = 0
         self.line = 0
@@ -69,7 +67,7 @@ class _Layout:
         if self.x + w > WIDTH:
             self._newline()
         refs = "ABCDEFGH"
-        panel: Obj = {
+        panel: JSON = {
             "type": kind,
             "title": title,
             "id": len(self.panels) + 1,
@@ -91,7 +89,7 @@ class _Layout:
         self.line = max(self.line, h)
 
 
-def panels() -> list[Obj]:
+def panels() -> list[JSON]:
     p = _Layout()
     p.row("Address pools")
     p.panel(
@@ -315,7 +313,7 @@ def panels() -> list[Obj]:
     return p.panels
 
 
-def dashboard() -> Obj:
+def dashboard() -> JSON:
     return {
         "uid": UID,
         "title": "MetalLB (metallb-py)",
@@ -343,7 +341,7 @@ def dashboard() -> Obj:
     }
 
 
-def expressions(d: Obj | None = None) -> list[str]:
+def expressions(d: JSON | None = None) -> list[str]:
     """Every PromQL expression of the dashboard (for checks)."""
     board = d if d is not None else dashboard()
     return [t["expr"] for p in board["panels"] for t in p.get("targets", [])]

@@ -14,11 +14,10 @@ from typing import Any
 import yaml
 
 from metallb_py.monitoring import dashboard, rules
+from metallb_py.objects import JSON
 from metallb_py.operator import render
 from metallb_py.operator.env import OperatorEnv
 from webhooks import manifests as webhook_manifests
-
-Obj = dict[str, Any]
 
 NAMESPACE = "metallb-system"
 OPERATOR_COMPONENT = "metallb-operator"
@@ -43,12 +42,12 @@ def _str_presenter(dumper: yaml.SafeDumper, data: str) -> yaml.Node:
 _Dumper.add_representer(str, _str_presenter)
 
 
-def dump(docs: list[Obj], about: str) -> str:
+def dump(docs: list[JSON], about: str) -> str:
     body = yaml.dump_all(docs, Dumper=_Dumper, sort_keys=False, width=100, allow_unicode=True)
     return HEADER + f"# {about}\n" + body
 
 
-def monitors(pod_monitor: bool, namespace: str = NAMESPACE) -> list[Obj]:
+def monitors(pod_monitor: bool, namespace: str = NAMESPACE) -> list[JSON]:
     """Every component: the operator's rendering for controller and speaker, the same helper
     for the webhook (7475) and the operator (7474)."""
     env = OperatorEnv(
@@ -72,7 +71,7 @@ def monitors(pod_monitor: bool, namespace: str = NAMESPACE) -> list[Obj]:
     return out
 
 
-def kustomization() -> Obj:
+def kustomization() -> JSON:
     return {
         "apiVersion": "kustomize.config.k8s.io/v1beta1",
         "kind": "Kustomization",

@@ -8,9 +8,7 @@ rules file (`rule_files:` of a Prometheus without the operator): `prometheus_rul
 
 from __future__ import annotations
 
-from typing import Any
-
-Obj = dict[str, Any]
+from metallb_py.objects import JSON
 
 NAMESPACE = "metallb-system"
 RULE_NAME = "metallb"
@@ -20,7 +18,7 @@ POOL_USAGE_THRESHOLDS = ((75, "warning"), (85, "warning"), (95, "critical"))
 FLAP_WINDOW = "15m"
 
 
-def _alert(name: str, expr: str, wait: str, severity: str, summary: str, what_to_do: str) -> Obj:
+def _alert(name: str, expr: str, wait: str, severity: str, summary: str, what_to_do: str) -> JSON:
     return {
         "alert": name,
         "expr": expr,
@@ -30,7 +28,7 @@ def _alert(name: str, expr: str, wait: str, severity: str, summary: str, what_to
     }
 
 
-def chart_rules() -> list[Obj]:
+def chart_rules() -> list[JSON]:
     """MetalLB's chart alerts (same names, expressions and `for:`)."""
     rules = [
         _alert(
@@ -91,7 +89,7 @@ def chart_rules() -> list[Obj]:
     return rules
 
 
-def extra_rules() -> list[Obj]:
+def extra_rules() -> list[JSON]:
     """Alerts MetalLB has no metric for."""
     return [
         _alert(
@@ -146,19 +144,19 @@ def extra_rules() -> list[Obj]:
     ]
 
 
-def groups() -> list[Obj]:
+def groups() -> list[JSON]:
     return [
         {"name": "metallb.rules", "rules": chart_rules()},
         {"name": "metallb-py.rules", "rules": extra_rules()},
     ]
 
 
-def rules_file() -> Obj:
+def rules_file() -> JSON:
     """The plain Prometheus rules file."""
     return {"groups": groups()}
 
 
-def prometheus_rule(namespace: str = NAMESPACE) -> Obj:
+def prometheus_rule(namespace: str = NAMESPACE) -> JSON:
     """The same groups as a Prometheus Operator PrometheusRule."""
     return {
         "apiVersion": "monitoring.coreos.com/v1",

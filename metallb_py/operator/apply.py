@@ -30,8 +30,7 @@ from metallb_py.kube.rest import (
     Resource,
     Rest,
 )
-
-JSON = dict[str, Any]
+from metallb_py.objects import JSON
 
 FIELD_MANAGER = "metallb-operator"
 APPLY_PATCH = "application/apply-patch+yaml"

@@ -22,10 +22,9 @@ import yaml
 
 from metallb_py import __version__
 from metallb_py.monitoring import files as monitoring
+from metallb_py.objects import JSON
 from metallb_py.operator.env import DEFAULT_IMAGE, OperatorEnv
 from metallb_py.operator.render import RBAC_V1, components, render, rule
-
-Obj = dict[str, Any]
 
 NAMESPACE = "metallb-system"
 COMMAND = "python -m metallb_py.operator.render --write manifests/"
@@ -121,7 +120,7 @@ def dump(docs: Sequence[Mapping[str, Any]], about: str = "") -> str:
 
 
 # -- shared objects ---------------------------------------------------------------------------
-def namespace_object(namespace: str = NAMESPACE) -> Obj:
+def namespace_object(namespace: str = NAMESPACE) -> JSON:
     """The speaker needs hostNetwork and NET_RAW: the namespace must allow privileged pods."""
     return {
         "apiVersion": "v1",
@@ -139,7 +138,7 @@ def namespace_object(namespace: str = NAMESPACE) -> Obj:
 
 
 # -- the operator's permissions ---------------------------------------------------------------
-def _atoms(r: Obj) -> list[tuple[str, str, str, str]]:
+def _atoms(r: JSON) -> list[tuple[str, str, str, str]]:
     return [
         (verb, group, resource, name)
         for verb in r["verbs"]
@@ -149,7 +148,7 @@ def _atoms(r: Obj) -> list[tuple[str, str, str, str]]:
     ]
 
 
-def _covered(rules: Sequence[Obj], r: Obj) -> bool:
+def _covered(rules: Sequence[JSON], r: JSON) -> bool:
     """Every permission of `r` is already granted by `rules` ("*" in verbs or resources matches
     any, subresources included, as in Kubernetes RBAC)."""
     return all(
@@ -164,12 +163,12 @@ def _covered(rules: Sequence[Obj], r: Obj) -> bool:
     )
 
 
-def _add(rules: list[Obj], r: Obj) -> None:
+def _add(rules: list[JSON], r: JSON) -> None:
     if not _covered(rules, r):
         rules.append(r)
 
 
-def _prune(rules: list[Obj]) -> list[Obj]:
+def _prune(rules: list[JSON]) -> list[JSON]:
     """Drop rules that the others already grant, so the role reads as what it really allows."""
     out = list(rules)
     for r in list(out):
@@ -179,9 +178,9 @@ def _prune(rules: list[Obj]) -> list[Obj]:
     return out
 
 
-def _renderable(namespace: str) -> list[Obj]:
+def _renderable(namespace: str) -> list[JSON]:
     """Every object render can produce, over the options that change which kinds it renders."""
-    out: list[Obj] = []
+    out: list[JSON] = []
     for env in (
         OperatorEnv(namespace, deploy_pod_monitors=True),
         OperatorEnv(namespace, deploy_service_monitors=True),
@@ -193,7 +192,7 @@ def _renderable(namespace: str) -> list[Obj]:
 MANAGE = ["get", "list", "watch", "create", "update", "patch", "delete"]
 
 
-def operator_rules(namespace: str = NAMESPACE) -> tuple[list[Obj], list[Obj]]:
+def operator_rules(namespace: str = NAMESPACE) -> tuple[list[JSON], list[JSON]]:
     """(cluster rules, rules in the operator's namespace) for the operator's ServiceAccount.
 
     It manages every kind render produces: cluster-scoped ones only by name where Kubernetes
@@ -202,8 +201,8 @@ def operator_rules(namespace: str = NAMESPACE) -> tuple[list[Obj], list[Obj]]:
     by name on create either). MetalLB resources are watched in its own namespace only.
     """
     objs = _renderable(namespace)
-    cluster: list[Obj] = []
-    local: list[Obj] = []
+    cluster: list[JSON] = []
+    local: list[JSON] = []
     names: dict[tuple[str, str], list[str]] = {}
     local_kinds: dict[str, list[str]] = {}
     for obj in objs:
@@ -246,7 +245,7 @@ def operator_rules(namespace: str = NAMESPACE) -> tuple[list[Obj], list[Obj]]:
 
 
 # -- the operator's own objects -----------------------------------------------------------------
-def operator_rbac(namespace: str = NAMESPACE) -> list[Obj]:
+def operator_rbac(namespace: str = NAMESPACE) -> list[JSON]:
     cluster, local = operator_rules(namespace)
     labels = dict(OPERATOR_LABELS)
     subjects = [{"kind": "ServiceAccount", "name": OPERATOR_SA, "namespace": namespace}]
@@ -293,7 +292,7 @@ def operator_rbac(namespace: str = NAMESPACE) -> list[Obj]:
     ]
 
 
-def operator_deployment_spec(olm: bool = False) -> Obj:
+def operator_deployment_spec(olm: bool = False) -> JSON:
     """The operator Deployment's spec, shared by manifests/operator/ and the bundle's CSV.
 
     Under OLM (`olm=True`) OLM issues the webhook certificate, mounts it at the same directory
@@ -301,7 +300,7 @@ def operator_deployment_spec(olm: bool = False) -> Obj:
     certificate (--disable-cert-rotation) and the Deployment must not mount its own there.
     """
     labels = dict(OPERATOR_LABELS)
-    container: Obj = {
+    container: JSON = {
         "name": "manager",
         "image": DEFAULT_IMAGE,
         "args": ["operator", "--disable-cert-rotation"] if olm else ["operator"],
@@ -334,7 +333,7 @@ def operator_deployment_spec(olm: bool = False) -> Obj:
         },
         "volumeMounts": [{"name": "cert", "mountPath": OPERATOR_CERT_DIR, "readOnly": True}],
     }
-    spec: Obj = {
+    spec: JSON = {
         "replicas": 1,
         "selector": {"matchLabels": dict(labels)},
         "template": {
@@ -365,7 +364,7 @@ def operator_deployment_spec(olm: bool = False) -> Obj:
     return spec
 
 
-def operator_deployment(namespace: str = NAMESPACE) -> Obj:
+def operator_deployment(namespace: str = NAMESPACE) -> JSON:
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
@@ -378,7 +377,7 @@ def operator_deployment(namespace: str = NAMESPACE) -> Obj:
     }
 
 
-def operator_service(namespace: str = NAMESPACE) -> Obj:
+def operator_service(namespace: str = NAMESPACE) -> JSON:
     return {
         "apiVersion": "v1",
         "kind": "Service",
@@ -411,7 +410,7 @@ WEBHOOK_RULES = [
 ]
 
 
-def operator_webhook_configuration(namespace: str = NAMESPACE) -> Obj:
+def operator_webhook_configuration(namespace: str = NAMESPACE) -> JSON:
     """Checks MetalLB resources; the operator's certificate manager injects caBundle."""
     return {
         "apiVersion": "admissionregistration.k8s.io/v1",
@@ -438,7 +437,7 @@ def operator_webhook_configuration(namespace: str = NAMESPACE) -> Obj:
     }
 
 
-def sample_metallb(namespace: str = NAMESPACE) -> Obj:
+def sample_metallb(namespace: str = NAMESPACE) -> JSON:
     return {
         "apiVersion": "metallb.io/v1beta1",
         "kind": "MetalLB",
@@ -505,12 +504,12 @@ def crds_kustomization(root: Path) -> str:
     return dump([doc], "The CRDs, as a kustomization: `../crds` from manifests/operator/.")
 
 
-def crd_kinds(crd_paths: Sequence[Path]) -> list[Obj]:
+def crd_kinds(crd_paths: Sequence[Path]) -> list[JSON]:
     """The CRD documents of `crd_paths`, in file order."""
     return [yaml.safe_load(p.read_text()) for p in crd_paths]
 
 
-def csv(crds: Sequence[Obj], namespace: str = NAMESPACE) -> Obj:
+def csv(crds: Sequence[JSON], namespace: str = NAMESPACE) -> JSON:
     """The ClusterServiceVersion: install strategy and permissions from the same functions as
     manifests/operator/, so OLM installs what `kubectl apply -k` does."""
     owned = []
@@ -597,7 +596,7 @@ def csv(crds: Sequence[Obj], namespace: str = NAMESPACE) -> Obj:
     }
 
 
-def bundle_annotations() -> Obj:
+def bundle_annotations() -> JSON:
     prefix = "operators.operatorframework.io.bundle"
     return {
         "annotations": {

@@ -22,6 +22,7 @@ from metallb_py.kube.events import EventRecorder
 from metallb_py.kube.informer import Informer
 from metallb_py.kube.rest import SECRETS, ApiError, Rest
 from metallb_py.kube.workqueue import WorkQueue
+from metallb_py.objects import JSON
 from metallb_py.operator import apply as ap
 from metallb_py.operator import metrics
 from metallb_py.operator import status as st
@@ -29,7 +30,6 @@ from metallb_py.operator.env import OperatorEnv
 from metallb_py.operator.render import render as default_render
 from metallb_py.operator.webhook import metallb_errors
 
-JSON = dict[str, Any]
 Renderer = Callable[[Mapping[str, Any] | None, OperatorEnv], list[JSON]]
 
 log = LazyLogger("operator")

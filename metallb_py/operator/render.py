@@ -18,10 +18,9 @@ import copy
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from metallb_py.objects import JSON
 from metallb_py.operator.env import OperatorEnv
 from webhooks import manifests as webhook_manifests
-
-Obj = dict[str, Any]
 
 APP = "metallb"
 CONTROLLER = "controller"
@@ -32,7 +31,7 @@ MEMBERLIST_KEY_DIR = "/etc/ml_secret_key"
 WEBHOOK_DEPLOYMENT = "webhook-server"
 WEBHOOK_METRICS_PORT = 7475
 LINUX = {"kubernetes.io/os": "linux"}
-DEFAULT_SPEAKER_TOLERATIONS: tuple[Obj, ...] = (
+DEFAULT_SPEAKER_TOLERATIONS: tuple[JSON, ...] = (
     {"key": "node-role.kubernetes.io/master", "operator": "Exists", "effect": "NoSchedule"},
     {"key": "node-role.kubernetes.io/control-plane", "operator": "Exists", "effect": "NoSchedule"},
 )
@@ -56,8 +55,8 @@ def _labels(component: str | None = None) -> dict[str, str]:
     return {"app": APP, "component": component} if component else {"app": APP}
 
 
-def _meta(name: str, namespace: str | None, labels: Mapping[str, str]) -> Obj:
-    meta: Obj = {"name": name}
+def _meta(name: str, namespace: str | None, labels: Mapping[str, str]) -> JSON:
+    meta: JSON = {"name": name}
     if namespace is not None:
         meta["namespace"] = namespace
     meta["labels"] = dict(labels)
@@ -66,20 +65,20 @@ def _meta(name: str, namespace: str | None, labels: Mapping[str, str]) -> Obj:
 
 def rule(
     groups: list[str], resources: list[str], verbs: list[str], names: Sequence[str] = ()
-) -> Obj:
+) -> JSON:
     """An RBAC PolicyRule; resourceNames only when given."""
-    out: Obj = {"apiGroups": list(groups), "resources": list(resources)}
+    out: JSON = {"apiGroups": list(groups), "resources": list(resources)}
     if names:
         out["resourceNames"] = list(names)
     out["verbs"] = list(verbs)
     return out
 
 
-def _field_env(name: str, path: str) -> Obj:
+def _field_env(name: str, path: str) -> JSON:
     return {"name": name, "valueFrom": {"fieldRef": {"fieldPath": path}}}
 
 
-def _probes(container: Obj) -> None:
+def _probes(container: JSON) -> None:
     """/healthz and /readyz on the metrics port, which every component serves."""
     container["livenessProbe"] = {
         "httpGet": {"path": "/healthz", "port": "monitoring"},
@@ -94,8 +93,8 @@ def _probes(container: Obj) -> None:
 
 
 def _identity(
-    component: str, env: OperatorEnv, cluster_rules: list[Obj], rules: list[Obj]
-) -> list[Obj]:
+    component: str, env: OperatorEnv, cluster_rules: list[JSON], rules: list[JSON]
+) -> list[JSON]:
     """ServiceAccount plus its ClusterRole/Binding (cluster-wide reads) and Role/Binding (its own
     namespace only: configuration, leases, secrets), so nothing outside the namespace is writable
     except what must be (Service status, events)."""
@@ -149,7 +148,9 @@ _EVENTS = [
 ]
 
 
-def _pod_overrides(pod: Obj, container: Obj, template_meta: Obj, config: Mapping[str, Any]) -> None:
+def _pod_overrides(
+    pod: JSON, container: JSON, template_meta: JSON, config: Mapping[str, Any]
+) -> None:
     """controllerConfig / speakerConfig: each field replaces ours wholesale when given."""
     if config.get("priorityClassName"):
         pod["priorityClassName"] = config["priorityClassName"]
@@ -173,7 +174,7 @@ def _args(component: str, spec: Mapping[str, Any], metrics_port: int) -> list[st
     return args
 
 
-def controller(spec: Mapping[str, Any], env: OperatorEnv) -> list[Obj]:
+def controller(spec: Mapping[str, Any], env: OperatorEnv) -> list[JSON]:
     """The controller: allocates IPs to Services of type LoadBalancer and writes their status.
 
     Two replicas with Lease leader election: the standby takes over within seconds and moves no
@@ -206,7 +207,7 @@ def controller(spec: Mapping[str, Any], env: OperatorEnv) -> list[Obj]:
         rule(["apps"], ["deployments"], ["get"], [CONTROLLER]),
     ]
     labels = _labels(CONTROLLER)
-    container: Obj = {
+    container: JSON = {
         "name": CONTROLLER,
         "image": env.controller_image,
         "args": _args(CONTROLLER, spec, env.controller_metrics_port),
@@ -228,14 +229,14 @@ def controller(spec: Mapping[str, Any], env: OperatorEnv) -> list[Obj]:
         "readOnlyRootFilesystem": True,
         "capabilities": {"drop": ["ALL"]},
     }
-    template_meta: Obj = {
+    template_meta: JSON = {
         "labels": dict(labels),
         "annotations": {
             "prometheus.io/scrape": "true",
             "prometheus.io/port": str(env.controller_metrics_port),
         },
     }
-    pod: Obj = {
+    pod: JSON = {
         "serviceAccountName": CONTROLLER,
         "terminationGracePeriodSeconds": 5,
         "nodeSelector": {**dict(spec.get("controllerNodeSelector") or {}), **LINUX},
@@ -263,7 +264,7 @@ def controller(spec: Mapping[str, Any], env: OperatorEnv) -> list[Obj]:
     if spec.get("controllerTolerations"):
         pod["tolerations"] = copy.deepcopy(list(spec["controllerTolerations"]))
     _pod_overrides(pod, container, template_meta, spec.get("controllerConfig") or {})
-    deployment: Obj = {
+    deployment: JSON = {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
         "metadata": _meta(CONTROLLER, ns, labels),
@@ -277,7 +278,7 @@ def controller(spec: Mapping[str, Any], env: OperatorEnv) -> list[Obj]:
     return [*_identity(CONTROLLER, env, cluster_rules, rules), deployment]
 
 
-def speaker(spec: Mapping[str, Any], env: OperatorEnv) -> list[Obj]:
+def speaker(spec: Mapping[str, Any], env: OperatorEnv) -> list[JSON]:
     """The speaker: one per node, on the host network, announcing service IPs over BGP and
     ARP/NDP.
 
@@ -310,7 +311,7 @@ def speaker(spec: Mapping[str, Any], env: OperatorEnv) -> list[Obj]:
     ]
     labels = _labels(SPEAKER)
     port = env.memberlist_port
-    container: Obj = {
+    container: JSON = {
         "name": SPEAKER,
         "image": env.speaker_image,
         "args": _args(SPEAKER, spec, env.speaker_metrics_port),
@@ -344,14 +345,14 @@ def speaker(spec: Mapping[str, Any], env: OperatorEnv) -> list[Obj]:
     container["volumeMounts"] = [
         {"name": MEMBERLIST_SECRET, "mountPath": MEMBERLIST_KEY_DIR, "readOnly": True}
     ]
-    template_meta: Obj = {
+    template_meta: JSON = {
         "labels": dict(labels),
         "annotations": {
             "prometheus.io/scrape": "true",
             "prometheus.io/port": str(env.speaker_metrics_port),
         },
     }
-    pod: Obj = {
+    pod: JSON = {
         "serviceAccountName": SPEAKER,
         "hostNetwork": True,
         # Within 2 s the speaker withdraws (or keeps routes under graceful restart) and stops
@@ -372,7 +373,7 @@ def speaker(spec: Mapping[str, Any], env: OperatorEnv) -> list[Obj]:
         ],
     }
     _pod_overrides(pod, container, template_meta, spec.get("speakerConfig") or {})
-    daemonset: Obj = {
+    daemonset: JSON = {
         "apiVersion": "apps/v1",
         "kind": "DaemonSet",
         "metadata": _meta(SPEAKER, ns, labels),
@@ -385,27 +386,27 @@ def speaker(spec: Mapping[str, Any], env: OperatorEnv) -> list[Obj]:
     return [*_identity(SPEAKER, env, cluster_rules, rules), daemonset]
 
 
-def webhook_rbac(env: OperatorEnv) -> list[Obj]:
+def webhook_rbac(env: OperatorEnv) -> list[JSON]:
     """The webhook's ServiceAccount and RBAC, as `webhooks.manifests` defines them."""
     return webhook_manifests.rbac(env.namespace)
 
 
-def webhook_service(env: OperatorEnv) -> list[Obj]:
+def webhook_service(env: OperatorEnv) -> list[JSON]:
     return [webhook_manifests.service(env.namespace)]
 
 
-def webhook_configuration(env: OperatorEnv) -> list[Obj]:
+def webhook_configuration(env: OperatorEnv) -> list[JSON]:
     """failurePolicy Fail; the webhook server injects its own CA into caBundle at run time."""
     return [webhook_manifests.validating_webhook_configuration(env.namespace)]
 
 
-def webhook_deployment(spec: Mapping[str, Any], env: OperatorEnv) -> list[Obj]:
+def webhook_deployment(spec: Mapping[str, Any], env: OperatorEnv) -> list[JSON]:
     """The validating admission webhook server. It generates and rotates its own certificate
     (Secret metallb-webhook-cert) unless --cert-dir is set. It runs where the controller may
     (controllerNodeSelector, controllerTolerations) and at the same log level."""
     labels = dict(webhook_manifests.LABELS)
     port = webhook_manifests.PORT
-    container: Obj = {
+    container: JSON = {
         "name": "webhook",
         "image": env.controller_image,
         "args": ["webhook", f"--log-level={spec.get('logLevel') or 'info'}", f"--port={port}"],
@@ -422,7 +423,7 @@ def webhook_deployment(spec: Mapping[str, Any], env: OperatorEnv) -> list[Obj]:
             "capabilities": {"drop": ["ALL"]},
         },
     }
-    pod: Obj = {
+    pod: JSON = {
         "serviceAccountName": "metallb-webhook",
         "terminationGracePeriodSeconds": 5,
         "nodeSelector": {**dict(spec.get("controllerNodeSelector") or {}), **LINUX},
@@ -445,7 +446,7 @@ def webhook_deployment(spec: Mapping[str, Any], env: OperatorEnv) -> list[Obj]:
     ]
 
 
-def _ingress_policy(name: str, env: OperatorEnv, component: str, ports: list[int]) -> Obj:
+def _ingress_policy(name: str, env: OperatorEnv, component: str, ports: list[int]) -> JSON:
     return {
         "apiVersion": "networking.k8s.io/v1",
         "kind": "NetworkPolicy",
@@ -458,7 +459,7 @@ def _ingress_policy(name: str, env: OperatorEnv, component: str, ports: list[int
     }
 
 
-def network_policies(env: OperatorEnv) -> list[Obj]:
+def network_policies(env: OperatorEnv) -> list[JSON]:
     """Ingress to the controller and webhook pods only on the ports they serve.
 
     Per component rather than a namespace-wide default deny, because the operator itself may
@@ -484,13 +485,13 @@ def monitor(
     *,
     pod_monitor: bool,
     labels: Mapping[str, str] | None = None,
-) -> list[Obj]:
+) -> list[JSON]:
     """One component's Prometheus Operator objects: a PodMonitor, or a ServiceMonitor with the
     headless Service it selects. Pods are found by `selector` on their port named "monitoring";
     the node name becomes a `node` label, so per-node panels and alerts need no join."""
     meta_labels = dict(labels if labels is not None else selector)
     name = f"{component}-monitor"
-    endpoint: Obj = {
+    endpoint: JSON = {
         "port": "monitoring",
         "path": "/metrics",
         "honorLabels": True,
@@ -542,12 +543,12 @@ def monitor(
     ]
 
 
-def monitors(env: OperatorEnv) -> list[Obj]:
+def monitors(env: OperatorEnv) -> list[JSON]:
     """Prometheus Operator objects for the controller and speaker metrics, when asked for:
     PodMonitors, or ServiceMonitors with a headless Service each to select from."""
     if not (env.deploy_pod_monitors or env.deploy_service_monitors):
         return []
-    out: list[Obj] = []
+    out: list[JSON] = []
     for component, port in (
         (CONTROLLER, env.controller_metrics_port),
         (SPEAKER, env.speaker_metrics_port),
@@ -571,7 +572,7 @@ def validate_spec(spec: Mapping[str, Any]) -> None:
         raise ValueError(f"logLevel {level!r} is not one of {', '.join(LOG_LEVELS)}")
 
 
-def components(spec: Mapping[str, Any] | None, env: OperatorEnv) -> dict[str, list[Obj]]:
+def components(spec: Mapping[str, Any] | None, env: OperatorEnv) -> dict[str, list[JSON]]:
     """Rendered objects grouped by the file of manifests/ they live in, in render order."""
     s: Mapping[str, Any] = spec or {}
     validate_spec(s)
@@ -590,7 +591,7 @@ def components(spec: Mapping[str, Any] | None, env: OperatorEnv) -> dict[str, li
     return groups
 
 
-def render(spec: Mapping[str, Any] | None, env: OperatorEnv) -> list[Obj]:
+def render(spec: Mapping[str, Any] | None, env: OperatorEnv) -> list[JSON]:
     """Every object the operator deploys for `spec` (a MetalLB `.spec`, or None for defaults).
 
     Order: webhook RBAC, Service, ValidatingWebhookConfiguration and Deployment, then controller

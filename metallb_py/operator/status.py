@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-JSON = dict[str, Any]
+from metallb_py.objects import JSON
 
 INSTANCE_NAME = "metallb"
 

@@ -20,11 +20,11 @@ from aiohttp import web
 
 from metallb_py.config.parser import parse
 from metallb_py.kube.rest import Rest
+from metallb_py.objects import JSON
 from webhooks import admission
 from webhooks.certmanager import CertManager, service_names
 from webhooks.tlsfiles import ServingTLS, watch_cert_files
 
-JSON = dict[str, Any]
 WEBHOOK_PATH = "/validate-metallb-io-v1beta1-metallb"
 WEBHOOK_NAME = "metallbvalidationwebhook.metallb.io"
 SERVICE_NAME = "metallb-operator-webhook-service"

@@ -33,8 +33,8 @@ from bgp.packing import RouteAttrs
 from l2 import election
 from metallb_py.allocator.service import ANN_ALLOCATED_FROM, ANN_SHARED, annotation
 from metallb_py.config.model import BGPAdvertisement, Config, L2Advertisement, Peer, Pool
+from metallb_py.objects import JSON
 
-JSON = dict[str, Any]
 BGP = "bgp"
 LAYER2 = "layer2"
 PROTOCOLS = (BGP, LAYER2)

@@ -16,7 +16,6 @@ from typing import Any
 from metallb_py.config import Config, ConfigHolder, Problem
 from metallb_py.controller.clog import LazyLogger
 from metallb_py.kube import metrics as kube_metrics
-from metallb_py.kube.cache import JSON
 from metallb_py.kube.events import EventRecorder
 from metallb_py.kube.informer import Informer
 from metallb_py.kube.leader import wait_or_stop
@@ -35,6 +34,7 @@ from metallb_py.kube.rest import (
     Rest,
 )
 from metallb_py.membership.interface import Membership
+from metallb_py.objects import JSON
 from metallb_py.speaker import desired as dz
 from metallb_py.speaker.bgp_shell import BgpShell
 from metallb_py.speaker.l2_shell import L2Shell, local_interfaces

@@ -23,7 +23,6 @@ from typing import Any
 import aiohttp
 
 from metallb_py.kube import metrics as kube_metrics
-from metallb_py.kube.cache import JSON
 from metallb_py.kube.informer import Informer
 from metallb_py.kube.rest import (
     BGPSESSIONSTATES,
@@ -36,6 +35,7 @@ from metallb_py.kube.rest import (
     Resource,
     Rest,
 )
+from metallb_py.objects import JSON
 from metallb_py.speaker.resources import (
     LABEL_NODE,
     LABEL_PEER,

@@ -11,13 +11,14 @@ from typing import Any
 
 import pytest
 
-from metallb_py.kube.cache import JSON, by_namespace
+from metallb_py.kube.cache import by_namespace
 from metallb_py.kube.client import ClientConfigError, connect
 from metallb_py.kube.events import EventRecorder
 from metallb_py.kube.informer import Informer
 from metallb_py.kube.leader import LeaderElector
 from metallb_py.kube.rest import SERVICES, ApiError, Resource, Rest
 from metallb_py.kube.status import StatusWriter, WriteOutcome
+from metallb_py.objects import JSON
 from tests.lab.apiserver import ApiServer, apiserver_fixture
 from tests.lab.controller_lab import client, create_service, events_for, wait_for
 

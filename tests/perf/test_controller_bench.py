@@ -20,9 +20,9 @@ from pathlib import Path
 
 import pytest
 
-from metallb_py.kube.cache import JSON
 from metallb_py.kube.informer import Informer
 from metallb_py.kube.rest import SERVICES, Rest
+from metallb_py.objects import JSON
 from tests.lab.apiserver import ApiServer, apiserver_fixture
 from tests.lab.controller_lab import (
     Controller,
