@@ -126,6 +126,10 @@ from bgp.nlri import Prefix
 log = logging.getLogger(__name__)
 
 LARGE_HOLD_TIME = 240.0  # RFC 4271 §8: "suggested" initial hold time in OpenSent
+# An accepted connection must deliver the peer's OPEN within this (we send ours at once, so a
+# peer using DelayOpen answers too): a connection that idles in OpenSent for the full large hold
+# time only holds a descriptor. Outgoing connections keep LARGE_HOLD_TIME (docs/security.md).
+ACCEPT_OPEN_WAIT = 30.0
 MAX_REPORTED_PROBLEMS = 8
 # Prefixes of the peer's table tracked per session (keys only, ~150 bytes each): a speaker uses
 # no received route, so a router sending a full Internet table is only counted up to here.
@@ -181,6 +185,7 @@ class SessionConfig:
     connect_retry_max: float = 60.0  # backoff cap
     connect_timeout: float = 10.0  # give up on a connect() after this long
     open_hold_time: float = LARGE_HOLD_TIME
+    accept_open_wait: float = ACCEPT_OPEN_WAIT  # OpenSent hold time of accepted connections
 
     def __post_init__(self) -> None:
         if self.hold_time in (1, 2) or not 0 <= self.hold_time <= 0xFFFF:
@@ -193,8 +198,8 @@ class SessionConfig:
             raise ValueError(f"restart time {self.restart_time}: must be 0-4095 (12 bits)")
         if self.connect_retry_time <= 0 or self.connect_retry_max < self.connect_retry_time:
             raise ValueError("connect retry: need 0 < connect_retry_time <= connect_retry_max")
-        if self.connect_timeout <= 0 or self.open_hold_time <= 0:
-            raise ValueError("connect timeout and open hold time must be positive")
+        if self.connect_timeout <= 0 or self.open_hold_time <= 0 or self.accept_open_wait <= 0:
+            raise ValueError("connect timeout and open hold and wait times must be positive")
 
     def capabilities(self) -> tuple[caps.Capability, ...]:
         out: list[caps.Capability] = [caps.Multiprotocol(a, s) for a, s in self.families]
@@ -426,12 +431,14 @@ class Session:
         """An incoming TCP connection from the peer; returns its conn_id.
 
         Refused (CloseConnection) when the session is not started.  Otherwise we send our
-        OPEN at once and let collision detection decide which connection survives."""
+        OPEN at once and let collision detection decide which connection survives; the peer's
+        OPEN is due within `accept_open_wait` (else Hold Timer Expired, 4/0)."""
         conn = self._new_conn(outgoing=False, state=State.OPEN_SENT)
         if not self._started:
             self._close(conn, "session not started: connection refused")
             return conn.id
         self._send_open(conn, now)
+        conn.hold_deadline = now + min(self.config.open_hold_time, self.config.accept_open_wait)
         return conn.id
 
     def connection_made(self, conn_id: int, now: float) -> None:

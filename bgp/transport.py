@@ -5,7 +5,13 @@
 - `Listener` accepts connections on port 179 (or another) and hands each one to the peer it
   belongs to; a connection from an address that is not a configured peer is reset at once.
   MD5 keys for every configured peer live on the listening sockets, so the kernel checks
-  signatures during the handshake.
+  signatures during the handshake. It is built to survive a flood: at most
+  `MAX_CONN_PER_ADDRESS` live connections per remote address and `MAX_CONN_TOTAL` in all
+  (more are reset); when accept() itself fails (out of file descriptors, memory), the
+  listening socket is left alone for an exponentially growing pause (`ACCEPT_BACKOFF_FIRST`
+  up to `ACCEPT_BACKOFF_MAX`) instead of spinning on a socket that stays readable; and
+  refusals and failures are logged at most once per `LOG_INTERVAL` with a count. The session
+  closes an accepted connection that sends no OPEN within `bgp.fsm.ACCEPT_OPEN_WAIT`.
 - `Stream` carries one connection. Reads are fair: received bytes are handed to the session
   in slices of at most `READ_SLICE` octets, one slice per event-loop turn, and the socket is
   paused while a backlog is queued. A router sending its full table therefore never starves
@@ -18,10 +24,13 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import errno
 import ipaddress
 import logging
+import resource
 import socket
 import struct
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -34,6 +43,14 @@ READ_SLICE = 32 * 1024  # octets handed to the session per event-loop turn
 READ_BACKLOG = 256 * 1024  # pause the socket when this much is queued unprocessed
 WRITE_HIGH = 256 * 1024  # transport buffer above which senders wait
 WRITE_LOW = 64 * 1024
+# Listener limits (docs/security.md). A BGP peer needs one incoming connection, two during a
+# collision or while a restarted peer replaces a dead session: four leaves room for that.
+MAX_CONN_PER_ADDRESS = 4
+MAX_CONN_TOTAL = 1024  # and never more than half the process's RLIMIT_NOFILE
+ACCEPT_BACKOFF_FIRST = 0.1  # seconds; doubles on each failed accept()
+ACCEPT_BACKOFF_MAX = 2.0  # so a freed descriptor is used at most this late
+LOG_INTERVAL = 30.0  # seconds between two log lines about the same kind of refusal
+ACCEPT_BATCH = 16  # connections accepted per event-loop turn
 
 
 def normalize_ip(text: str) -> str:
@@ -110,6 +127,45 @@ def reset(sock: socket.socket) -> None:
 AcceptCallback = Callable[[socket.socket, str], None]
 
 
+def total_limit(configured: int = MAX_CONN_TOTAL) -> int:
+    """`configured`, but at most half the soft RLIMIT_NOFILE: the rest stays for dialing,
+    the API and logging even when every accepted slot is taken."""
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY:
+        return configured
+    return max(1, min(configured, soft // 2))
+
+
+class RateLimitedLog:
+    """One log line per `interval` for a recurring condition, carrying how often it happened.
+
+    The first occurrence is logged at once; later ones within the interval are only counted,
+    and the count goes out with the next line. A flood thus costs a bounded number of lines.
+    """
+
+    def __init__(self, message: str, level: int = logging.WARNING, interval: float = LOG_INTERVAL):
+        self.message = message
+        self.level = level
+        self.interval = interval
+        self.suppressed = 0
+        self.total = 0
+        self._last = float("-inf")
+
+    def __call__(self, **extra: object) -> None:
+        self.total += 1
+        now = time.monotonic()
+        if now - self._last < self.interval:
+            self.suppressed += 1
+            return
+        self._last = now
+        log.log(self.level, self.message, extra={**extra, "count": self.suppressed + 1})
+        self.suppressed = 0
+
+
+# accept() errors that concern one aborted connection, not the listener: just go on.
+_TRANSIENT_ACCEPT_ERRORS = frozenset({errno.ECONNABORTED, errno.EPROTO, errno.EPERM})
+
+
 class Listener:
     """Accepts BGP connections from configured peers only (see the module docstring)."""
 
@@ -119,15 +175,28 @@ class Listener:
         port: int = BGP_PORT,
         addresses: tuple[str, ...] = ("0.0.0.0", "::"),
         device: str | None = None,
+        *,
+        max_per_address: int = MAX_CONN_PER_ADDRESS,
+        max_total: int | None = None,
     ) -> None:
         self.on_accept = on_accept
         self.port = port
         self.addresses = addresses
         self.device = device  # VRF (SO_BINDTODEVICE): accept only through it
-        self.refused = 0
+        self.max_per_address = max_per_address
+        self.max_total = total_limit() if max_total is None else max_total
+        self.refused = 0  # not a configured peer
+        self.limited = 0  # over the per-address or total limit
         self.accepted = 0
+        self.accept_errors = 0
         self._socks: list[socket.socket] = []
         self._peers: dict[str, str | None] = {}  # address -> MD5 password
+        self._live: dict[str, list[socket.socket]] = {}  # address -> accepted, maybe closed
+        self._backoff = 0.0  # current pause after a failed accept(); 0: none
+        self._paused: dict[int, asyncio.TimerHandle] = {}  # fd -> resume timer
+        self._log_refused = RateLimitedLog("connectionRefused", logging.INFO)
+        self._log_limited = RateLimitedLog("connectionLimited")
+        self._log_failed = RateLimitedLog("acceptFailed")
 
     @property
     def bound_port(self) -> int:
@@ -183,29 +252,87 @@ class Listener:
                 if sock.family == sockopts.family_of(peer):
                     sockopts.set_md5(sock, peer, None)
 
+    def live_connections(self, peer: str | None = None) -> int:
+        """Accepted connections not closed yet (from `peer`, or in all)."""
+        if peer is not None:
+            return len(self._prune(normalize_ip(peer)))
+        return sum(len(self._prune(p)) for p in list(self._live))
+
+    def _prune(self, peer: str) -> list[socket.socket]:
+        live = [s for s in self._live.get(peer, ()) if s.fileno() != -1]
+        if live:
+            self._live[peer] = live
+        else:
+            self._live.pop(peer, None)
+        return live
+
     def _accept(self, lsock: socket.socket) -> None:
-        for _ in range(16):
+        for _ in range(ACCEPT_BATCH):
             try:
                 sock, addr = lsock.accept()
             except (BlockingIOError, InterruptedError):
-                return
+                break
             except OSError as exc:
-                log.warning("acceptFailed", extra={"error": str(exc)})
+                if exc.errno in _TRANSIENT_ACCEPT_ERRORS:
+                    continue
+                self._accept_failed(lsock, exc)
                 return
-            peer = normalize_ip(addr[0])
-            if peer not in self._peers:
-                self.refused += 1
-                log.info(
-                    "connectionRefused", extra={"peer": peer, "reason": "not a configured peer"}
-                )
-                reset(sock)
-                continue
-            self.accepted += 1
-            sock.setblocking(False)
-            self.on_accept(sock, peer)
+            self._admit(sock, normalize_ip(addr[0]))
+        if self._backoff:
+            log.info(
+                "acceptRecovered",
+                extra={"failures": self._log_failed.total, "port": self.bound_port},
+            )
+            self._backoff = 0.0
+            self._log_failed = RateLimitedLog("acceptFailed")
+
+    def _accept_failed(self, lsock: socket.socket, exc: OSError) -> None:
+        """Out of descriptors or memory: the pending connection stays queued and the socket
+        stays readable, so stop watching it for a while rather than spin."""
+        self.accept_errors += 1
+        self._backoff = min(
+            ACCEPT_BACKOFF_MAX, self._backoff * 2 if self._backoff else ACCEPT_BACKOFF_FIRST
+        )
+        self._log_failed(error=str(exc), port=self.bound_port, retryIn=self._backoff)
+        fd = lsock.fileno()
+        loop = asyncio.get_running_loop()
+        loop.remove_reader(fd)
+        self._paused[fd] = loop.call_later(self._backoff, self._resume, lsock)
+
+    def _resume(self, lsock: socket.socket) -> None:
+        fd = lsock.fileno()
+        self._paused.pop(fd, None)
+        if fd != -1 and lsock in self._socks:
+            asyncio.get_running_loop().add_reader(fd, self._accept, lsock)
+            self._accept(lsock)  # level-triggered anyway; do not wait a turn
+
+    def _admit(self, sock: socket.socket, peer: str) -> None:
+        if peer not in self._peers:
+            self.refused += 1
+            self._log_refused(peer=peer, reason="not a configured peer")
+            reset(sock)
+            return
+        live = self._prune(peer)
+        reason = None
+        if len(live) >= self.max_per_address:
+            reason = f"more than {self.max_per_address} connections from this address"
+        elif self.live_connections() >= self.max_total:
+            reason = f"more than {self.max_total} accepted connections in all"
+        if reason is not None:
+            self.limited += 1
+            self._log_limited(peer=peer, reason=reason)
+            reset(sock)
+            return
+        self._live.setdefault(peer, []).append(sock)
+        self.accepted += 1
+        sock.setblocking(False)
+        self.on_accept(sock, peer)
 
     def close(self) -> None:
         loop = asyncio.get_event_loop()
+        for handle in self._paused.values():
+            handle.cancel()
+        self._paused.clear()
         for sock in self._socks:
             with contextlib.suppress(Exception):
                 loop.remove_reader(sock.fileno())
