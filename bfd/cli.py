@@ -23,9 +23,10 @@ from collections.abc import Sequence
 from typing import NoReturn
 
 from bfd.dispatch import SessionKey
-from bfd.engine import Engine, LatenessStats, set_realtime, tune_gc
+from bfd.engine import Engine, LatenessStats
 from bfd.profile import DEFAULT_FLOOR_MS, Profile, ProfileError
 from netkit import jsonlog
+from netkit.process import set_realtime, tune_gc
 
 log = logging.getLogger("bfd.cli")
 

@@ -20,10 +20,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
 import ipaddress
 import logging
-import os
 import random
 import socket
 import sys
@@ -32,7 +30,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bfd.dispatch import Binding, Dispatcher, SessionKey
-from bfd.echo import EchoPath
+from bfd.echo_path import EchoPath
 from bfd.events import Event, PollCompleted, StateChanged
 from bfd.packet import ControlPacket, State
 from bfd.profile import DEFAULT_FLOOR_MS, Profile
@@ -122,33 +120,6 @@ class ManagedSession:
             "session_up_events": c.session_up_events,
             "session_down_events": c.session_down_events,
         }
-
-
-def tune_gc() -> None:
-    """Keep collector pauses away from BFD timers: freeze start-up objects, collect rarely.
-
-    Call once after start-up (the CLI and the speaker do). Everything allocated so far moves to a
-    permanent generation the collector never scans; young collections stay small and frequent.
-    """
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(5000, 50, 1000)
-
-
-def set_realtime(priority: int) -> str | None:
-    """Run this process under SCHED_FIFO at `priority` (1-99), as keepalived's bfd_rt_priority.
-
-    On a CPU-starved node a normal process can wait hundreds of milliseconds for a core; a
-    real-time one is scheduled first. Needs CAP_SYS_NICE. Returns an error text or None. The
-    kernel's RT throttling (sched_rt_runtime_us) still leaves CPU time to everything else.
-    """
-    if not 1 <= priority <= 99:
-        return "real-time priority must be in 1-99"
-    try:
-        os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(priority))
-    except (OSError, AttributeError) as exc:
-        return f"cannot set SCHED_FIFO {priority}: {exc}"
-    return None
 
 
 def _family(address: str) -> socket.AddressFamily:

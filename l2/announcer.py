@@ -32,6 +32,7 @@ from l2.responder import (
     diff_announcements,
 )
 from l2.sockets import MissingCapability, MulticastGroups, open_arp_socket, open_ndp_socket
+from netkit.bpf import attach
 
 log = logging.getLogger("l2.announcer")
 
@@ -269,10 +270,10 @@ class Announcer:
         all_v6 = frozenset(ip for ip in self._wanted if isinstance(ip, ipaddress.IPv6Address))
         if self.filter_mode == "exact":
             if port.arp is not None and port.arp_filter != all_v4 | v4:
-                bpf.attach(port.arp, self._arp_program(all_v4 | v4) or bpf.drop_all_program())
+                attach(port.arp, self._arp_program(all_v4 | v4) or bpf.drop_all_program())
                 port.arp_filter = all_v4 | v4
             if port.ndp is not None and port.ndp_filter != all_v6 | v6:
-                bpf.attach(port.ndp, self._ndp_program(all_v6 | v6) or bpf.drop_all_program())
+                attach(port.ndp, self._ndp_program(all_v6 | v6) or bpf.drop_all_program())
                 port.ndp_filter = all_v6 | v6
         groups = {p.solicited_node(ip) for ip in v6}
         if port.groups is None:

@@ -12,16 +12,13 @@ one program, it accepts every ARP request / Neighbor Solicitation and Python doe
 
 from __future__ import annotations
 
-import ctypes
 import ipaddress
 import socket
 import struct
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from typing import NamedTuple
 
-SO_ATTACH_FILTER = 26
 SO_DETACH_FILTER = 27
-BPF_MAXINSNS = 4096
 
 # Instruction classes and modes (linux/filter.h).
 BPF_LD, BPF_JMP, BPF_RET = 0x00, 0x05, 0x06
@@ -54,15 +51,13 @@ MAX_EXACT_V4 = 1000
 MAX_EXACT_V6 = 400
 
 
-@dataclass(frozen=True)
-class Insn:
+class Insn(NamedTuple):
+    """One `sock_filter`; a plain tuple underneath, so `netkit.bpf.attach` takes a program."""
+
     code: int
     jt: int
     jf: int
     k: int
-
-    def pack(self) -> bytes:
-        return struct.pack("=HBBI", self.code, self.jt, self.jf, self.k & 0xFFFFFFFF)
 
 
 Program = tuple[Insn, ...]
@@ -242,16 +237,6 @@ def run(program: Sequence[Insn], frame: bytes, pkttype: int = 0) -> int:
             pc += 1 + (insn.jt if acc == insn.k else insn.jf)
         else:
             raise ValueError(f"unsupported BPF instruction {insn}")
-
-
-def attach(sock: socket.socket, program: Sequence[Insn]) -> None:
-    """SO_ATTACH_FILTER: atomically replaces any filter already on the socket."""
-    if not 0 < len(program) <= BPF_MAXINSNS:
-        raise ValueError("BPF program length out of range")
-    code = b"".join(insn.pack() for insn in program)
-    buf = ctypes.create_string_buffer(code, len(code))
-    fprog = struct.pack("HL", len(program), ctypes.addressof(buf))
-    sock.setsockopt(socket.SOL_SOCKET, SO_ATTACH_FILTER, fprog)
 
 
 def detach(sock: socket.socket) -> None:

@@ -11,6 +11,8 @@ import ipaddress
 import struct
 from dataclasses import dataclass, field
 
+from netkit.checksum import internet_checksum, ones_complement_sum
+
 ETH_P_IPV4 = 0x0800
 ETH_P_ARP = 0x0806
 ETH_P_IPV6 = 0x86DD
@@ -178,24 +180,15 @@ def parse_ipv6(data: bytes) -> IPv6:
     )
 
 
-def _ones_complement_sum(data: bytes) -> int:
-    if len(data) % 2:
-        data += b"\x00"
-    total = sum(struct.unpack(f"!{len(data) // 2}H", data))
-    while total >> 16:
-        total = (total & 0xFFFF) + (total >> 16)
-    return total
-
-
 def icmpv6_checksum(src: ipaddress.IPv6Address, dst: ipaddress.IPv6Address, icmp: bytes) -> int:
     """RFC 8200 §8.1 pseudo-header checksum over `icmp` (its checksum field must be zero)."""
     pseudo = src.packed + dst.packed + struct.pack("!IxxxB", len(icmp), IPPROTO_ICMPV6)
-    return ~_ones_complement_sum(pseudo + icmp) & 0xFFFF
+    return internet_checksum(pseudo + icmp)
 
 
 def icmpv6_checksum_ok(src: ipaddress.IPv6Address, dst: ipaddress.IPv6Address, icmp: bytes) -> bool:
     pseudo = src.packed + dst.packed + struct.pack("!IxxxB", len(icmp), IPPROTO_ICMPV6)
-    return _ones_complement_sum(pseudo + icmp) == 0xFFFF
+    return ones_complement_sum(pseudo + icmp) == 0xFFFF
 
 
 # -- Neighbor Discovery (RFC 4861 §4.3, §4.4, §4.6.1) -----------------------------------------

@@ -17,6 +17,7 @@ import struct
 from collections.abc import Iterator, Sequence
 
 from l2 import bpf
+from netkit.bpf import attach
 
 ETH_P_ARP = 0x0806
 ETH_P_IPV6 = 0x86DD
@@ -58,7 +59,7 @@ def open_packet_socket(
         sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, 0)
     try:
         if program is not None:
-            bpf.attach(sock, program)
+            attach(sock, program)
         _grow_receive_buffer(sock)
         sock.bind((interface, ethertype))
         sock.setblocking(False)

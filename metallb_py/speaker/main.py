@@ -23,6 +23,7 @@ from metallb_py.metrics import registry
 from metallb_py.speaker.desired import Options
 from metallb_py.speaker.metrics import SpeakerCollector
 from metallb_py.speaker.reconciler import SpeakerReconciler, log
+from netkit.process import freeze_startup_objects
 
 POOL_SIZE = 48  # HTTP connections to the API server
 SHUTDOWN_BUDGET = 1.6  # seconds; the process must be gone within 2 s of SIGTERM
@@ -78,8 +79,7 @@ async def run(ctx: RunContext) -> int:
         ctx.readiness.satisfy("config")
         # What start-up built (caches, config, sessions) lives long: keep it out of every later
         # full collection, so a collector pause does not delay BFD or BGP keepalive timers.
-        gc.collect()
-        gc.freeze()
+        freeze_startup_objects()
 
     ready_task = asyncio.create_task(mark_ready())
     ml_task: asyncio.Task[None] | None = None

@@ -8,7 +8,8 @@ from pathlib import Path
 
 from scapy.layers.inet import IP, UDP
 
-from bfd.echo import EchoTracker, build_echo, neighbour, parse_returned_echo
+from bfd.echo import EchoTracker, build_echo, parse_returned_echo
+from bfd.echo_path import neighbour
 
 LOCAL = "198.51.100.11"
 

@@ -1,0 +1,50 @@
+"""The helpers the protocol libraries share: the Internet checksum, BPF packing, process tuning.
+
+Attaching a filter to a real socket is tested in tests/interop/test_netkit_bpf.py.
+"""
+
+from __future__ import annotations
+
+import gc
+import struct
+
+from scapy.layers.inet import IP, UDP
+
+from netkit import bpf, process
+from netkit.checksum import internet_checksum, ones_complement_sum
+
+
+def test_internet_checksum_matches_rfc_1071_and_scapy() -> None:
+    # RFC 1071 §3's worked example: the words sum to 0xDDF2 (after the end-around carry).
+    data = bytes.fromhex("0001f203f4f5f6f7")
+    assert ones_complement_sum(data) == 0xDDF2
+    assert internet_checksum(data) == 0x220D
+    header = bytes(IP(src="192.0.2.1", dst="198.51.100.2", id=7) / UDP(sport=1, dport=2))[:20]
+    zeroed = header[:10] + b"\0\0" + header[12:]
+    assert internet_checksum(zeroed) == struct.unpack("!H", header[10:12])[0]
+    assert ones_complement_sum(header) == 0xFFFF, "an intact header sums to all ones"
+
+
+def test_odd_length_is_padded_with_a_zero_byte() -> None:
+    assert internet_checksum(b"\x12\x34\x56") == internet_checksum(b"\x12\x34\x56\x00")
+
+
+def test_program_packs_as_struct_sock_filter() -> None:
+    assert bpf.pack([(0x06, 1, 2, 0xFFFF)]) == struct.pack("=HBBI", 6, 1, 2, 0xFFFF)
+    assert bpf.pack([(0x15, 0, 0, -1)]) == struct.pack("=HBBI", 0x15, 0, 0, 0xFFFFFFFF)
+
+
+def test_tune_gc_freezes_start_up_objects_and_sets_thresholds() -> None:
+    before = gc.get_threshold()
+    try:
+        process.tune_gc((4000, 40, 400))
+        assert gc.get_threshold() == (4000, 40, 400)
+        assert gc.get_freeze_count() > 0
+    finally:
+        gc.unfreeze()
+        gc.set_threshold(*before)
+
+
+def test_set_realtime_rejects_out_of_range_priorities() -> None:
+    assert process.set_realtime(0) == "real-time priority must be in 1-99"
+    assert process.set_realtime(100) == "real-time priority must be in 1-99"
