@@ -1,7 +1,6 @@
 """Pure IP allocation: pools, sharing, address families. No I/O."""
 
 from metallb_py.allocator.allocator import AllocationView, Allocator, PoolVerdict
-from metallb_py.allocator.selectors import LabelSelector
 from metallb_py.allocator.service import request_from_service
 from metallb_py.allocator.types import (
     PREFER_DUAL_STACK,
@@ -16,6 +15,7 @@ from metallb_py.allocator.types import (
     PoolStats,
     ServiceRequest,
 )
+from metallb_py.selectors import LabelSelector
 
 __all__ = [
     "PREFER_DUAL_STACK",

@@ -33,7 +33,6 @@ from metallb_py.allocator.addresses import (
     parse_ip,
 )
 from metallb_py.allocator.intervals import IntervalSet
-from metallb_py.allocator.selectors import any_matches
 from metallb_py.allocator.types import (
     PREFER_DUAL_STACK,
     REQUIRE_DUAL_STACK,
@@ -651,12 +650,14 @@ class Allocator:
             return ""
         if spec.namespaces or spec.namespace_selectors:
             in_list = svc.namespace in spec.namespaces
-            if not in_list and not any_matches(spec.namespace_selectors, svc.namespace_label_map()):
+            ns_labels = svc.namespace_label_map()
+            if not in_list and not any(s.matches(ns_labels) for s in spec.namespace_selectors):
                 return (
                     f"namespace {svc.namespace} is not admitted by serviceAllocation "
                     "(namespaces, namespaceSelectors)"
                 )
-        if spec.service_selectors and not any_matches(spec.service_selectors, svc.label_map()):
+        labels = svc.label_map()
+        if spec.service_selectors and not any(s.matches(labels) for s in spec.service_selectors):
             return "the service's labels match no serviceAllocation.serviceSelectors"
         return ""
 

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from metallb_py.allocator.addresses import Block
-from metallb_py.allocator.selectors import Selector
+from metallb_py.selectors import Selector
 
 SINGLE_STACK = "SingleStack"
 PREFER_DUAL_STACK = "PreferDualStack"

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from metallb_py.config.addresses import AddressRange, IPAddress, IPNetwork
 from metallb_py.config.communities import Community
 from metallb_py.config.problems import ObjectRef
-from metallb_py.config.selectors import LabelSelector, any_matches
+from metallb_py.selectors import LabelSelector, any_matches
 
 Labels = tuple[tuple[str, str], ...]
 _NO_IPADDRESSPOOL = ObjectRef("IPAddressPool", "", "")

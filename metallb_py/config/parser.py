@@ -43,7 +43,7 @@ from metallb_py.config.objects import DEFAULT_NAMESPACE, Resource, envelope
 from metallb_py.config.problems import ObjectRef, Problem, Severity, sort_problems
 from metallb_py.config.schema_check import check
 from metallb_py.config.schemas import GROUP, KINDS, object_schema
-from metallb_py.config.selectors import (
+from metallb_py.selectors import (
     LabelSelector,
     any_can_meet,
     parse_selector,

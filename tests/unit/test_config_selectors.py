@@ -9,7 +9,7 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from metallb_py.config.selectors import LabelSelector, any_can_meet, parse_selector
+from metallb_py.selectors import LabelSelector, any_can_meet, parse_selector
 
 KEYS = ["rack", "zone"]
 VALUES = ["a", "b", "c"]

@@ -1,4 +1,5 @@
-"""Label selectors (equality- and set-based, string and LabelSelector forms) and field selectors."""
+"""The API server's selectors: label selectors (both forms, parsed by `metallb_py.selectors`)
+answered as 400s, and field selectors."""
 
 from __future__ import annotations
 
@@ -6,122 +7,35 @@ import re
 from collections.abc import Callable
 from typing import Any
 
+from metallb_py import selectors as label_selectors
 from metallb_py.kube.apiserver.errors import bad_request
 
 Labels = dict[str, str]
 Matcher = Callable[[Labels], bool]
 
-_TOKEN = re.compile(r"\s*(!=|==|=|!|\(|\)|,|[^\s!=(),]+)")
-
-
-def _requirement(key: str, op: str, values: list[str]) -> Matcher:
-    if op in ("=", "=="):
-        v = values[0]
-        return lambda labels: labels.get(key) == v
-    if op == "!=":
-        v = values[0]
-        return lambda labels: labels.get(key) != v
-    if op == "in":
-        vs = set(values)
-        return lambda labels: key in labels and labels[key] in vs
-    if op == "notin":
-        vs = set(values)
-        return lambda labels: labels.get(key) not in vs
-    if op == "exists":
-        return lambda labels: key in labels
-    if op == "!":
-        return lambda labels: key not in labels
-    if op in ("gt", "lt"):
-        bound = int(values[0])
-
-        def cmp(labels: Labels) -> bool:
-            try:
-                n = int(labels[key])
-            except (KeyError, ValueError):
-                return False
-            return n > bound if op == "gt" else n < bound
-
-        return cmp
-    raise bad_request(f"unable to parse requirement: unknown operator {op!r}")
-
 
 def parse_label_selector(text: str) -> Matcher | None:
-    """Parse `a=b,c!=d,e in (f,g),!h,i` into a predicate; None means "everything"."""
-    text = text.strip()
-    if not text:
+    """The `labelSelector` query parameter as a predicate; None means "everything"; a malformed
+    selector is a 400 with the parser's reason."""
+    try:
+        sel = label_selectors.parse_string(text)
+    except label_selectors.SelectorError as exc:
+        raise bad_request(str(exc)) from None
+    if not sel.requirements:
         return None
-    tokens = [t for t in _TOKEN.findall(text)]
-    reqs: list[Matcher] = []
-    i = 0
-
-    def err() -> Exception:
-        return bad_request(f"unable to parse requirement: invalid label selector {text!r}")
-
-    while i < len(tokens):
-        tok = tokens[i]
-        if tok == "!":
-            if i + 1 >= len(tokens):
-                raise err()
-            reqs.append(_requirement(tokens[i + 1], "!", []))
-            i += 2
-        else:
-            key = tok
-            i += 1
-            if i >= len(tokens) or tokens[i] == ",":
-                reqs.append(_requirement(key, "exists", []))
-            elif tokens[i] in ("=", "==", "!="):
-                op = tokens[i]
-                value = ""
-                if i + 1 < len(tokens) and tokens[i + 1] not in (",",):
-                    value = tokens[i + 1]
-                    i += 2
-                else:
-                    i += 1
-                reqs.append(_requirement(key, op, [value]))
-            elif tokens[i] in ("in", "notin"):
-                op = tokens[i]
-                if i + 1 >= len(tokens) or tokens[i + 1] != "(":
-                    raise err()
-                i += 2
-                values: list[str] = []
-                while i < len(tokens) and tokens[i] != ")":
-                    if tokens[i] != ",":
-                        values.append(tokens[i])
-                    i += 1
-                if i >= len(tokens):
-                    raise err()
-                i += 1
-                reqs.append(_requirement(key, op, values))
-            elif tokens[i] in ("gt", "lt"):
-                reqs.append(_requirement(key, tokens[i], [tokens[i + 1]]))
-                i += 2
-            else:
-                raise err()
-        if i < len(tokens):
-            if tokens[i] != ",":
-                raise err()
-            i += 1
-    return lambda labels: all(r(labels) for r in reqs)
+    return sel.matches
 
 
 def match_label_selector(selector: dict[str, Any] | None, labels: Labels) -> bool:
-    """A metav1.LabelSelector (matchLabels + matchExpressions); an empty one matches all."""
+    """A metav1.LabelSelector (matchLabels + matchExpressions); an empty one matches all. An
+    invalid one (a webhook configuration stored before it was checked) matches too: calling the
+    webhook is the safe side."""
     if not selector:
         return True
-    for k, v in (selector.get("matchLabels") or {}).items():
-        if labels.get(k) != v:
-            return False
-    for expr in selector.get("matchExpressions") or []:
-        key, op, values = expr.get("key", ""), expr.get("operator", ""), expr.get("values") or []
-        if op == "In" and labels.get(key) not in values:
-            return False
-        if op == "NotIn" and key in labels and labels[key] in values:
-            return False
-        if op == "Exists" and key not in labels:
-            return False
-        if op == "DoesNotExist" and key in labels:
-            return False
-    return True
+    try:
+        return label_selectors.LabelSelector.from_dict(selector).matches(labels)
+    except label_selectors.SelectorError:
+        return True
 
 
 # -- field selectors -----------------------------------------------------------------------------
