@@ -18,7 +18,15 @@ from bfd.engine import Engine
 from bfd.profile import Profile
 from bgp.fsm import State
 from bgp.packing import PrefixError, RouteAttrs, prefix_key
-from bgp.speaker import PeerConfig, Speaker, SpeakerEvent
+from bgp.speaker import (
+    PeerAddressChanged,
+    PeerConfig,
+    PeerDown,
+    PeerEstablished,
+    Speaker,
+    SpeakerEvent,
+    TableSent,
+)
 from metallb_py.config.model import BFDProfile, Config, Peer
 from metallb_py.speaker.bfd_bgp import BfdBgp, BfdPeer
 
@@ -122,14 +130,14 @@ class BgpShell:
             self._started = True
 
     def _on_event(self, event: SpeakerEvent) -> None:
-        if event.kind == "peerAddress":  # an unnumbered peer's router moved: BFD follows it
+        if isinstance(event, PeerAddressChanged):  # an unnumbered peer's router moved: BFD follows
             self.bfd.refresh()
-        if event.kind == "sessionEstablished":
+        elif isinstance(event, PeerEstablished):
             self.established_since[event.peer] = _now()
-        elif event.kind == "sessionDown":
+        elif isinstance(event, PeerDown):
             self.established_since.pop(event.peer, None)
-            self.last_error[event.peer] = (str(event.detail.get("reason", "")), _now())
-        if self.on_session_change is not None and event.kind != "tableSent":
+            self.last_error[event.peer] = (event.reason, _now())
+        if self.on_session_change is not None and not isinstance(event, TableSent):
             self.on_session_change()
 
     def apply(

@@ -15,7 +15,7 @@ import signal
 
 from bfd.engine import Engine
 from bfd.profile import Profile
-from bgp.speaker import PeerConfig, Speaker, SpeakerEvent
+from bgp.speaker import PeerAddressChanged, PeerConfig, Speaker, SpeakerEvent
 from metallb_py.speaker.bfd_bgp import BfdBgp, BfdPeer
 from netkit import jsonlog
 
@@ -28,7 +28,7 @@ async def main(args: argparse.Namespace) -> None:
     glue: BfdBgp | None = None
 
     def on_event(event: SpeakerEvent) -> None:
-        if event.kind == "peerAddress" and glue is not None:  # unnumbered: the router moved
+        if isinstance(event, PeerAddressChanged) and glue is not None:  # the router moved
             glue.refresh()
 
     speaker = Speaker(args.local_as, args.router_id, listen_port=None, on_event=on_event)

@@ -14,7 +14,15 @@ import pytest
 
 from bgp.errors import CEASE_PEER_DECONFIGURED
 from bgp.packing import RouteAttrs, prefix_key
-from bgp.speaker import METRIC_NAMES, PeerConfig, Speaker, SpeakerEvent
+from bgp.speaker import (
+    METRIC_NAMES,
+    PeerConfig,
+    PeerDown,
+    PeerEstablished,
+    Speaker,
+    SpeakerEvent,
+    TableSent,
+)
 
 
 async def until(pred: Callable[[], object], limit: float = 10.0) -> None:
@@ -46,7 +54,7 @@ class Pair:
         return cfg
 
     def up(self, events: list[SpeakerEvent], n: int = 1) -> bool:
-        return sum(e.kind == "sessionEstablished" for e in events) >= n
+        return sum(isinstance(e, PeerEstablished) for e in events) >= n
 
 
 @pytest.fixture
@@ -63,9 +71,9 @@ async def test_session_up_table_sent_and_counters(pair: Pair) -> None:
     pair.a.announce(prefix_key("2001:db8:200::1/128"), RouteAttrs(communities=(1,)))
     cfg = await pair.start()
     await until(lambda: pair.up(pair.events_a) and pair.up(pair.events_b))
-    await until(lambda: any(e.kind == "tableSent" for e in pair.events_a))
-    sent = next(e for e in pair.events_a if e.kind == "tableSent")
-    assert sent.detail["prefixes"] == 301
+    await until(lambda: any(isinstance(e, TableSent) for e in pair.events_a))
+    sent = next(e for e in pair.events_a if isinstance(e, TableSent))
+    assert sent.prefixes == 301
     m = pair.a.metrics()[cfg.key]
     assert set(m) == set(METRIC_NAMES)
     assert m["session_up"] == 1 and m["announced_prefixes_total"] == 301
@@ -87,11 +95,11 @@ async def test_unchanged_peer_keeps_its_session_and_a_changed_one_resets(pair: P
     await asyncio.sleep(0.2)
     assert same is peer and pair.a.peers[cfg.key] is peer
     assert peer.session.counters.opens_sent == opens
-    assert not any(e.kind == "sessionDown" for e in pair.events_a)
+    assert not any(isinstance(e, PeerDown) for e in pair.events_a)
 
     pair.a.add_peer(dataclasses.replace(cfg, hold_time=30))
     assert pair.a.peers[cfg.key] is not peer
-    await until(lambda: any(e.kind == "sessionDown" for e in pair.events_b))
+    await until(lambda: any(isinstance(e, PeerDown) for e in pair.events_b))
     await until(lambda: pair.up(pair.events_a, 2))
     neg = pair.a.peers[cfg.key].negotiated
     assert neg is not None and neg.hold_time == 9  # min(30, B's 9)
@@ -102,11 +110,10 @@ async def test_removed_peer_gets_cease_peer_deconfigured(pair: Pair) -> None:
     await until(lambda: pair.up(pair.events_b))
     pair.a.set_peers([])
     assert cfg.key not in pair.a.peers
-    await until(lambda: any(e.kind == "sessionDown" for e in pair.events_b))
-    down = next(e for e in pair.events_b if e.kind == "sessionDown")
-    assert (
-        "De-configured" in down.detail["reason"] or "deconfigured" in down.detail["reason"].lower()
-    )
+    await until(lambda: any(isinstance(e, PeerDown) for e in pair.events_b))
+    down = next(e for e in pair.events_b if isinstance(e, PeerDown))
+    assert isinstance(down, PeerDown)
+    assert "De-configured" in down.reason or "deconfigured" in down.reason.lower()
     note = pair.b.peers["127.0.0.1:179"].session.last_down
     assert note is not None and note.notification_received is not None
     assert note.notification_received.subcode == CEASE_PEER_DECONFIGURED
@@ -141,9 +148,9 @@ async def test_planned_restart_leaves_routes_with_the_peer(pair: Pair) -> None:
     )
     await until(lambda: pair.up(pair.events_a) and pair.up(pair.events_b))
     await pair.a.shutdown("planned", graceful=True)
-    await until(lambda: any(e.kind == "sessionDown" for e in pair.events_b))
-    down = next(e for e in pair.events_b if e.kind == "sessionDown")
-    assert down.detail["peer_keeps_routes"] is True
+    await until(lambda: any(isinstance(e, PeerDown) for e in pair.events_b))
+    down = next(e for e in pair.events_b if isinstance(e, PeerDown))
+    assert isinstance(down, PeerDown) and down.peer_keeps_routes is True
     last = pair.b.peers["127.0.0.1:179"].session.last_down
     assert last is not None and last.notification_received is not None
     assert (last.notification_received.code, last.notification_received.subcode) == (6, 4)
