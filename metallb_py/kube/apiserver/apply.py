@@ -17,59 +17,33 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-import yaml
-
+from metallb_py import yamlsafe
 from metallb_py.kube.apiserver import fieldset, objects
 from metallb_py.kube.apiserver.errors import ApiError, bad_request
 from metallb_py.kube.apiserver.fieldset import ITEM, MISSING, Path, Types
 
 Obj = dict[str, Any]
 
-# Limits for YAML request bodies: small documents can alias themselves into billions of nodes.
-MAX_YAML_BYTES = 3 * 1024 * 1024
-MAX_YAML_NODES = 1_000_000
+# Limits for YAML request bodies (see metallb_py.yamlsafe): small documents can alias
+# themselves into billions of nodes.
+MAX_YAML_BYTES = yamlsafe.MAX_BYTES
+MAX_YAML_NODES = yamlsafe.MAX_NODES
 
 
 # -- YAML bodies ---------------------------------------------------------------------------------
 
 
 def load_yaml(body: bytes) -> Any:
-    """Parse a YAML (or JSON) request body, refusing alias bombs and cyclic aliases, and return
-    plain JSON data (no shared sub-objects, timestamps as strings) the write path may mutate."""
+    """Parse a YAML (or JSON) request body with the shared bounded loader and return plain JSON
+    data (no shared sub-objects, timestamps as strings) the write path may mutate."""
     if len(body) > MAX_YAML_BYTES:
         raise ApiError(
             413, "RequestEntityTooLarge", f"Request entity too large: limit is {MAX_YAML_BYTES}"
         )
     try:
-        doc = yaml.safe_load(body)
-    except RecursionError:
-        raise bad_request("error decoding YAML: document nested too deeply") from None
-    sizes: dict[int, int] = {}
-    busy: set[int] = set()
-
-    def size(v: Any) -> int:
-        if not isinstance(v, dict | list):
-            return 1
-        key = id(v)
-        if key in sizes:
-            return sizes[key]
-        if key in busy:
-            raise bad_request("error decoding YAML: document contains a recursive alias")
-        busy.add(key)
-        children = v.values() if isinstance(v, dict) else v
-        total = 1
-        for c in children:
-            total += size(c)
-            if total > MAX_YAML_NODES:
-                raise bad_request("error decoding YAML: document contains excessive aliasing")
-        busy.discard(key)
-        sizes[key] = total
-        return total
-
-    try:
-        size(doc)
-    except RecursionError:
-        raise bad_request("error decoding YAML: document nested too deeply") from None
+        doc = yamlsafe.load(body)
+    except yamlsafe.YAMLLimitError as exc:
+        raise bad_request(f"error decoding YAML: {exc.problem}") from None
     return json.loads(json.dumps(doc, default=str))
 
 
