@@ -9,11 +9,13 @@ loopback debugging only.
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import os
 import secrets
 import socket
 import ssl
+import stat
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -24,9 +26,17 @@ from aiohttp import web
 from metallb_py.cli import RunContext, UsageError
 from metallb_py.kube.apiserver import tls
 from metallb_py.kube.apiserver.auth import MASTERS, Authenticator, User, load_token_file, new_key
+from metallb_py.kube.apiserver.conns import (
+    DEFAULT_HEADER_TIMEOUT,
+    DEFAULT_IDLE_TIMEOUT,
+    DEFAULT_MAX_CONNECTIONS,
+    ConnectionGuard,
+    GuardedSite,
+    install_accept_error_log,
+)
 from metallb_py.kube.apiserver.persist import SqlitePersistence
 from metallb_py.kube.apiserver.server import ApiServer, ServerConfig
-from metallb_py.kube.apiserver.store import Store
+from metallb_py.kube.apiserver.store import DEFAULT_WATCH_MEMORY, StorageError, Store
 from metallb_py.log import get_logger
 
 log = get_logger("apiserver")
@@ -243,6 +253,39 @@ def write_kubeconfig(
     os.replace(tmp, path)
 
 
+def check_private(path: str, what: str, hint: str) -> None:
+    """Refuse to run on secrets others can read or change: the database holds the admin token
+    and the token signing key, the certificate directory the CA key. A warning would leave them
+    exposed; a one-line error says the fix."""
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return
+    except OSError as exc:
+        raise UsageError(f"metallb-py apiserver: cannot check {path}: {exc.strerror}") from None
+    if st.st_mode & 0o077:
+        mode = stat.S_IMODE(st.st_mode)
+        fix = "700" if stat.S_ISDIR(st.st_mode) else "600"
+        raise UsageError(
+            f"metallb-py apiserver: {what} {path} is accessible to group or others (mode "
+            f"{mode:04o}) and holds {hint}: run chmod {fix} {path}"
+        )
+
+
+def check_secret_modes(data: str | None, cert_dir: str | None) -> None:
+    """The database (with its -wal and -shm files), the certificate directory and its keys must
+    be private to the server's user."""
+    if data:
+        for suffix in ("", "-wal", "-shm"):
+            check_private(data + suffix, "--data", "the admin token and token signing key")
+    if cert_dir:
+        check_private(cert_dir, "the certificate directory", "the CA key")
+        if os.path.isdir(cert_dir):
+            for name in sorted(os.listdir(cert_dir)):
+                if name.endswith(".key"):
+                    check_private(os.path.join(cert_dir, name), "the key", "a private key")
+
+
 def _overrides(items: list[str]) -> dict[str, str]:
     out = {}
     for item in items:
@@ -274,6 +317,7 @@ def build(args: Any) -> tuple[ApiServer, SqlitePersistence | None, Secrets, bool
     use_tls = not args.insecure_http
     if bool(args.tls_cert) != bool(args.tls_key):
         raise UsageError("metallb-py apiserver: --tls-cert and --tls-key go together")
+    check_secret_modes(args.data, cert_dir_for(args) if use_tls else None)
     try:
         db = SqlitePersistence(args.data) if args.data else None
     except Exception as exc:  # sqlite3 and OS errors alike: one line, exit 2
@@ -286,7 +330,10 @@ def build(args: Any) -> tuple[ApiServer, SqlitePersistence | None, Secrets, bool
     # before a restart is always older than the new history: it gets 410 Gone, never a silent
     # resume against unrelated state.
     start = store_rv if db and store_rv else int(time.time() * 1000) * 1000
-    store = Store(start_rv=start, history_limit=args.watch_history)
+    mib = getattr(args, "watch_memory_limit", DEFAULT_WATCH_MEMORY >> 20)
+    if mib < 1:
+        raise UsageError("metallb-py apiserver: --watch-memory-limit must be at least 1 (MiB)")
+    store = Store(start_rv=start, history_limit=args.watch_history, watch_memory_limit=mib << 20)
     if db:
         for key, raw, rv in db.rows():
             store.load(key, raw, rv)
@@ -309,7 +356,10 @@ def build(args: Any) -> tuple[ApiServer, SqlitePersistence | None, Secrets, bool
         server = ApiServer(cfg, store, authn)
     except ValueError as exc:
         raise UsageError(f"metallb-py apiserver: {exc}") from None
-    server.bootstrap()
+    try:
+        server.bootstrap()
+    except StorageError as exc:
+        raise UsageError(f"metallb-py apiserver: --data {args.data}: {exc.message}") from None
     return server, db, sec, use_tls
 
 
@@ -357,11 +407,26 @@ async def run(ctx: RunContext) -> int:
     if use_tls:
         assert sec.ca is not None
         ssl_ctx, ca_bundle = _ssl_context(args, host, cert_dir_for(args), sec.ca)
+    install_accept_error_log(asyncio.get_running_loop())
+    app = server.app()
+    idle = getattr(args, "idle_timeout", DEFAULT_IDLE_TIMEOUT)
     runner = web.AppRunner(
-        server.app(), access_log=None, handle_signals=False, shutdown_timeout=1.0
+        app, access_log=None, handle_signals=False, shutdown_timeout=1.0, keepalive_timeout=idle
     )
+    try:
+        guard = ConnectionGuard(
+            lambda: None,  # replaced by aiohttp's protocol factory once the runner exists
+            getattr(args, "max_connections", DEFAULT_MAX_CONNECTIONS),
+            getattr(args, "request_header_timeout", DEFAULT_HEADER_TIMEOUT),
+            idle,
+        )
+    except ValueError as exc:
+        raise UsageError(f"metallb-py apiserver: {exc}") from None
+    app.middlewares.append(guard.middleware)
     await runner.setup()
-    site = web.TCPSite(runner, host, port, ssl_context=ssl_ctx, backlog=1024, reuse_address=True)
+    assert runner.server is not None
+    guard.factory = runner.server
+    site = GuardedSite(runner, guard, host, port, ssl_context=ssl_ctx, backlog=1024)
     try:
         await site.start()
     except OSError as exc:
@@ -369,7 +434,7 @@ async def run(ctx: RunContext) -> int:
         raise UsageError(
             f"metallb-py apiserver: cannot listen on {args.listen}: {exc.strerror}"
         ) from None
-    server_obj: Any = site._server
+    server_obj: Any = site.server
     sockets = server_obj.sockets if server_obj is not None else []
     actual = sockets[0].getsockname()[1] if sockets else port
     reach = client_host(host)
