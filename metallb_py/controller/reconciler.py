@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import enum
 import logging
 from collections.abc import Callable
 from typing import Any
@@ -57,6 +58,14 @@ from metallb_py.objects import JSON
 stdlog = logging.getLogger("metallb_py.controller")
 
 COMPONENT = "metallb-controller"
+
+
+class Next(enum.Enum):
+    """What the work queue does with a Service's key after one reconcile."""
+
+    DONE = "done"  # converged (or nothing to do): forget the key's back-off
+    RETRY = "retry"  # failed or fenced: back off, then try again
+    AGAIN = "again"  # state moved under us (write conflict): recompute at once from fresh state
 
 
 def quote_ips(ips: Any) -> str:
@@ -408,9 +417,9 @@ class ServiceController:
                     continue
                 outcome = await self.reconcile(key)
                 kube_metrics.updates_total.inc()
-                if outcome == "retry":
+                if outcome is Next.RETRY:
                     queue.retry(key)
-                elif outcome == "again":
+                elif outcome is Next.AGAIN:
                     queue.add(key)
                 else:
                     queue.forget(key)
@@ -429,11 +438,11 @@ class ServiceController:
         for key in sorted(self.pending):
             self.queue.add(key)
 
-    async def reconcile(self, key: str) -> str:
-        """Converge one Service; returns "ok", "retry" (back off) or "again" (fresh state)."""
+    async def reconcile(self, key: str) -> Next:
+        """Converge one Service and say what the queue does with its key next."""
         alloc = self.allocator
         if alloc is None or not alloc.configured or not self.adopted:
-            return "ok"  # no configuration yet: touch nothing (loading one requeues every key)
+            return Next.DONE  # no configuration yet: touch nothing (loading one requeues every key)
         self.reconciles += 1
         svc = self.services.cache.get(key)
         if svc is None:
@@ -441,12 +450,12 @@ class ServiceController:
             if alloc.release(key):
                 log.info("serviceDeleted", service=key)
                 self._wake_pending()
-            return "ok"
+            return Next.DONE
         if not self._handles(svc):
             self.pending.discard(key)
             if alloc.release(key):
                 self._wake_pending()
-            return "ok"
+            return Next.DONE
         spec = svc.get("spec") or {}
         if spec.get("type") != "LoadBalancer":
             self.pending.discard(key)
@@ -457,7 +466,7 @@ class ServiceController:
                 )
                 self._wake_pending()
             desired = desired_service(svc, [], None)
-            return await self._write(key, desired) if desired else "ok"
+            return await self._write(key, desired) if desired else Next.DONE
 
         req = request_from_service(svc, self._namespace_labels(svc))
         result = alloc.assign(req, current_ips(svc))
@@ -506,7 +515,7 @@ class ServiceController:
             self.events.warning(
                 svc, "LoadBalancerFailed", f"invalid requested loadbalancer IPs: {result.error}"
             )
-            return "ok"
+            return Next.DONE
         else:  # FAILED
             self.pending.add(key)
             log.error("allocateIPs", service=key, error=result.error, msg="IP allocation failed")
@@ -525,7 +534,7 @@ class ServiceController:
         else:
             desired = desired_service(svc, result.ips, pool, orphan_reason)
         if desired is None:
-            return "ok"
+            return Next.DONE
         return await self._write(key, desired)
 
     def _report_clear(
@@ -558,11 +567,11 @@ class ServiceController:
                 f"assignment: {detail}",
             )
 
-    async def _write(self, key: str, desired: JSON) -> str:
+    async def _write(self, key: str, desired: JSON) -> Next:
         result = await self.writer.put_status(SERVICES, desired)
         if result.outcome is WriteOutcome.WRITTEN and result.obj is not None:
             self.services.remember(result.obj)
-            return "ok"
+            return Next.DONE
         if result.outcome is WriteOutcome.CONFLICT:
             # Recompute from fresh state, never resend the stale write.
             meta = desired.get("metadata") or {}
@@ -571,18 +580,18 @@ class ServiceController:
             except ApiError as exc:
                 if exc.not_found:
                     self.services.cache.delete(key)
-                    return "again"
-                return "retry"
+                    return Next.AGAIN
+                return Next.RETRY
             fresh.setdefault("kind", "Service")
             fresh.setdefault("apiVersion", "v1")
             self.services.remember(fresh)
-            return "again"
+            return Next.AGAIN
         if result.outcome is WriteOutcome.NOT_FOUND:
-            return "ok"
+            return Next.DONE
         if result.outcome is WriteOutcome.FENCED:
-            return "retry"  # the decision stands; it is written once we may write again
+            return Next.RETRY  # the decision stands; it is written once we may write again
         log.warning("statusWriteFailed", service=key, error=result.error)
-        return "retry"
+        return Next.RETRY
 
     # ------------------------------------------------------------------ pool status
 
