@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from metallb_py import yamlsafe
-from metallb_py.kube.apiserver import fieldset, objects
+from metallb_py.kube.apiserver import fieldset, limits, objects
 from metallb_py.kube.apiserver.errors import ApiError, bad_request
 from metallb_py.kube.apiserver.fieldset import ITEM, MISSING, Path, Types
 
@@ -28,6 +28,9 @@ Obj = dict[str, Any]
 # themselves into billions of nodes.
 MAX_YAML_BYTES = yamlsafe.MAX_BYTES
 MAX_YAML_NODES = yamlsafe.MAX_NODES
+# ...and into gigabytes by aliasing one long string: the expanded document is bounded in bytes
+# too (bytes of JSON, roughly), by the request body limit.
+MAX_YAML_EXPANDED_BYTES = limits.MAX_REQUEST_BYTES
 
 
 # -- YAML bodies ---------------------------------------------------------------------------------
@@ -37,14 +40,45 @@ def load_yaml(body: bytes) -> Any:
     """Parse a YAML (or JSON) request body with the shared bounded loader and return plain JSON
     data (no shared sub-objects, timestamps as strings) the write path may mutate."""
     if len(body) > MAX_YAML_BYTES:
-        raise ApiError(
-            413, "RequestEntityTooLarge", f"Request entity too large: limit is {MAX_YAML_BYTES}"
-        )
+        raise limits.body_too_large()
     try:
         doc = yamlsafe.load(body)
     except yamlsafe.YAMLLimitError as exc:
         raise bad_request(f"error decoding YAML: {exc.problem}") from None
-    return json.loads(json.dumps(doc, default=str))
+    _check_expanded_bytes(doc)
+    try:
+        plain = json.loads(json.dumps(doc, default=str))
+    except (TypeError, ValueError) as exc:  # a date or a list as a mapping key, ...
+        raise bad_request(f"error decoding YAML: {exc}") from None
+    limits.check_data(plain)  # NaN, .inf, integers beyond int64, lone surrogates
+    return plain
+
+
+def _check_expanded_bytes(doc: Any) -> None:
+    """The node bound lets one long string be aliased a million times; bound the characters the
+    document holds once every alias is expanded, before anything copies it."""
+    sizes: dict[int, int] = {}
+
+    def size(v: Any) -> int:
+        if isinstance(v, str):
+            return len(v) + 2
+        if not isinstance(v, dict | list):
+            return 8
+        key = id(v)
+        if key not in sizes:
+            items = [x for kv in v.items() for x in kv] if isinstance(v, dict) else v
+            total = 2
+            for c in items:
+                total += size(c) + 1
+                if total > MAX_YAML_EXPANDED_BYTES:
+                    raise bad_request(
+                        "error decoding YAML: document contains excessive aliasing (more than "
+                        f"{MAX_YAML_EXPANDED_BYTES} bytes once expanded)"
+                    )
+            sizes[key] = total
+        return sizes[key]
+
+    size(doc)
 
 
 # -- managedFields entries -----------------------------------------------------------------------
