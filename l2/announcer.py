@@ -1,6 +1,8 @@
-"""The asyncio layer: raw sockets per served interface, the takeover burst, interface following.
+"""The asyncio layer: raw sockets per served interface, one timer, interface following.
 
-`Announcer` owns the sockets and the clock; every decision about a frame is the `Responder`'s.
+`Announcer` owns the sockets and the clock; every decision about a frame, and the takeover burst's
+schedule, is the `Responder`'s: the announcer feeds it frames, starts takeovers, arms one timer at
+`Responder.get_timer()` and sends what `Responder.datagrams_to_send()` returns.
 Callers (the `python -m l2` tool, later metallb_py's speaker) state what should be announced with
 `set_announcements`, which is level-triggered and idempotent: calling it again with the same
 addresses changes nothing and sends nothing. A takeover burst goes out only for an (interface,
@@ -11,7 +13,6 @@ address) pair that was not announced before — becoming the announcer, or an in
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import ipaddress
 import logging
 import socket
@@ -24,6 +25,8 @@ from l2 import bpf
 from l2 import interfaces as ifs
 from l2 import packets as p
 from l2.responder import (
+    BurstConfig,
+    Conflict,
     Counters,
     InterfaceInfo,
     IPAddress,
@@ -37,20 +40,9 @@ from netkit.bpf import attach
 log = logging.getLogger("l2.announcer")
 
 FilterMode = Literal["exact", "type", "none"]
+_ETHERTYPE_ARP = b"\x08\x06"
 READ_BATCH = 256  # frames per readiness callback, so one busy socket cannot starve the loop
 CONFLICT_LOG_INTERVAL = 5.0
-
-
-@dataclass(frozen=True)
-class BurstConfig:
-    """Takeover burst: `count` rounds, `interval` seconds apart, the first one immediately."""
-
-    count: int = 5
-    interval: float = 1.0
-
-    def __post_init__(self) -> None:
-        if self.count < 0 or self.interval < 0:
-            raise ValueError("burst count and interval must not be negative")
 
 
 @dataclass
@@ -78,8 +70,7 @@ class Announcer:
         filter_mode: FilterMode = "exact",
         na_source: NaSource = "target",
     ) -> None:
-        self.responder = Responder(na_source)
-        self.burst = burst or BurstConfig()
+        self.responder = Responder(na_source, burst)
         self.filter_mode = filter_mode
         self.send_errors = 0
         self._explicit = list(interfaces) if interfaces else None
@@ -88,13 +79,17 @@ class Announcer:
         self._links: dict[int, ifs.Link] = {}
         self._ports: dict[str, _Port] = {}
         self._current: dict[str, frozenset[IPAddress]] = {}
-        self._bursts: dict[tuple[str, IPAddress], asyncio.Task[None]] = {}
+        self._timer: asyncio.TimerHandle | None = None
         self._kernel_warned: set[tuple[str, IPAddress]] = set()
         self._conflict_logged: dict[str, float] = {}
         self._watcher = ifs.InterfaceWatcher(self._on_links)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._closed = False
         self.fatal: BaseException | None = None
+
+    @property
+    def burst(self) -> BurstConfig:
+        return self.responder.burst
 
     @property
     def counters(self) -> Counters:
@@ -120,12 +115,9 @@ class Announcer:
         """Stop answering at once: sockets closed, bursts cancelled, groups left."""
         self._closed = True
         await self._watcher.close()
-        for task in self._bursts.values():
-            task.cancel()
-        for task in list(self._bursts.values()):
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
-        self._bursts.clear()
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
         for name in list(self._ports):
             self._close_port(name)
 
@@ -178,14 +170,13 @@ class Announcer:
             self._update_port(port, desired.get(name, frozenset()))
         added, removed = diff_announcements(self._current, desired)
         self._current = desired
-        for pair in sorted(removed, key=str):
-            task = self._bursts.pop(pair, None)
-            if task is not None:
-                task.cancel()
+        for pair in sorted(removed, key=str):  # set_announced ended their bursts
             log.info("ipWithdrawn", extra={"ip": str(pair[1]), "interface": pair[0]})
+        now = self._loop.time()
         for name, ip in sorted(added, key=str):
             log.info("ipAnnounced", extra={"ip": str(ip), "interface": name})
-            self._start_burst(name, ip)
+            self.responder.start_takeover(name, ip, now)
+        self._pump()
         self._check_kernel()
 
     def _reconcile_ports(self) -> None:
@@ -330,9 +321,36 @@ class Announcer:
             except OSError as exc:
                 log.warning("receiveFailed", extra={"interface": name, "error": str(exc)})
                 break
-            for reply in responder.handle_frame(name, frame, addr[2]):
-                self._send(sock, name, reply)
+            responder.frame_received(name, frame, addr[2])
+        self._pump()
+
+    def _pump(self) -> None:
+        """Send what the responder produced, report its events, and re-arm the one timer."""
+        for name, frame in self.responder.datagrams_to_send():
+            port = self._ports.get(name)
+            if port is None:
+                continue
+            sock = port.arp if frame[12:14] == _ETHERTYPE_ARP else port.ndp
+            if sock is not None:
+                self._send(sock, name, frame)
         self._drain_events()
+        self._arm()
+
+    def _arm(self) -> None:
+        deadline = self.responder.get_timer()
+        if self._timer is not None:
+            if deadline is not None and self._timer.when() == deadline:
+                return
+            self._timer.cancel()
+            self._timer = None
+        if deadline is not None and self._loop is not None and not self._closed:
+            self._timer = self._loop.call_at(deadline, self._fire)
+
+    def _fire(self) -> None:
+        assert self._loop is not None
+        self._timer = None
+        self.responder.handle_timer(self._loop.time())
+        self._pump()
 
     def _send(self, sock: socket.socket, name: str, frame: bytes) -> None:
         try:
@@ -344,6 +362,12 @@ class Announcer:
     def _drain_events(self) -> None:
         now = time.monotonic()
         while (event := self.responder.next_event()) is not None:
+            if not isinstance(event, Conflict):
+                log.debug(
+                    "gratuitousSent",
+                    extra={"ip": event.ip, "interface": event.interface, "round": event.round},
+                )
+                continue
             last = self._conflict_logged.get(event.ip)
             if last is not None and now - last < CONFLICT_LOG_INTERVAL:
                 continue
@@ -358,33 +382,3 @@ class Announcer:
                     "count": self.responder.counters.conflicts[event.ip],
                 },
             )
-
-    def _start_burst(self, name: str, ip: IPAddress) -> None:
-        if self.burst.count == 0 or self._loop is None:
-            return
-        old = self._bursts.pop((name, ip), None)
-        if old is not None:
-            old.cancel()
-        self._bursts[(name, ip)] = self._loop.create_task(self._run_burst(name, ip))
-
-    async def _run_burst(self, name: str, ip: IPAddress) -> None:
-        try:
-            for round_no in range(self.burst.count):
-                if round_no:
-                    await asyncio.sleep(self.burst.interval)
-                port = self._ports.get(name)
-                if port is None:
-                    return
-                sock = port.arp if isinstance(ip, ipaddress.IPv4Address) else port.ndp
-                if sock is None:
-                    return
-                frames = self.responder.gratuitous(name, ip)
-                for frame in frames:
-                    self._send(sock, name, frame)
-                log.debug(
-                    "gratuitousSent",
-                    extra={"ip": str(ip), "interface": name, "round": round_no + 1},
-                )
-        finally:
-            if self._bursts.get((name, ip)) is asyncio.current_task():
-                del self._bursts[(name, ip)]

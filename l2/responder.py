@@ -1,8 +1,10 @@
-"""The ARP/NDP responder's decisions, sans I/O: a frame in, reply frames out, counters updated.
+"""The ARP/NDP responder's decisions, sans I/O: frames and the time in, frames to send out.
 
 The asyncio layer (announcer.py) feeds every frame its raw sockets receive into
-`Responder.handle_frame` and sends whatever comes back; `gratuitous` builds one takeover round.
-Nothing here touches a socket or a clock, so every rule below is unit-tested with plain bytes.
+`Responder.frame_received`, starts a takeover with `start_takeover(interface, ip, now)`, calls
+`handle_timer(now)` at the deadline `get_timer()` gives, and sends what `datagrams_to_send()`
+returns. Nothing here touches a socket or reads a clock, so every rule below, the takeover
+schedule included, is unit-tested with plain bytes and a fake clock.
 
 Rules (MetalLB's, minus its known failures: MetalLB issues #2920, #2685 and #153):
 - ARP: answer a request (broadcast, or unicast to our MAC) whose target is announced on the
@@ -16,6 +18,10 @@ Rules (MetalLB's, minus its known failures: MetalLB issues #2920, #2685 and #153
   link-local instead, falling back to the target while it is tentative. A DAD probe for our address
   gets an NA to all-nodes, as RFC 4861 §7.2.4 says, and is reported as a conflict.
 - Another MAC claiming one of our addresses (ARP sender, NA target) is counted and reported.
+- Takeover: an (interface, address) pair that starts being announced gets `BurstConfig.count`
+  rounds of gratuitous ARP (request and reply form) or unsolicited NA, the first at once, then one
+  every `BurstConfig.interval` seconds after the previous round. A burst ends early when the pair is
+  no longer announced or the interface is no longer served, and starts over when started again.
 """
 
 from __future__ import annotations
@@ -45,6 +51,18 @@ PACKET_OUTGOING = 4
 
 
 @dataclass(frozen=True)
+class BurstConfig:
+    """Takeover burst: `count` rounds, `interval` seconds apart, the first one immediately."""
+
+    count: int = 5
+    interval: float = 1.0
+
+    def __post_init__(self) -> None:
+        if self.count < 0 or self.interval < 0:
+            raise ValueError("burst count and interval must not be negative")
+
+
+@dataclass(frozen=True)
 class InterfaceInfo:
     """What the responder needs to know about one interface it serves."""
 
@@ -61,6 +79,24 @@ class Conflict:
     interface: str
     mac: str
     how: str  # "arp-sender", "ndp-advertisement", "ndp-dad-probe"
+
+
+@dataclass(frozen=True)
+class TakeoverSent:
+    """One round of a takeover burst went into `datagrams_to_send` (1-based `round`)."""
+
+    ip: str
+    interface: str
+    round: int
+
+
+Event = Conflict | TakeoverSent
+
+
+@dataclass
+class _Takeover:
+    rounds_sent: int
+    due: float
 
 
 @dataclass
@@ -95,8 +131,9 @@ def diff_announcements(
 class Responder:
     """Which addresses to answer for on which interface, and how to answer."""
 
-    def __init__(self, na_source: NaSource = "target") -> None:
+    def __init__(self, na_source: NaSource = "target", burst: BurstConfig | None = None) -> None:
         self.na_source = na_source
+        self.burst = burst or BurstConfig()
         self.counters = Counters()
         self._interfaces: dict[str, InterfaceInfo] = {}
         self._announced: dict[str, frozenset[IPAddress]] = {}
@@ -104,7 +141,9 @@ class Responder:
         # ARP works on raw bytes (the hot path): packed IPv4 address -> its counter label.
         self._announced4: dict[str, dict[bytes, str]] = {}
         self._all4: dict[bytes, str] = {}
-        self._events: collections.deque[Conflict] = collections.deque(maxlen=1024)
+        self._events: collections.deque[Event] = collections.deque(maxlen=1024)
+        self._out: list[tuple[str, bytes]] = []
+        self._takeovers: dict[tuple[str, IPAddress], _Takeover] = {}
 
     # -- state ---------------------------------------------------------------------------------
     def set_interface(self, info: InterfaceInfo) -> None:
@@ -112,6 +151,7 @@ class Responder:
 
     def remove_interface(self, name: str) -> None:
         self._interfaces.pop(name, None)
+        self._prune_takeovers()
 
     def interface(self, name: str) -> InterfaceInfo | None:
         return self._interfaces.get(name)
@@ -124,16 +164,31 @@ class Responder:
             for name, ips in self._announced.items()
         }
         self._all4 = {k: v for table in self._announced4.values() for k, v in table.items()}
+        self._prune_takeovers()
 
     def announced(self, interface: str) -> frozenset[IPAddress]:
         return self._announced.get(interface, frozenset())
 
-    def next_event(self) -> Conflict | None:
+    # -- outputs -------------------------------------------------------------------------------
+    def datagrams_to_send(self) -> list[tuple[str, bytes]]:
+        """(interface, Ethernet frame) pairs to send, oldest first; each call empties the queue."""
+        out, self._out = self._out, []
+        return out
+
+    def get_timer(self) -> float | None:
+        """When `handle_timer` is due next (the next takeover round), or None."""
+        return min((t.due for t in self._takeovers.values()), default=None)
+
+    def next_event(self) -> Event | None:
         return self._events.popleft() if self._events else None
 
     # -- frames in -----------------------------------------------------------------------------
-    def handle_frame(self, interface: str, frame: bytes, pkttype: int = PACKET_HOST) -> list[bytes]:
-        """Every frame a socket delivers; returns the frames to send on the same interface."""
+    def frame_received(self, interface: str, frame: bytes, pkttype: int = PACKET_HOST) -> None:
+        """Every frame a socket delivers; any answer is queued for the same interface."""
+        for reply in self._answer(interface, frame, pkttype):
+            self._out.append((interface, reply))
+
+    def _answer(self, interface: str, frame: bytes, pkttype: int) -> list[bytes]:
         if pkttype == PACKET_OUTGOING:
             self.counters.dropped["outgoing"] += 1
             return []
@@ -248,6 +303,39 @@ class Responder:
         return target
 
     # -- takeover --------------------------------------------------------------------------------
+    def start_takeover(self, interface: str, ip: IPAddress, now: float) -> None:
+        """Begin (or begin again) the takeover burst for `ip` on `interface`: round 1 now."""
+        if self.burst.count == 0:
+            return
+        key = (interface, ip)
+        self._takeovers[key] = _Takeover(0, now)
+        self._takeover_round(key, self._takeovers[key], now)
+
+    def handle_timer(self, now: float) -> None:
+        """Send every takeover round that is due at `now`."""
+        for key, takeover in list(self._takeovers.items()):
+            if takeover.due <= now:
+                self._takeover_round(key, takeover, now)
+
+    def _takeover_round(self, key: tuple[str, IPAddress], takeover: _Takeover, now: float) -> None:
+        interface, ip = key
+        frames = self.gratuitous(interface, ip)
+        if not frames:  # no longer served or announced there: the burst has nothing to claim
+            del self._takeovers[key]
+            return
+        self._out.extend((interface, frame) for frame in frames)
+        takeover.rounds_sent += 1
+        self._events.append(TakeoverSent(str(ip), interface, takeover.rounds_sent))
+        if takeover.rounds_sent >= self.burst.count:
+            del self._takeovers[key]
+        else:
+            takeover.due = now + self.burst.interval
+
+    def _prune_takeovers(self) -> None:
+        for interface, ip in list(self._takeovers):
+            if interface not in self._interfaces or ip not in self.announced(interface):
+                del self._takeovers[(interface, ip)]
+
     def gratuitous(self, interface: str, ip: IPAddress) -> list[bytes]:
         """One round of the takeover burst for `ip` on `interface` (empty if not served there)."""
         info = self._interfaces.get(interface)
