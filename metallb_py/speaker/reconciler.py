@@ -39,7 +39,7 @@ from metallb_py.speaker import desired as dz
 from metallb_py.speaker.bgp_shell import BgpShell
 from metallb_py.speaker.l2_shell import L2Shell, local_interfaces
 from metallb_py.speaker.status import StatusObjects, resolve_owner
-from metallb_py.speaker.transitions import transitions
+from metallb_py.speaker.transitions import ChangeKind, transitions
 
 log = LazyLogger("speaker")
 COMPONENT = "metallb-speaker"
@@ -414,7 +414,7 @@ class SpeakerReconciler:
         that may differ from the previous pass (None: all of them)."""
         self.announced, changes = transitions(self.announced, want, changed)
         for ch in changes:
-            if ch.kind == "withdrawn":
+            if ch.kind is ChangeKind.WITHDRAWN:
                 log.info(
                     "serviceWithdrawn",
                     service=ch.service,

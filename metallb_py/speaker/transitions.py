@@ -4,6 +4,7 @@ announcing)."""
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 
@@ -12,11 +13,16 @@ from metallb_py.speaker.desired import LB_IP_CHANGED, PROTOCOLS, SERVICE_DELETED
 Announced = Mapping[tuple[str, str], tuple[str, ...]]  # (service key, protocol) -> IPs
 
 
+class ChangeKind(enum.Enum):
+    ANNOUNCED = "announced"  # a `serviceAnnounced` log and a `nodeAssigned` event
+    WITHDRAWN = "withdrawn"  # a `serviceWithdrawn` log, with the reason
+
+
 @dataclass(frozen=True)
 class Change:
-    """`announced` (a `serviceAnnounced` log and a `nodeAssigned` event) or `withdrawn`."""
+    """One (service, protocol) that this node started or stopped announcing."""
 
-    kind: str
+    kind: ChangeKind
     service: str
     protocol: str
     ips: tuple[str, ...]
@@ -48,16 +54,16 @@ def transitions(
                 if old == sd.ips:
                     continue
                 if old is not None:
-                    changes.append(Change("withdrawn", key, protocol, old, LB_IP_CHANGED))
-                changes.append(Change("announced", key, protocol, sd.ips))
+                    changes.append(Change(ChangeKind.WITHDRAWN, key, protocol, old, LB_IP_CHANGED))
+                changes.append(Change(ChangeKind.ANNOUNCED, key, protocol, sd.ips))
             elif old is not None:
                 after.pop((key, protocol), None)
-                changes.append(Change("withdrawn", key, protocol, old, decision.reason))
+                changes.append(Change(ChangeKind.WITHDRAWN, key, protocol, old, decision.reason))
     gone = before.items() if only is None else _entries_of(before, only)
     for (key, protocol), ips in sorted(gone):
         if key not in want.services:
             after.pop((key, protocol), None)
-            changes.append(Change("withdrawn", key, protocol, ips, SERVICE_DELETED))
+            changes.append(Change(ChangeKind.WITHDRAWN, key, protocol, ips, SERVICE_DELETED))
     return after, changes
 
 

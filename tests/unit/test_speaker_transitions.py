@@ -17,7 +17,7 @@ from metallb_py.speaker.desired import (
     ServiceDesired,
     changed_services,
 )
-from metallb_py.speaker.transitions import Change, transitions
+from metallb_py.speaker.transitions import Change, ChangeKind, transitions
 
 
 def desired(*services: ServiceDesired) -> Desired:
@@ -31,7 +31,7 @@ def bgp_only(key: str, *ips: str, bgp: Decision = ANNOUNCE) -> ServiceDesired:
 def test_announce_once_then_quiet() -> None:
     want = desired(bgp_only("default/a", "203.0.113.1"))
     after, changes = transitions({}, want)
-    assert changes == [Change("announced", "default/a", "bgp", ("203.0.113.1",))]
+    assert changes == [Change(ChangeKind.ANNOUNCED, "default/a", "bgp", ("203.0.113.1",))]
     assert after == {("default/a", "bgp"): ("203.0.113.1",)}
     again, changes = transitions(after, want)
     assert changes == [] and again == after
@@ -41,7 +41,9 @@ def test_withdraw_carries_the_reason() -> None:
     before = {("default/a", "bgp"): ("203.0.113.1",)}
     want = desired(bgp_only("default/a", "203.0.113.1", bgp=Decision.withdraw(NO_ENDPOINTS)))
     after, changes = transitions(before, want)
-    assert changes == [Change("withdrawn", "default/a", "bgp", ("203.0.113.1",), NO_ENDPOINTS)]
+    assert changes == [
+        Change(ChangeKind.WITHDRAWN, "default/a", "bgp", ("203.0.113.1",), NO_ENDPOINTS)
+    ]
     assert after == {}
 
 
@@ -49,8 +51,8 @@ def test_ip_change_withdraws_the_old_ip_first() -> None:
     before = {("default/a", "bgp"): ("203.0.113.1",)}
     _, changes = transitions(before, desired(bgp_only("default/a", "203.0.113.2")))
     assert changes == [
-        Change("withdrawn", "default/a", "bgp", ("203.0.113.1",), LB_IP_CHANGED),
-        Change("announced", "default/a", "bgp", ("203.0.113.2",)),
+        Change(ChangeKind.WITHDRAWN, "default/a", "bgp", ("203.0.113.1",), LB_IP_CHANGED),
+        Change(ChangeKind.ANNOUNCED, "default/a", "bgp", ("203.0.113.2",)),
     ]
 
 
@@ -58,7 +60,7 @@ def test_deleted_service() -> None:
     before = {("default/a", "layer2"): ("198.51.100.200",)}
     after, changes = transitions(before, desired())
     assert changes == [
-        Change("withdrawn", "default/a", "layer2", ("198.51.100.200",), SERVICE_DELETED)
+        Change(ChangeKind.WITHDRAWN, "default/a", "layer2", ("198.51.100.200",), SERVICE_DELETED)
     ]
     assert after == {}
 
