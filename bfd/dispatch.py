@@ -83,5 +83,5 @@ class Dispatcher(Generic[T]):
         if multihop and ttl is not None and ttl < binding.min_ttl:
             self._drop(DropReason.BAD_TTL)  # RFC 5883 §5: too many hops away
             return None
-        binding.session.receive(packet, now)
+        binding.session.packet_received(packet, now)
         return binding

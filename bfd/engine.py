@@ -32,7 +32,7 @@ from typing import Any
 from bfd.dispatch import Binding, Dispatcher, SessionKey
 from bfd.echo_path import EchoPath
 from bfd.events import Event, PollCompleted, StateChanged
-from bfd.packet import ControlPacket, State
+from bfd.packet import State
 from bfd.profile import DEFAULT_FLOOR_MS, Profile
 from bfd.session import Session, SessionCounters
 
@@ -97,8 +97,6 @@ class ManagedSession:
     timer: asyncio.TimerHandle | None = None
     deadline: float | None = None
     send_errors: int = 0
-    last_packet: ControlPacket | None = None
-    last_wire: bytes = b""
 
     @property
     def state(self) -> State:
@@ -370,11 +368,9 @@ class Engine:
     def _service(self, ms: ManagedSession, now: float) -> None:
         """Send what the session produced, report its events, and re-arm its timer."""
         session = ms.session
-        for packet in session.packets_to_send():
-            if packet is not ms.last_packet:  # sessions reuse an unchanged packet object
-                ms.last_packet, ms.last_wire = packet, packet.encode()
+        for wire in session.datagrams_to_send():  # an unchanged packet is the same bytes object
             try:
-                ms.tx_sock.sendto(ms.last_wire, ms.peer_addr)
+                ms.tx_sock.sendto(wire, ms.peer_addr)
             except OSError:
                 ms.send_errors += 1
         while (event := session.next_event()) is not None:

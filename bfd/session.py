@@ -1,9 +1,11 @@
 """One BFD session as a sans-I/O state machine (RFC 5880 §6.2, §6.5, §6.8).
 
-Inputs: `receive(packet, now)`, `handle_timer(now)` and commands (`start`, `admin_down`,
-`admin_up`, `set_params`, `echo_failed`). Outputs: `packets_to_send()`, `get_timer()` (the next
-deadline) and `next_event()`. Time is a float in seconds from any monotonic clock; the session
-never reads a clock or touches a socket, so tests drive it with a fake clock.
+Inputs: `packet_received(packet, now)` (a decoded Control packet; `bfd.dispatch` decodes the
+datagram and finds its session), `handle_timer(now)` and commands (`start`, `admin_down`,
+`admin_up`, `set_params`, `echo_failed`). Outputs: `datagrams_to_send()` (encoded Control
+packets), `get_timer()` (the next deadline) and `next_event()`. Time is a float in seconds from
+any monotonic clock; the session never reads a clock or touches a socket, so tests drive it with a
+fake clock.
 
 Not implemented on purpose: authentication (packets with the A bit never reach a session) and
 Demand mode (we never ask for it; a peer's D bit is ignored, so we keep sending periodically).
@@ -86,10 +88,10 @@ class Session:
     _started: bool = False
     _urgent: bool = False
     _last_fields: tuple[object, ...] = ()
-    _last_packet: ControlPacket | None = None
+    _last_wire: bytes = b""
     _last_rx: float | None = None
     _timers: _Timers = field(default_factory=_Timers)
-    _out: list[ControlPacket] = field(default_factory=list)
+    _out: list[bytes] = field(default_factory=list)
     _events: deque[Event] = field(default_factory=deque)
 
     def __post_init__(self) -> None:
@@ -100,7 +102,8 @@ class Session:
         self.advertised_tx_us = self._tx_us_in_use = max(self.params.desired_min_tx_us, SLOW_TX_US)
 
     # -- outputs ------------------------------------------------------------------------------
-    def packets_to_send(self) -> list[ControlPacket]:
+    def datagrams_to_send(self) -> list[bytes]:
+        """Encoded Control packets for the peer, oldest first; each call empties the queue."""
         out, self._out = self._out, []
         return out
 
@@ -173,7 +176,7 @@ class Session:
             self._flush_urgent(now)
 
     # -- inputs -------------------------------------------------------------------------------
-    def receive(self, packet: ControlPacket, now: float) -> None:
+    def packet_received(self, packet: ControlPacket, now: float) -> None:
         """A validated packet for this session arrived at `now` (RFC 5880 §6.8.6)."""
         self.counters.control_packet_input += 1
         if packet.your_discriminator not in (0, self.local_discriminator):
@@ -344,8 +347,9 @@ class Session:
             factor = self.rng.uniform(0.75, 1.0)
         self._timers.next_tx = now + interval * factor / 1e6
 
-    def _packet(self, *, poll: bool = False, final: bool = False) -> ControlPacket:
-        """The packet to send; the same object as last time when nothing in it changed."""
+    def _packet(self, *, poll: bool = False, final: bool = False) -> bytes:
+        """The packet to send, encoded; the same bytes as last time when nothing in it changed,
+        so a steady session neither builds nor encodes anything per transmission."""
         fields = (
             self.state,
             self.remote_discriminator,
@@ -357,9 +361,9 @@ class Session:
             poll and not final,
             final,
         )
-        if fields == self._last_fields and self._last_packet is not None:
-            return self._last_packet
-        packet = ControlPacket(
+        if fields == self._last_fields and self._last_wire:
+            return self._last_wire
+        wire = ControlPacket(
             state=self.state,
             my_discriminator=self.local_discriminator,
             your_discriminator=self.remote_discriminator,
@@ -370,6 +374,6 @@ class Session:
             required_min_echo_rx_us=self.params.required_min_echo_rx_us,
             poll=poll and not final,
             final=final,
-        )
-        self._last_fields, self._last_packet = fields, packet
-        return packet
+        ).encode()
+        self._last_fields, self._last_wire = fields, wire
+        return wire

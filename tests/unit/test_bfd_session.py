@@ -18,6 +18,11 @@ def make(discr: int = 1, params: SessionParams = FAST, seed: int = 1) -> Session
     return Session(discr, params, rng=random.Random(seed))
 
 
+def sent_by(s: Session) -> list[ControlPacket]:
+    """What the session queued for the peer, decoded."""
+    return [decode(wire) for wire in s.datagrams_to_send()]
+
+
 def events(s: Session) -> list[object]:
     out: list[object] = []
     while (ev := s.next_event()) is not None:
@@ -59,10 +64,11 @@ class Wire:
         while moved:
             moved = False
             for src, dst in ((self.a, self.b), (self.a, self.b)[::-1]):
-                for packet in src.packets_to_send():
+                for wire in src.datagrams_to_send():
+                    packet = decode(wire)
                     self.sent[id(src)].append((self.now, packet))
                     if self.connected:
-                        dst.receive(decode(packet.encode()), self.now)
+                        dst.packet_received(packet, self.now)
                         moved = True
 
     def run_until(self, t_end: float) -> None:
@@ -116,12 +122,12 @@ def test_one_sided_start_goes_down_up_on_the_first_side() -> None:
 def test_slow_one_second_transmit_until_up() -> None:
     alone = make(1)
     alone.start(0.0)
-    sent = [(0.0, p) for p in alone.packets_to_send()]
+    sent = [(0.0, p) for p in sent_by(alone)]
     now = 0.0
     while now < 10:
         now = alone.get_timer() or 0.0
         alone.handle_timer(now)
-        sent += [(now, p) for p in alone.packets_to_send()]
+        sent += [(now, p) for p in sent_by(alone)]
     assert all(p.desired_min_tx_us == 1_000_000 and p.state is State.DOWN for _, p in sent)
     gaps = [b - a for (a, _), (b, _) in itertools.pairwise(sent)]
     assert gaps and all(0.75 - 1e-9 <= g <= 1.0 + 1e-9 for g in gaps)
@@ -158,7 +164,9 @@ def test_detection_time_expiry_takes_both_sides_down_with_diag_1() -> None:
 def test_detection_fires_at_remote_mult_times_agreed_interval_not_before() -> None:
     s = make(1, SessionParams(desired_min_tx_us=50_000, required_min_rx_us=100_000))
     s.start(0.0)
-    s.receive(peer_packet(State.DOWN, your=0, desired_min_tx_us=200_000, detect_mult=4), 1.0)
+    s.packet_received(
+        peer_packet(State.DOWN, your=0, desired_min_tx_us=200_000, detect_mult=4), 1.0
+    )
     assert s.state is State.INIT
     # Remote multiplier 4 x max(our RequiredMinRx 100 ms, its DesiredMinTx 200 ms) = 800 ms.
     assert s.detection_time_us == 800_000
@@ -192,20 +200,22 @@ def test_state_transition_table(local: State, remote: State, expected: State, di
     s = make(1)
     s.start(0.0)
     if local is State.INIT:
-        s.receive(peer_packet(State.DOWN, your=0), 0.1)
+        s.packet_received(peer_packet(State.DOWN, your=0), 0.1)
     elif local is State.UP:
-        s.receive(peer_packet(State.INIT), 0.1)
+        s.packet_received(peer_packet(State.INIT), 0.1)
     elif local is State.ADMIN_DOWN:
         s.admin_down(0.1)
     assert s.state is local
     events(s)
-    s.receive(peer_packet(remote, your=0 if remote in (State.DOWN, State.ADMIN_DOWN) else 1), 0.2)
+    s.packet_received(
+        peer_packet(remote, your=0 if remote in (State.DOWN, State.ADMIN_DOWN) else 1), 0.2
+    )
     assert s.state is expected
     if expected is not local:
         assert s.local_diag is diag
         assert changes(s) == [(local, expected, diag)]
         # A state change is told to the peer at once, not at the next periodic slot.
-        assert any(p.state is expected for p in s.packets_to_send())
+        assert any(p.state is expected for p in sent_by(s))
     else:
         assert changes(s) == []
 
@@ -213,10 +223,10 @@ def test_state_transition_table(local: State, remote: State, expected: State, di
 def test_poll_from_peer_is_answered_at_once_with_final() -> None:
     s = make(1)
     s.start(0.0)
-    s.receive(peer_packet(State.INIT), 0.1)
-    s.packets_to_send()
-    s.receive(peer_packet(State.UP, poll=True, desired_min_tx_us=50_000), 0.2)
-    out = s.packets_to_send()
+    s.packet_received(peer_packet(State.INIT), 0.1)
+    sent_by(s)
+    s.packet_received(peer_packet(State.UP, poll=True, desired_min_tx_us=50_000), 0.2)
+    out = sent_by(s)
     assert [p.final for p in out] == [True]
     assert not out[0].poll
 
@@ -245,16 +255,16 @@ def test_parameter_change_while_up_uses_poll_and_does_not_flap() -> None:
 def test_reduced_receive_interval_keeps_old_detection_time_until_final() -> None:
     s = make(1, SessionParams(desired_min_tx_us=300_000, required_min_rx_us=300_000))
     s.start(0.0)
-    s.receive(peer_packet(State.INIT, desired_min_tx_us=50_000), 0.1)
-    s.receive(peer_packet(State.UP, final=True, desired_min_tx_us=50_000), 0.2)
+    s.packet_received(peer_packet(State.INIT, desired_min_tx_us=50_000), 0.1)
+    s.packet_received(peer_packet(State.UP, final=True, desired_min_tx_us=50_000), 0.2)
     assert s.state is State.UP and not s.poll_active
     assert s.detection_time_us == 900_000
     s.set_params(SessionParams(desired_min_tx_us=300_000, required_min_rx_us=50_000), 0.3)
     assert s.poll_active
-    sent = s.packets_to_send()
+    sent = sent_by(s)
     assert sent[-1].poll and sent[-1].required_min_rx_us == 50_000
     assert s.detection_time_us == 900_000  # the peer has not yet agreed to send faster
-    s.receive(peer_packet(State.UP, final=True, desired_min_tx_us=50_000), 0.4)
+    s.packet_received(peer_packet(State.UP, final=True, desired_min_tx_us=50_000), 0.4)
     assert not s.poll_active
     assert s.detection_time_us == 150_000
 
@@ -262,26 +272,26 @@ def test_reduced_receive_interval_keeps_old_detection_time_until_final() -> None
 def test_increased_transmit_interval_waits_for_final() -> None:
     s = make(1, SessionParams(desired_min_tx_us=100_000, required_min_rx_us=100_000))
     s.start(0.0)
-    s.receive(peer_packet(State.INIT, required_min_rx_us=10_000), 0.1)
-    s.receive(peer_packet(State.UP, final=True, required_min_rx_us=10_000), 0.2)
+    s.packet_received(peer_packet(State.INIT, required_min_rx_us=10_000), 0.1)
+    s.packet_received(peer_packet(State.UP, final=True, required_min_rx_us=10_000), 0.2)
     assert s.tx_interval_us == 100_000
     s.set_params(SessionParams(desired_min_tx_us=500_000, required_min_rx_us=100_000), 0.3)
     assert s.tx_interval_us == 100_000
-    s.receive(peer_packet(State.UP, final=True, required_min_rx_us=10_000), 0.35)
+    s.packet_received(peer_packet(State.UP, final=True, required_min_rx_us=10_000), 0.35)
     assert s.tx_interval_us == 500_000
 
 
 def test_a_second_change_during_a_poll_waits_then_polls_again() -> None:
     s = make(1)
     s.start(0.0)
-    s.receive(peer_packet(State.INIT, required_min_rx_us=10_000), 0.1)
-    s.receive(peer_packet(State.UP, final=True, required_min_rx_us=10_000), 0.2)
+    s.packet_received(peer_packet(State.INIT, required_min_rx_us=10_000), 0.1)
+    s.packet_received(peer_packet(State.UP, final=True, required_min_rx_us=10_000), 0.2)
     s.set_params(SessionParams(desired_min_tx_us=200_000, required_min_rx_us=300_000), 0.3)
     s.set_params(SessionParams(desired_min_tx_us=100_000, required_min_rx_us=300_000), 0.31)
     assert s.advertised_tx_us == 200_000 and s.poll_active
-    s.receive(peer_packet(State.UP, final=True, required_min_rx_us=10_000), 0.4)
+    s.packet_received(peer_packet(State.UP, final=True, required_min_rx_us=10_000), 0.4)
     assert s.advertised_tx_us == 100_000 and s.poll_active
-    s.receive(peer_packet(State.UP, final=True, required_min_rx_us=10_000), 0.5)
+    s.packet_received(peer_packet(State.UP, final=True, required_min_rx_us=10_000), 0.5)
     assert not s.poll_active and s.tx_interval_us == 100_000
 
 
@@ -342,13 +352,13 @@ def test_admin_down_tells_the_peer_which_goes_down_with_diag_3() -> None:
 def test_demand_bit_from_peer_is_ignored() -> None:
     s = make(1)
     s.start(0.0)
-    s.receive(peer_packet(State.INIT, demand=True), 0.1)
-    s.receive(peer_packet(State.UP, demand=True, final=True), 0.2)
+    s.packet_received(peer_packet(State.INIT, demand=True), 0.1)
+    s.packet_received(peer_packet(State.UP, demand=True, final=True), 0.2)
     assert s.state is State.UP
-    s.packets_to_send()
+    sent_by(s)
     s.handle_timer(0.2 + 0.31)
-    assert s.packets_to_send(), "we keep transmitting periodically"
-    assert all(not p.demand for p in s.packets_to_send())
+    assert sent_by(s), "we keep transmitting periodically"
+    assert all(not p.demand for p in sent_by(s))
     s.handle_timer(0.2 + 0.9)
     assert s.state is State.DOWN, "and we still run detection"
 
@@ -356,19 +366,19 @@ def test_demand_bit_from_peer_is_ignored() -> None:
 def test_no_periodic_transmission_when_peer_asks_for_none() -> None:
     s = make(1)
     s.start(0.0)
-    s.receive(peer_packet(State.DOWN, your=0, required_min_rx_us=0), 0.1)
-    s.packets_to_send()
+    s.packet_received(peer_packet(State.DOWN, your=0, required_min_rx_us=0), 0.1)
+    sent_by(s)
     for t in (1.2, 2.4, 3.6):
-        s.receive(peer_packet(State.DOWN, your=0, required_min_rx_us=0), t - 0.1)
+        s.packet_received(peer_packet(State.DOWN, your=0, required_min_rx_us=0), t - 0.1)
         s.handle_timer(t)
-    assert [p for p in s.packets_to_send() if not p.final] == []
+    assert [p for p in sent_by(s) if not p.final] == []
 
 
 def test_transmit_interval_is_the_larger_of_ours_and_the_peers_receive() -> None:
     s = make(1, SessionParams(desired_min_tx_us=50_000, required_min_rx_us=50_000))
     s.start(0.0)
-    s.receive(peer_packet(State.INIT, required_min_rx_us=200_000), 0.1)
-    s.receive(peer_packet(State.UP, final=True, required_min_rx_us=200_000), 0.2)
+    s.packet_received(peer_packet(State.INIT, required_min_rx_us=200_000), 0.1)
+    s.packet_received(peer_packet(State.UP, final=True, required_min_rx_us=200_000), 0.2)
     assert s.tx_interval_us == 200_000
 
 
@@ -382,7 +392,7 @@ def test_echo_failure_takes_the_session_down_with_diag_2() -> None:
 def test_packets_carry_the_session_fields() -> None:
     s = make(7, SessionParams(detect_mult=5, required_min_echo_rx_us=50_000))
     s.start(0.0)
-    (p,) = s.packets_to_send()
+    (p,) = sent_by(s)
     assert (p.my_discriminator, p.your_discriminator, p.detect_mult) == (7, 0, 5)
     assert p.required_min_echo_rx_us == 50_000 and p.state is State.DOWN
     assert not (p.authenticated or p.demand or p.multipoint)
