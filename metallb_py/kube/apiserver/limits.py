@@ -340,7 +340,8 @@ def check_query(params: Mapping[str, str], verb: str) -> None:
             continue
         if not re.fullmatch(r"-?[0-9]{1,18}", text):
             raise bad_request(f'strconv.ParseInt: parsing "{text}": invalid syntax')
-    dry_runs = params.getall("dryRun") if hasattr(params, "getall") else [params.get("dryRun")]
+    getall = getattr(params, "getall", None)
+    dry_runs = getall("dryRun", []) if getall else [params.get("dryRun")]
     for value in dry_runs:
         if value is None or value == "All":
             continue

@@ -76,7 +76,20 @@ def check_meta(meta: Obj) -> list[FieldError]:
         if value is not None and not isinstance(value, dict):
             errs.append(FieldError(f"metadata.{field}", "Invalid value", "must be a map", value))
     for k, v in (meta.get("labels") or {}).items():
-        key = k.rsplit("/", 1)[-1]
+        prefix, slash, key = k.rpartition("/")
+        if slash and (len(prefix) > 253 or not _SUBDOMAIN.match(prefix)):
+            errs.append(
+                FieldError(
+                    "metadata.labels",
+                    "Invalid value",
+                    "prefix part must be no more than 253 characters"
+                    if len(prefix) > 253
+                    else "prefix part a lowercase RFC 1123 subdomain must consist of lower case "
+                    "alphanumeric characters, '-' or '.', and must start and end with an "
+                    "alphanumeric character",
+                    k,
+                )
+            )
         if not _QUALIFIED.match(key) or len(key) > 63:
             errs.append(
                 FieldError(

@@ -12,6 +12,7 @@ import copy
 import json
 from typing import Any
 
+from metallb_py.kube.apiserver import limits
 from metallb_py.kube.apiserver.errors import ApiError, bad_request
 
 # -- merge patch ----------------------------------------------------------------------------------
@@ -107,38 +108,106 @@ def _remove(doc: Any, parts: list[str]) -> Any:
     raise ApiError(422, "Invalid", f"jsonpatch: path /{'/'.join(parts)} does not exist")
 
 
-def json_patch(target: Any, ops: Any) -> Any:
+_NEEDS = {
+    "add": ("value",),
+    "replace": ("value",),
+    "test": ("value",),
+    "remove": (),
+    "move": ("from",),
+    "copy": ("from",),
+}
+
+
+def _check_ops(ops: Any) -> list[dict[str, Any]]:
+    """Every operation well-formed before any is applied, and no more of them than the limit."""
     if not isinstance(ops, list):
         raise bad_request("json patch must be a list of operations")
+    if len(ops) > limits.MAX_JSON_PATCH_OPS:
+        raise limits.too_large(
+            f"The allowed maximum operations in a JSON patch is {limits.MAX_JSON_PATCH_OPS}, "
+            f"got {len(ops)}"
+        )
+    for i, op in enumerate(ops):
+        if not isinstance(op, dict):
+            raise bad_request(f"invalid JSON patch operation {i}: must be an object")
+        kind = op.get("op")
+        if kind not in _NEEDS:
+            raise bad_request(f"invalid JSON patch operation {i}: unknown op {kind!r}")
+        for field in ("path", *_NEEDS[kind]):
+            if field not in op:
+                raise bad_request(f'invalid JSON patch operation {i} ({kind}): missing "{field}"')
+        for field in ("path", "from"):
+            if field in op and field in ("path", *_NEEDS[kind]) and not isinstance(op[field], str):
+                raise bad_request(
+                    f"invalid JSON patch operation {i} ({kind}): {field} must be a string "
+                    "(a JSON pointer)"
+                )
+    return ops
+
+
+def json_patch(target: Any, ops: Any) -> Any:
+    """RFC 6902 with the real server's bounds: at most MAX_JSON_PATCH_OPS operations, and `copy`
+    may add at most MAX_PATCH_COPY_BYTES in total (22 doubling copies would otherwise build
+    gigabytes from a 2 KB request)."""
+    ops = _check_ops(ops)
     doc = copy.deepcopy(target)
+    copied = 0
     for op in ops:
-        if not isinstance(op, dict) or "op" not in op or "path" not in op:
-            raise bad_request(f"invalid json patch operation {op!r}")
         kind, path = op["op"], _pointer(op["path"])
         if kind == "add":
-            doc = _add(doc, path, copy.deepcopy(op.get("value")))
+            doc = _add(doc, path, copy.deepcopy(op["value"]))
         elif kind == "remove":
             doc = _remove(doc, path)
         elif kind == "replace":
             _get(doc, path)
             doc = (
-                _add(_remove(doc, path), path, copy.deepcopy(op.get("value")))
+                _add(_remove(doc, path), path, copy.deepcopy(op["value"]))
                 if path
-                else (copy.deepcopy(op.get("value")))
+                else copy.deepcopy(op["value"])
             )
         elif kind == "move":
-            src = _pointer(op.get("from", ""))
+            src = _pointer(op["from"])
+            if path[: len(src)] == src and len(path) > len(src):
+                raise ApiError(422, "Invalid", "jsonpatch: a value cannot be moved into itself")
             value = _get(doc, src)
             doc = _add(_remove(doc, src), path, value)
         elif kind == "copy":
-            value = copy.deepcopy(_get(doc, _pointer(op.get("from", ""))))
-            doc = _add(doc, path, value)
-        elif kind == "test":
-            if _get(doc, path) != op.get("value"):
-                raise ApiError(422, "Invalid", f"jsonpatch: test operation failed at {op['path']}")
-        else:
-            raise bad_request(f"unknown json patch operation {kind!r}")
+            value = _get(doc, _pointer(op["from"]))
+            copied += _size(value, limits.MAX_PATCH_COPY_BYTES - copied)
+            if copied > limits.MAX_PATCH_COPY_BYTES:
+                raise ApiError(
+                    422,
+                    "Invalid",
+                    "Unable to copy, the accumulated size increase of copy is more than the "
+                    f"limit {limits.MAX_PATCH_COPY_BYTES}",
+                )
+            doc = _add(doc, path, copy.deepcopy(value))
+        elif _get(doc, path) != op["value"]:
+            raise ApiError(422, "Invalid", f"jsonpatch: test operation failed at {op['path']}")
     return doc
+
+
+def _size(value: Any, budget: int) -> int:
+    """Approximate JSON size of `value`, stopping once past `budget` (returns budget + 1)."""
+    total = 0
+    stack = [value]
+    while stack:
+        v = stack.pop()
+        if isinstance(v, dict):
+            total += 2 + len(v)
+            for k, x in v.items():
+                total += len(k) + 3
+                stack.append(x)
+        elif isinstance(v, list):
+            total += 2 + len(v)
+            stack.extend(v)
+        elif isinstance(v, str):
+            total += len(v) + 2
+        else:
+            total += len(json.dumps(v))
+        if total > budget:
+            return budget + 1
+    return total
 
 
 # -- strategic merge patch ------------------------------------------------------------------------

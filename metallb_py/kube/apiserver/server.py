@@ -23,7 +23,7 @@ import yaml
 from aiohttp import web
 
 from metallb_py.kube.apiserver import apply as ssa
-from metallb_py.kube.apiserver import builtin_schemas, discovery, objects, patch, table
+from metallb_py.kube.apiserver import builtin_schemas, discovery, limits, objects, patch, table
 from metallb_py.kube.apiserver import schema as schemas
 from metallb_py.kube.apiserver.auth import (
     ANONYMOUS_ADMIN,
@@ -212,7 +212,7 @@ class ApiServer:
 
     # -- the aiohttp application -------------------------------------------------------------------
     def app(self) -> web.Application:
-        app = web.Application(client_max_size=64 * 1024 * 1024)
+        app = web.Application(client_max_size=limits.MAX_REQUEST_BYTES)
         app.router.add_route("*", "/{tail:.*}", self.handle)
         return app
 
@@ -334,6 +334,7 @@ class ApiServer:
             raise ApiError(404, "NotFound", "the server could not find the requested resource")
         params = request.query
         verb = self._verb(method, name, params, watch_path)
+        limits.check_query(params, verb)
         call = Call(
             res,
             ns,
@@ -354,17 +355,20 @@ class ApiServer:
             if verb == "watch":
                 return await self.watch(request, call)
             return await self.list_objects(call)
-        body = await request.read()
+        body = await _read_body(request)
         if verb == "create":
             if sub == "token":
-                return await self.token_request(call, _decode(body, request.content_type))
-            return await self.create(call, _decode(body, request.content_type))
+                return await self.token_request(
+                    call, await _decode_body(body, request.content_type)
+                )
+            return await self.create(call, await _decode_body(body, request.content_type))
         if verb == "update":
-            return await self.update(call, _decode(body, request.content_type))
+            return await self.update(call, await _decode_body(body, request.content_type))
         if verb == "patch":
             return await self.patch(call, body, request.content_type)
         if verb == "delete":
-            return await self.delete(call, _decode(body, request.content_type) if body else {})
+            opts = await _decode_body(body, request.content_type) if body else {}
+            return await self.delete(call, opts)
         if verb == "deletecollection":
             return await self.delete_collection(call)
         raise method_not_allowed(method, res.kind)
@@ -853,6 +857,12 @@ class ApiServer:
                 warnings.extend(f'unknown field "{u}"' for u in out.unknown)
         return result, out.errors
 
+    def _check_types(self, c: Call, obj: Obj) -> None:
+        """What the typed decoder refuses with a 400: metadata of the wrong JSON types, and for
+        built-in kinds every field their schema types (custom resources get their schema's 422)."""
+        schema = None if c.res.is_custom else builtin_schemas.top_level(c.res.kind, c.res.group)
+        limits.check_types(c.res.kind, c.res.version, obj, schema)
+
     def _check_envelope(self, c: Call, obj: Any) -> Obj:
         if not isinstance(obj, dict):
             raise bad_request("the request body must be a JSON object")
@@ -976,6 +986,7 @@ class ApiServer:
         self, c: Call, obj: Any, managed_fields: list[Obj] | None = None
     ) -> web.StreamResponse:
         meta = self._check_envelope(c, obj)
+        self._check_types(c, obj)
         warnings: list[str] = []
         obj, errs = self._prune(c, obj, warnings)
         meta = obj["metadata"]
@@ -1023,6 +1034,7 @@ class ApiServer:
             labels["kubernetes.io/metadata.name"] = name
         errs += self._cr_checks(c.res, obj, None)
         errs += self._kind_checks(c.res, obj, None, "")
+        errs += limits.size_errors(c.res.plural, obj)
         if errs:
             self._rollback(c, obj, None)
             raise invalid(c.res.kind, c.res.group, name, errs)
@@ -1031,6 +1043,7 @@ class ApiServer:
                 self._namespace_ok(c.ns, creating=True)
             await self._admit(c, "CREATE", obj, None, warnings)
             stored = await self.to_storage(c.res, obj)
+            limits.check_stored_size(len(dumps(stored)))
             t = self.store.table(c.res.store_key)
             if t.get(c.ns, name) is not None:
                 raise already_exists(c.res.plural, c.res.group, name)
@@ -1091,7 +1104,7 @@ class ApiServer:
             )
         if content_type == "application/strategic-merge-patch+json" and c.res.is_custom:
             raise unsupported_media(content_type, PATCH_TYPES[:3])
-        doc = json.loads(body or b"null")
+        doc = await _in_thread(limits.decode_json, body or b"null")
 
         def apply(current: Obj) -> Obj:
             if content_type == "application/json-patch+json":
@@ -1140,8 +1153,11 @@ class ApiServer:
                 'PatchOptions.meta.k8s.io "" is invalid: fieldManager: Required value: '
                 "is required for apply patch"
             )
+        applied = await _in_thread(ssa.load_yaml, body)
+        if isinstance(applied, dict):
+            limits.check_meta_types(c.res.kind, c.res.version, applied.get("metadata"))
         doc = ssa.check_applied(
-            ssa.load_yaml(body),
+            applied,
             kind=c.res.kind,
             api_version=c.res.api_version,
             name=c.name,
@@ -1199,6 +1215,7 @@ class ApiServer:
             new.setdefault("metadata", {})
             if not isinstance(new["metadata"], dict):
                 raise bad_request("metadata must be an object")
+            self._check_types(c, new)
             new["apiVersion"], new["kind"] = c.res.api_version, c.res.kind
             new, errs = self._prune(c, new, warnings)
             meta = new["metadata"]
@@ -1248,12 +1265,14 @@ class ApiServer:
             if c.sub == "" or c.sub == "status":
                 errs += self._cr_checks(c.res, new, old_view)
                 errs += self._kind_checks(c.res, new, old_view, c.sub)
+            errs += limits.size_errors(c.res.plural, new)
             if errs:
                 self._rollback(c, new, old_view)
                 raise invalid(c.res.kind, c.res.group, c.name, errs)
             try:
                 await self._admit(c, "UPDATE", new, old_view, warnings)
                 stored = await self.to_storage(c.res, new)
+                limits.check_stored_size(len(dumps(stored)))
             except BaseException:
                 self._rollback(c, new, old_view)
                 raise
@@ -1493,6 +1512,28 @@ def _single_name(selector: str) -> str | None:
     return value.lstrip("=").strip()
 
 
+async def _read_body(request: web.Request) -> bytes:
+    """The body, refused with 413 before it is read when it announces more than the limit, and
+    as soon as a chunked one passes it."""
+    if (request.content_length or 0) > limits.MAX_REQUEST_BYTES:
+        raise limits.body_too_large()
+    try:
+        return await request.read()
+    except web.HTTPRequestEntityTooLarge:
+        raise limits.body_too_large() from None
+
+
+async def _in_thread(fn: Callable[[bytes], Any], body: bytes) -> Any:
+    """Decode a large body in a worker thread, so other clients are answered meanwhile."""
+    if len(body) <= limits.THREAD_DECODE_BYTES:
+        return fn(body)
+    return await asyncio.to_thread(fn, body)
+
+
+async def _decode_body(body: bytes, content_type: str) -> Any:
+    return await _in_thread(lambda b: _decode(b, content_type), body)
+
+
 def _decode(body: bytes, content_type: str) -> Any:
     if not body:
         raise bad_request("the request body is empty")
@@ -1501,18 +1542,20 @@ def _decode(body: bytes, content_type: str) -> Any:
         from metallb_py.kube.apiserver import protobuf
 
         try:
-            return protobuf.decode(body)
+            doc = protobuf.decode(body)
         except protobuf.ProtobufError as exc:
             raise ApiError(
                 415,
                 "UnsupportedMediaType",
                 f"{exc}: send JSON instead (kubectl create -f/apply -f, or --raw)",
             ) from None
+        limits.check_data(doc)
+        return doc
     if "cbor" in content_type:
         raise unsupported_media(content_type, ["application/json", "application/yaml"])
     if "yaml" in content_type:
         return ssa.load_yaml(body)
-    return json.loads(body)
+    return limits.decode_json(body)
 
 
 def _version_key(v: str) -> tuple[int, int, int, str]:
