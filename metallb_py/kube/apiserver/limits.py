@@ -358,3 +358,22 @@ def check_query(params: Mapping[str, str], verb: str) -> None:
             "",
             [FieldError("dryRun", "Unsupported value", 'supported values: "All"', value or "")],
         )
+
+
+# -- stored data ----------------------------------------------------------------------------------
+
+
+def repair_stored(raw: bytes) -> bytes:
+    """An object stored before non-finite numbers were refused: NaN and Infinity become null, so
+    one such object cannot make every list of its kind unreadable (they are not JSON)."""
+    if b"NaN" not in raw and b"Infinity" not in raw:
+        return raw
+    found: list[str] = []
+
+    def constant(name: str) -> None:
+        found.append(name)
+
+    obj = json.loads(raw, parse_constant=constant)
+    if not found:
+        return raw
+    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode()

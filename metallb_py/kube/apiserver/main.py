@@ -24,7 +24,7 @@ import yaml
 from aiohttp import web
 
 from metallb_py.cli import RunContext, UsageError
-from metallb_py.kube.apiserver import tls
+from metallb_py.kube.apiserver import limits, tls
 from metallb_py.kube.apiserver.auth import MASTERS, Authenticator, User, load_token_file, new_key
 from metallb_py.kube.apiserver.conns import (
     DEFAULT_HEADER_TIMEOUT,
@@ -336,7 +336,7 @@ def build(args: Any) -> tuple[ApiServer, SqlitePersistence | None, Secrets, bool
     store = Store(start_rv=start, history_limit=args.watch_history, watch_memory_limit=mib << 20)
     if db:
         for key, raw, rv in db.rows():
-            store.load(key, raw, rv)
+            store.load(key, limits.repair_stored(raw), rv)
         store.persistence = db
     static: dict[str, User] = {sec.admin_token: User("admin", (MASTERS, "system:authenticated"))}
     if args.token_file:
