@@ -7,10 +7,10 @@ push-pull merges, nacks, dead-vs-left and protocol versions as from another Go m
 
 Inputs (every one takes `now`, a monotonic time in seconds, and never blocks):
 
-* ``receive(msgs, source, now)``: the messages of one UDP packet (compound already split),
-  with the packet's source address ``(ip bytes, port)``. The shell must pass in every datagram
-  already waiting before it calls ``handle_timer`` for a due timer, so a late ack is seen before
-  its probe is judged failed.
+* ``messages_received(msgs, source, now)``: the messages of one UDP packet (compound already
+  split), with the packet's source address ``(ip bytes, port)``. The shell must pass in every
+  datagram already waiting before it calls ``handle_timer`` for a due timer, so a late ack is seen
+  before its probe is judged failed.
 * ``handle_timer(now)``: call when ``get_timer()`` is due (calling early is harmless).
 * ``join(addrs, now) -> list[int]``: asks for one join push-pull per address (stream requests).
 * ``merge_remote_state(state, source, now) -> PushPull``: a push-pull *another member started*
@@ -399,7 +399,7 @@ class MembershipCore:
 
     # ------------------------------------------------------------------ inputs
 
-    def receive(self, msgs: Iterable[Message], source: Addr, now: float) -> None:
+    def messages_received(self, msgs: Iterable[Message], source: Addr, now: float) -> None:
         """Handle the messages of one UDP packet from `source`."""
         for msg in msgs:
             if isinstance(msg, Ping):

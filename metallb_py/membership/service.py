@@ -253,7 +253,7 @@ class MembershipService:
             except wire.WireError as exc:
                 self.dropped[exc.reason] += 1
                 continue
-            core.receive(msgs, (_packed(addr[0]), addr[1]), loop.time())
+            core.messages_received(msgs, (_packed(addr[0]), addr[1]), loop.time())
         self._pump()
 
     @property

@@ -174,7 +174,7 @@ class SimNetwork:
             member = self.members[target]
             self.delivered += 1
             core = member.core
-            self._run_on(member, 0, lambda: core.receive(msgs, source, self.now))
+            self._run_on(member, 0, lambda: core.messages_received(msgs, source, self.now))
 
         self._push(at, 0, deliver)
 

@@ -200,7 +200,7 @@ def test_suspicion_is_refuted_with_a_higher_incarnation() -> None:
     c = net.members["node-2"]
     inc = c.core.member_states()["node-1"].incarnation
     # node-2 hears (from node-0) that node-1 is suspect; node-1 hears it too.
-    c.core.receive([Suspect(inc, "node-1", "node-0")], addr_of(0), net.now)
+    c.core.messages_received([Suspect(inc, "node-1", "node-0")], addr_of(0), net.now)
     net._after_call(c)
     assert c.core.member_states()["node-1"].state == NodeState.SUSPECT
     assert any(isinstance(e, MemberSuspected) and e.by == "node-0" for _, e in c.events)
@@ -218,25 +218,37 @@ def test_suspicion_is_refuted_with_a_higher_incarnation() -> None:
 
 def test_dead_message_about_self_is_refuted_and_stale_ones_ignored() -> None:
     core = MembershipCore(FAST, "a", b"\x0a\x00\x00\x01", 7946, now=0.0, rng=random.Random(1))
-    core.receive([Dead(5, "a", "b")], (b"\x0a\x00\x00\x02", 7946), 0.0)
+    core.messages_received([Dead(5, "a", "b")], (b"\x0a\x00\x00\x02", 7946), 0.0)
     assert core.incarnation == 6
     assert core.members() == {"a"}
     # An older alive about a known member changes nothing; a newer one does.
-    core.receive([Alive(3, "b", b"\x0a\x00\x00\x02", 7946)], (b"\x0a\x00\x00\x02", 7946), 0.0)
-    core.receive([Alive(2, "b", b"\x0a\x00\x00\x02", 7946, b"x")], (b"\x0a\x00\x00\x02", 7946), 0.0)
+    core.messages_received(
+        [Alive(3, "b", b"\x0a\x00\x00\x02", 7946)], (b"\x0a\x00\x00\x02", 7946), 0.0
+    )
+    core.messages_received(
+        [Alive(2, "b", b"\x0a\x00\x00\x02", 7946, b"x")], (b"\x0a\x00\x00\x02", 7946), 0.0
+    )
     assert core.member_states()["b"].meta == b""
-    core.receive([Suspect(2, "b", "c")], (b"\x0a\x00\x00\x02", 7946), 0.0)
+    core.messages_received([Suspect(2, "b", "c")], (b"\x0a\x00\x00\x02", 7946), 0.0)
     assert core.member_states()["b"].state == NodeState.ALIVE
     # Dead from someone else is "dead"; dead from itself is "left".
-    core.receive([Dead(3, "b", "c")], (b"\x0a\x00\x00\x02", 7946), 0.0)
+    core.messages_received([Dead(3, "b", "c")], (b"\x0a\x00\x00\x02", 7946), 0.0)
     assert core.member_states()["b"].state == NodeState.DEAD
-    core.receive([Alive(4, "c", b"\x0a\x00\x00\x03", 7946)], (b"\x0a\x00\x00\x03", 7946), 0.0)
-    core.receive([Dead(4, "c", "c")], (b"\x0a\x00\x00\x03", 7946), 0.0)
+    core.messages_received(
+        [Alive(4, "c", b"\x0a\x00\x00\x03", 7946)], (b"\x0a\x00\x00\x03", 7946), 0.0
+    )
+    core.messages_received([Dead(4, "c", "c")], (b"\x0a\x00\x00\x03", 7946), 0.0)
     assert core.member_states()["c"].state == NodeState.LEFT
     # A new address is refused for a live member, and for a dead one without a reclaim time.
-    core.receive([Alive(9, "b", b"\x0a\x00\x00\x07", 7946)], (b"\x0a\x00\x00\x07", 7946), 0.0)
-    core.receive([Alive(9, "z", b"\x0a\x00\x00\x08", 7946)], (b"\x0a\x00\x00\x08", 7946), 0.0)
-    core.receive([Alive(10, "z", b"\x0a\x00\x00\x09", 7946)], (b"\x0a\x00\x00\x09", 7946), 0.0)
+    core.messages_received(
+        [Alive(9, "b", b"\x0a\x00\x00\x07", 7946)], (b"\x0a\x00\x00\x07", 7946), 0.0
+    )
+    core.messages_received(
+        [Alive(9, "z", b"\x0a\x00\x00\x08", 7946)], (b"\x0a\x00\x00\x08", 7946), 0.0
+    )
+    core.messages_received(
+        [Alive(10, "z", b"\x0a\x00\x00\x09", 7946)], (b"\x0a\x00\x00\x09", 7946), 0.0
+    )
     assert core.counters.address_conflicts == 2
     assert core.member_states()["z"].addr == b"\x0a\x00\x00\x08"
 
@@ -363,7 +375,7 @@ def test_indirect_probe_relays_ack_or_nacks() -> None:
     requester = (b"\x0a\x00\x00\x01", 7946)
     target = (b"\x0a\x00\x00\x03", 7946)
     ind = IndirectPing(77, target[0], 7946, "c", True, requester[0], 7946, "a")
-    core.receive([ind], requester, 0.0)
+    core.messages_received([ind], requester, 0.0)
     ((dest, msgs),) = core.datagrams_to_send()
     assert dest == target and isinstance(msgs[0], Ping) and msgs[0].node == "c"
     assert msgs[0].source_node == "b"
@@ -372,18 +384,20 @@ def test_indirect_probe_relays_ack_or_nacks() -> None:
     assert dest == requester and msgs[0] == Nack(77)  # gossip may ride along
     assert core.counters.nacks_sent == 1
     # Answered in time, the ack is forwarded with the requester's sequence number.
-    core.receive([ind], requester, 1.0)
+    core.messages_received([ind], requester, 1.0)
     ((_, msgs),) = core.datagrams_to_send()
     assert isinstance(msgs[0], Ping)
-    core.receive([Ack(msgs[0].seq_no)], target, 1.01)
+    core.messages_received([Ack(msgs[0].seq_no)], target, 1.01)
     ((dest, msgs),) = core.datagrams_to_send()
     assert dest == requester and msgs[0] == Ack(77)
 
 
 def test_ping_to_suspect_carries_the_suspicion() -> None:
     core = MembershipCore(FAST, "a", b"\x0a\x00\x00\x01", 7946, now=0.0, rng=random.Random(1))
-    core.receive([Alive(1, "b", b"\x0a\x00\x00\x02", 7946)], (b"\x0a\x00\x00\x02", 7946), 0.0)
-    core.receive([Suspect(1, "b", "c")], (b"\x0a\x00\x00\x03", 7946), 0.0)
+    core.messages_received(
+        [Alive(1, "b", b"\x0a\x00\x00\x02", 7946)], (b"\x0a\x00\x00\x02", 7946), 0.0
+    )
+    core.messages_received([Suspect(1, "b", "c")], (b"\x0a\x00\x00\x03", 7946), 0.0)
     core.datagrams_to_send()
     t = 0.0
     while t < 1.0:
@@ -401,7 +415,9 @@ def test_packets_fit_the_udp_buffer() -> None:
     core = MembershipCore(config, "a", b"\x0a\x00\x00\x01", 7946, now=0.0, rng=random.Random(1))
     for i in range(200):
         addr = bytes([10, 1, i // 250, i % 250 + 1])
-        core.receive([Alive(1, f"member-{i:03d}", addr, 7946, b"m" * 20)], (addr, 7946), 0.0)
+        core.messages_received(
+            [Alive(1, f"member-{i:03d}", addr, 7946, b"m" * 20)], (addr, 7946), 0.0
+        )
     sent = 0
     for step in range(1, 50):
         core.handle_timer(step * 0.01)
@@ -460,13 +476,15 @@ def test_state_stays_bounded_under_a_flood() -> None:
     core = MembershipCore(FAST, "a", b"\x0a\x00\x00\x01", 7946, now=0.0, rng=random.Random(1))
     src = (b"\x0a\x00\x00\x02", 7946)
     for i in range(3000):
-        core.receive([IndirectPing(i, b"\x0a\x09\x00\x01", 7946, "x")], src, 0.0)
+        core.messages_received([IndirectPing(i, b"\x0a\x09\x00\x01", 7946, "x")], src, 0.0)
     assert len(core._relays) <= 1024
     core.handle_timer(1.0)
     assert not core._relays
     for i in range(1500):
         addr = bytes([10, 2, i // 250, i % 250 + 1])
-        core.receive([Alive(1, f"m{i}", addr, 7946), Dead(1, f"m{i}", "z")], (addr, 7946), 0.0)
+        core.messages_received(
+            [Alive(1, f"m{i}", addr, 7946), Dead(1, f"m{i}", "z")], (addr, 7946), 0.0
+        )
     assert len(core._graves) <= 1024
 
 
