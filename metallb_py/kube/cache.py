@@ -6,7 +6,8 @@ the raw JSON dicts from the API server; treat them as read-only.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from typing import Any
 
 from metallb_py.objects import JSON
 
@@ -70,6 +71,10 @@ class Cache:
 
     def index_keys(self, index: str, value: str) -> list[str]:
         return sorted(self._indexes[index].get(value, ()))
+
+    def index_view(self, index: str) -> IndexView:
+        """`index` as a live read-only Mapping: value -> the objects indexed under it."""
+        return IndexView(self, index)
 
     def upsert(self, obj: JSON) -> tuple[str, JSON | None]:
         key = object_key(obj)
@@ -139,3 +144,35 @@ class Cache:
                 members.discard(key)
                 if not members:
                     del self._indexes[name][value]
+
+
+class IndexView(Mapping[str, list[JSON]]):
+    """One index of a Cache as a Mapping, so pure code can take it where it takes a dict.
+
+    Only values with at least one object are present; it follows the cache as it changes.
+    """
+
+    __slots__ = ("_cache", "_index")
+
+    def __init__(self, cache: Cache, index: str) -> None:
+        self._cache = cache
+        self._index = index
+
+    def __getitem__(self, value: str) -> list[JSON]:
+        objs = self._cache.by_index(self._index, value)
+        if not objs:
+            raise KeyError(value)
+        return objs
+
+    def get(self, value: str, default: Any = None) -> Any:
+        """Without raising for absent values: the speaker asks once per Service per pass."""
+        return self._cache.by_index(self._index, value) or default
+
+    def __contains__(self, value: object) -> bool:
+        return value in self._cache._indexes[self._index]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(sorted(self._cache._indexes[self._index]))
+
+    def __len__(self) -> int:
+        return len(self._cache._indexes[self._index])

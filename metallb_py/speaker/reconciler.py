@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable
 from typing import Any
 
 from metallb_py.config import Config, ConfigHolder, Problem
@@ -52,25 +52,6 @@ def _service_of_slice(obj: JSON) -> tuple[str, ...]:
     meta = obj.get("metadata") or {}
     name = (meta.get("labels") or {}).get(dz.SERVICE_NAME_LABEL)
     return (f"{meta.get('namespace')}/{name}",) if name else ()
-
-
-class _Slices(Mapping[str, Sequence[JSON]]):
-    """EndpointSlices by "ns/service", read through the informer's index."""
-
-    def __init__(self, informer: Informer) -> None:
-        self.informer = informer
-
-    def __getitem__(self, key: str) -> Sequence[JSON]:
-        return self.informer.cache.by_index("service", key)
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(())
-
-    def __len__(self) -> int:
-        return 0
-
-    def get(self, key: str, default: Any = None) -> Any:
-        return self.informer.cache.by_index("service", key)
 
 
 def _node_signature(node: JSON | None) -> Any:
@@ -356,7 +337,7 @@ class SpeakerReconciler:
         return dz.Inputs(
             config=self.config,
             services=dict(self.services.cache.items()),
-            endpoint_slices=_Slices(self.slices),
+            endpoint_slices=self.slices.cache.index_view("service"),
             nodes={
                 str((n.get("metadata") or {}).get("name")): n for n in self.nodes.cache.values()
             },

@@ -47,6 +47,22 @@ def test_cache_indexes_follow_updates_and_deletes() -> None:
     assert len(cache) == 2
 
 
+def test_index_view_is_a_live_mapping_of_the_index() -> None:
+    cache = Cache({"ns": by_namespace})
+    view = cache.index_view("ns")
+    assert dict(view) == {} and len(view) == 0 and "a" not in view
+    cache.upsert(obj("b", "s1"))
+    cache.upsert(obj("a", "s2"))
+    cache.upsert(obj("a", "s3"))
+    assert list(view) == ["a", "b"] and len(view) == 2 and "a" in view
+    assert [object_key(o) for o in view["a"]] == ["a/s2", "a/s3"]
+    assert view.get("c", ()) == () and view.get("c") is None
+    with pytest.raises(KeyError):
+        view["c"]
+    cache.delete("b/s1")
+    assert list(view) == ["a"] and view.get("b", ()) == ()
+
+
 def test_cache_replace_reports_changes_and_deletions() -> None:
     cache = Cache()
     cache.replace([obj("a", "x"), obj("a", "y")])
