@@ -62,37 +62,40 @@ class _Timers:
 
 @dataclass(slots=True)
 class Session:
+    """Built from its discriminator, parameters and random source only; everything after `rng`
+    is state the protocol owns (init=False), so no caller can construct a session mid-flight."""
+
     local_discriminator: int
     params: SessionParams = field(default_factory=SessionParams)
     rng: random.Random = field(default_factory=random.Random)
 
-    state: State = State.DOWN
-    local_diag: Diag = Diag.NONE
-    remote_discriminator: int = 0
-    remote_state: State = State.DOWN
-    remote_diag: Diag = Diag.NONE
-    remote_min_rx_us: int = 1  # RFC 5880 §6.8.1 initial value
-    remote_desired_min_tx_us: int = 0
-    remote_detect_mult: int = 0
-    remote_min_echo_rx_us: int = 0
-    counters: SessionCounters = field(default_factory=SessionCounters)
+    state: State = field(init=False, default=State.DOWN)
+    local_diag: Diag = field(init=False, default=Diag.NONE)
+    remote_discriminator: int = field(init=False, default=0)
+    remote_state: State = field(init=False, default=State.DOWN)
+    remote_diag: Diag = field(init=False, default=Diag.NONE)
+    remote_min_rx_us: int = field(init=False, default=1)  # RFC 5880 §6.8.1 initial value
+    remote_desired_min_tx_us: int = field(init=False, default=0)
+    remote_detect_mult: int = field(init=False, default=0)
+    remote_min_echo_rx_us: int = field(init=False, default=0)
+    counters: SessionCounters = field(init=False, default_factory=SessionCounters)
 
     # Timer parameters: what our packets carry, and what our own timers use (these differ while a
     # Poll Sequence is in flight, RFC 5880 §6.8.3).
-    advertised_tx_us: int = SLOW_TX_US
-    advertised_rx_us: int = 0
-    poll_active: bool = False
-    _poll_pending: bool = False
-    _tx_us_in_use: int = SLOW_TX_US
-    _detect_rx_us_in_use: int = 0
-    _started: bool = False
-    _urgent: bool = False
-    _last_fields: tuple[object, ...] = ()
-    _last_wire: bytes = b""
-    _last_rx: float | None = None
-    _timers: _Timers = field(default_factory=_Timers)
-    _out: list[bytes] = field(default_factory=list)
-    _events: deque[Event] = field(default_factory=deque)
+    advertised_tx_us: int = field(init=False, default=SLOW_TX_US)
+    advertised_rx_us: int = field(init=False, default=0)
+    poll_active: bool = field(init=False, default=False)
+    _poll_pending: bool = field(init=False, default=False)
+    _tx_us_in_use: int = field(init=False, default=SLOW_TX_US)
+    _detect_rx_us_in_use: int = field(init=False, default=0)
+    _started: bool = field(init=False, default=False)
+    _urgent: bool = field(init=False, default=False)
+    _last_fields: tuple[object, ...] = field(init=False, default=())
+    _last_wire: bytes = field(init=False, default=b"")
+    _last_rx: float | None = field(init=False, default=None)
+    _timers: _Timers = field(init=False, default_factory=_Timers)
+    _out: list[bytes] = field(init=False, default_factory=list)
+    _events: deque[Event] = field(init=False, default_factory=deque)
 
     def __post_init__(self) -> None:
         if not 0 < self.local_discriminator < 2**32:

@@ -403,3 +403,12 @@ def test_invalid_parameters_are_refused() -> None:
         SessionParams(detect_mult=0)
     with pytest.raises(ValueError):
         Session(0)
+
+
+def test_the_constructor_takes_no_protocol_state() -> None:
+    s = Session(7, SessionParams(), rng=random.Random(1))
+    assert (s.state, s.remote_discriminator, s.counters.control_packet_output) == (State.DOWN, 0, 0)
+    with pytest.raises(TypeError):
+        Session(7, state=State.UP)  # type: ignore[call-arg]
+    with pytest.raises(TypeError):
+        Session(7, _started=True)  # type: ignore[call-arg]
