@@ -13,8 +13,10 @@ from typing import Any
 
 from metallb_py.config import bgppeer_conversion
 from metallb_py.config.deletion import deletion_problems
+from metallb_py.config.objects import too_deep
 from metallb_py.config.parser import parse
-from metallb_py.config.problems import ObjectRef, Problem
+from metallb_py.config.problems import ObjectRef, Problem, bounded_lines
+from metallb_py.config.schema_check import MAX_DEPTH
 from metallb_py.objects import JSON
 from webhooks.paths import Hook
 
@@ -68,7 +70,7 @@ def _conflict_key(p: Problem) -> tuple[object, ...]:
 
 
 def _problem_text(problems: list[Problem]) -> str:
-    return "; ".join(p.line() for p in problems)
+    return "; ".join(bounded_lines(problems))
 
 
 def review(
@@ -94,7 +96,7 @@ def review(
             return response(uid, True)  # nothing to judge (the API server always sends it)
         problems = deletion_problems(victim, current, namespace)
         errors = [p for p in problems if p.is_error]
-        warnings = [p.line() for p in problems if not p.is_error]
+        warnings = bounded_lines(p for p in problems if not p.is_error)
         if errors:
             return response(uid, False, _problem_text(errors), code=403, warnings=warnings)
         return response(uid, True, warnings=warnings)
@@ -103,6 +105,11 @@ def review(
     obj = request.get("object")
     if not isinstance(obj, dict) or not isinstance(obj.get("metadata"), dict):
         return bad_request(admission_review, "the request has no object to validate")
+    deep = too_deep(obj, MAX_DEPTH)
+    if deep is not None:  # refused before anything walks it recursively
+        ref = ObjectRef(hook.kind, str(request.get("namespace") or ""), str(request.get("name")))
+        msg = f"{ref}: {deep}: nested deeper than {MAX_DEPTH} levels (rule object-shape)"
+        return response(uid, False, msg, code=400)
     candidate = _as_submitted(copy.deepcopy(obj), request)
     meta = candidate["metadata"]
     name = str(meta.get("name") or request.get("name") or "")
@@ -139,8 +146,8 @@ def review(
         old_problems = parse([*others, previous], namespace=namespace, lenient_references=True)[1]
         known = {_conflict_key(p) for p in old_problems if p.is_error and p.involves(ref)}
         errors = [p for p in errors if not p.related or _conflict_key(p) not in known]
-    warnings = [p.line() for p in mine if not p.is_error]
+    warnings = bounded_lines(p for p in mine if not p.is_error)
     if errors or errors_extra:
-        text = "; ".join(errors_extra + [p.line() for p in errors])
+        text = "; ".join(errors_extra + bounded_lines(errors))
         return response(uid, False, text, code=403, warnings=warnings)
     return response(uid, True, warnings=warnings)

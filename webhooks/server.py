@@ -43,10 +43,11 @@ class WebhookApp:
         hook: Hook = BY_PATH[request.path]
         try:
             body = json.loads(await request.read())
-        except ValueError as exc:
+        except (ValueError, RecursionError) as exc:
             self._count(request.path, "error")
+            why = "nested too deeply" if isinstance(exc, RecursionError) else str(exc)[:200]
             return web.json_response(
-                admission.bad_request(None, f"request body is not JSON: {exc}")
+                admission.bad_request(None, f"request body is not JSON: {why}")
             )
         req = body.get("request") if isinstance(body, dict) else None
         operation = req.get("operation") if isinstance(req, dict) else None
@@ -80,7 +81,7 @@ class WebhookApp:
     async def _convert(self, request: web.Request) -> web.Response:
         try:
             body = json.loads(await request.read())
-        except ValueError:
+        except (ValueError, RecursionError):
             return web.json_response(convert_review(None))
         result = convert_review(body)
         self._count(CONVERT_PATH, result["response"]["result"]["status"])

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from metallb_py.config.problems import quote
+
 
 class CommunityError(ValueError):
     pass
@@ -28,11 +30,14 @@ class Community:
 
 def _number(part: str, bits: int, what: str, text: str) -> int:
     if not part.isdigit():
-        raise CommunityError(f"invalid {what} section {part!r} of community {text!r}: not a number")
+        raise CommunityError(
+            f"invalid {what} section {quote(part)} of community {quote(text)}: not a number"
+        )
     value = int(part)
     if value >= 1 << bits:
         raise CommunityError(
-            f"invalid {what} section {part!r} of community {text!r}: must fit in {bits} bits"
+            f"invalid {what} section {quote(part)} of community {quote(text)}: "
+            f"must fit in {bits} bits"
         )
     return value
 
@@ -46,14 +51,16 @@ def parse_community(text: str) -> Community:
     if len(parts) == 4:
         if parts[0].lower() != "large":
             raise CommunityError(
-                f"invalid marker {parts[0]!r} for large community {text!r}: expected 'large'"
+                f"invalid marker {quote(parts[0])} for large community {quote(text)}: "
+                "expected 'large'"
             )
         names = ("global administrator", "first local data", "second local data")
         return Community(
             True, tuple(_number(p, 32, n, text) for p, n in zip(parts[1:], names, strict=True))
         )
     raise CommunityError(
-        f"invalid community {text!r}: expected A:B (16-bit numbers) or large:A:B:C (32-bit numbers)"
+        f"invalid community {quote(text)}: expected A:B (16-bit numbers) or large:A:B:C "
+        "(32-bit numbers)"
     )
 
 

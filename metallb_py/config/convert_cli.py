@@ -24,7 +24,8 @@ from metallb_py.config.legacy_configmap import (
 )
 from metallb_py.config.objects import DEFAULT_NAMESPACE
 from metallb_py.config.parser import parse
-from metallb_py.config.validate_cli import InputError, _read
+from metallb_py.config.problems import bounded_lines
+from metallb_py.config.validate_cli import InputError, _read, yaml_error_line
 
 EXIT_OK, EXIT_INCOMPLETE, EXIT_UNREADABLE = 0, 1, 2
 HEADER = "# Converted from MetalLB's legacy ConfigMap by metallb-py config convert.\n"
@@ -45,10 +46,8 @@ def run_convert(name: str, output: str | None, stdin: TextIO, out: TextIO, err: 
         try:
             docs = load_all(text)
         except yaml.YAMLError as exc:
-            mark = getattr(exc, "problem_mark", None)
             shown = "<stdin>" if name == "-" else name
-            where = f"{shown}:{mark.line + 1}:{mark.column + 1}" if mark is not None else shown
-            raise InputError(f"{where}: invalid YAML: {getattr(exc, 'problem', None)}") from None
+            raise InputError(yaml_error_line(shown, exc)) from None
         config = find_legacy_config(docs)
     except (InputError, LegacyConfigError) as exc:
         print(f"{PROG}: {exc}", file=err)
@@ -67,8 +66,8 @@ def run_convert(name: str, output: str | None, stdin: TextIO, out: TextIO, err: 
     for note in result.notes:
         print(note.line(), file=err)
     _, problems = parse(result.objects, namespace=namespace, lenient_references=True)
-    for problem in problems:
-        print(f"result: {problem.line()}", file=err)
+    for line in bounded_lines(problems, lambda p: f"result: {p.line()}"):
+        print(line, file=err)
     errors = sum(1 for p in problems if p.is_error)
     dropped = sum(1 for n in result.notes if n.severity == "dropped")
     kinds: dict[str, int] = {}

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import re
 
+from metallb_py.config.problems import quote
+
 _UNITS = {
     "ns": 1e-9,
     "us": 1e-6,
@@ -32,14 +34,15 @@ def parse_duration(text: str) -> float:
         sign = -1.0 if body[0] == "-" else 1.0
         body = body[1:]
     if not body:
-        raise DurationError(f"invalid duration {text!r}")
+        raise DurationError(f"invalid duration {quote(text)}")
     pos = 0
     total = 0.0
     while pos < len(body):
         m = _PART.match(body, pos)
         if m is None:
             raise DurationError(
-                f"invalid duration {text!r}: expected a number and a unit (ns, us, ms, s, m, h)"
+                f"invalid duration {quote(text)}: expected a number and a unit "
+                "(ns, us, ms, s, m, h)"
             )
         total += float(m.group(1)) * _UNITS[m.group(2)]
         pos = m.end()

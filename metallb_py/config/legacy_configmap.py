@@ -22,6 +22,7 @@ from typing import Any, Literal
 
 import yaml
 
+from metallb_py import yamlsafe
 from metallb_py.config.addresses import AddressError, parse_entry
 from metallb_py.config.communities import CommunityError, is_literal, parse_community
 from metallb_py.config.durations import DurationError, format_duration, parse_duration
@@ -113,8 +114,8 @@ class GoYamlLoader(yaml.SafeLoader):
 
 
 def load_all(text: str) -> list[Any]:
-    """Every document of `text`, read with `GoYamlLoader`."""
-    return list(yaml.load_all(text, Loader=GoYamlLoader))
+    """Every document of `text`, read with `GoYamlLoader` within the shared YAML limits."""
+    return yamlsafe.load_all(text, base=GoYamlLoader)
 
 
 def find_legacy_config(documents: Iterable[Any]) -> dict[str, Any]:
@@ -136,7 +137,7 @@ def find_legacy_config(documents: Iterable[Any]) -> dict[str, Any]:
         if not isinstance(text, str):
             raise LegacyConfigError("the ConfigMap's data.config is not a string")
         try:
-            loaded = yaml.load(text, Loader=GoYamlLoader)
+            loaded = yamlsafe.load(text, base=GoYamlLoader)
         except yaml.YAMLError as exc:
             mark = getattr(exc, "problem_mark", None)
             where = f" (line {mark.line + 1} of data.config)" if mark is not None else ""

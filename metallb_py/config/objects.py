@@ -33,15 +33,11 @@ class Resource:
 
     @property
     def labels(self) -> dict[str, str]:
-        meta = self.raw.get("metadata") or {}
-        labels = meta.get("labels") if isinstance(meta, dict) else None
-        return {str(k): str(v) for k, v in labels.items()} if isinstance(labels, dict) else {}
+        return _string_map(self.raw, "labels")
 
     @property
     def annotations(self) -> dict[str, str]:
-        meta = self.raw.get("metadata") or {}
-        ann = meta.get("annotations") if isinstance(meta, dict) else None
-        return {str(k): str(v) for k, v in ann.items()} if isinstance(ann, dict) else {}
+        return _string_map(self.raw, "annotations")
 
     @property
     def age(self) -> tuple[str, str, int]:
@@ -51,6 +47,47 @@ class Resource:
     @property
     def is_metallb(self) -> bool:
         return self.group == GROUP
+
+
+def _string_map(raw: dict[str, Any], key: str) -> dict[str, str]:
+    """metadata.labels or .annotations; keys and values that are not scalars are left out (the
+    parser reports them), so a hostile nested value is never turned into text."""
+    meta = raw.get("metadata") or {}
+    items = meta.get(key) if isinstance(meta, dict) else None
+    if not isinstance(items, dict):
+        return {}
+    return {
+        str(k): str(v)
+        for k, v in items.items()
+        if isinstance(k, str) and isinstance(v, SCALARS) and not _huge(v)
+    }
+
+
+SCALARS = (str, int, float, bool)
+
+
+def _huge(v: object) -> bool:
+    return isinstance(v, int) and v.bit_length() > 256
+
+
+def too_deep(value: Any, limit: int) -> str | None:
+    """The field path (bounded) at which `value` nests deeper than `limit` levels, or None.
+    Iterative, so it is safe on anything json or YAML could build (shared sub-objects included)."""
+    stack: list[tuple[Any, int, str]] = [(value, 0, "")]
+    while stack:
+        item, depth, path = stack.pop()
+        if depth > limit:
+            return path if len(path) <= 120 else path[:117] + "..."
+        if isinstance(item, dict):
+            for k, v in item.items():
+                if isinstance(v, dict | list):
+                    name = str(k)[:40] if isinstance(k, str) else "<key>"
+                    stack.append((v, depth + 1, f"{path}.{name}" if path else name))
+        elif isinstance(item, list):
+            for i, v in enumerate(item):
+                if isinstance(v, dict | list):
+                    stack.append((v, depth + 1, f"{path}[{i}]"))
+    return None
 
 
 def split_api_version(api_version: str) -> tuple[str, str]:

@@ -39,9 +39,9 @@ from metallb_py.config.model import (
     ServiceAllocation,
     labels_of,
 )
-from metallb_py.config.objects import DEFAULT_NAMESPACE, Resource, envelope
-from metallb_py.config.problems import ObjectRef, Problem, Severity, sort_problems
-from metallb_py.config.schema_check import check
+from metallb_py.config.objects import DEFAULT_NAMESPACE, Resource, envelope, too_deep
+from metallb_py.config.problems import ObjectRef, Problem, Severity, quote, sort_problems
+from metallb_py.config.schema_check import MAX_DEPTH, check
 from metallb_py.config.schemas import GROUP, KINDS, object_schema
 from metallb_py.selectors import (
     LabelSelector,
@@ -183,6 +183,8 @@ def _collect(resources: Iterable[Any], namespace: str, report: _Report) -> list[
                 ObjectRef(kind or "?", namespace, f"<object {i + 1}>"), "-", why, "object-shape"
             )
             continue
+        if _shape_problems(res, report):
+            continue
         if not res.is_metallb:
             if res.kind in CONTEXT_KINDS and res.group == "":
                 if res.namespace == namespace or res.kind in ("Node", "Namespace"):
@@ -202,7 +204,7 @@ def _collect(resources: Iterable[Any], namespace: str, report: _Report) -> list[
             report.add(
                 res.ref,
                 "kind",
-                f"unknown kind {res.kind!r} in group {GROUP} (known: {known})",
+                f"unknown kind {quote(res.kind)} in group {GROUP} (known: {known})",
                 "unknown-kind",
             )
             continue
@@ -212,7 +214,8 @@ def _collect(resources: Iterable[Any], namespace: str, report: _Report) -> list[
             report.add(
                 res.ref,
                 "apiVersion",
-                f"{res.kind} is not served at {res.raw.get('apiVersion')!r} (served: {served})",
+                f"{res.kind} is not served at {quote(res.raw.get('apiVersion'))} "
+                f"(served: {served})",
                 "api-version",
             )
             continue
@@ -231,7 +234,7 @@ def _collect(resources: Iterable[Any], namespace: str, report: _Report) -> list[
             report.add(
                 res.ref,
                 "metadata.name",
-                f"duplicate definition of {res.kind} {res.name!r}",
+                f"duplicate definition of {res.kind} {quote(res.name)}",
                 "duplicate-object",
                 related=[first.ref],
             )
@@ -256,6 +259,37 @@ def _collect(resources: Iterable[Any], namespace: str, report: _Report) -> list[
                 )
         out.append(res)
     return out
+
+
+def _shape_problems(res: Resource, report: _Report) -> bool:
+    """Too deep to walk safely, or labels/annotations that are not plain values: left out."""
+    deep = too_deep(res.raw, MAX_DEPTH)
+    if deep is not None:
+        report.add(res.ref, deep, f"nested deeper than {MAX_DEPTH} levels", "object-shape")
+        return True
+    bad = False
+    meta = res.raw["metadata"]
+    for key in ("labels", "annotations"):
+        items = meta.get(key)
+        if items is None:
+            continue
+        if not isinstance(items, dict):
+            report.add(
+                res.ref, f"metadata.{key}", f"must be a map, not {quote(items)}", "object-shape"
+            )
+            bad = True
+            continue
+        for k, v in items.items():
+            if not isinstance(k, str) or not isinstance(v, str | int | float | bool):
+                report.add(
+                    res.ref,
+                    f"metadata.{key}[{quote(k, 66)}]",
+                    f"must be a string, not {quote(v)}",
+                    "object-shape",
+                )
+                bad = True
+                break
+    return bad
 
 
 def _family_of(kind: str) -> str:
@@ -291,7 +325,7 @@ def _parse_communities(objs: list[Resource], report: _Report) -> dict[str, Commu
                 report.add(
                     o.ref,
                     f"{path}.name",
-                    f"invalid alias name {name!r}: must not be empty or contain ':'",
+                    f"invalid alias name {quote(name)}: must not be empty or contain ':'",
                     "community-syntax",
                 )
                 continue
@@ -299,7 +333,7 @@ def _parse_communities(objs: list[Resource], report: _Report) -> dict[str, Commu
                 report.add(
                     o.ref,
                     f"{path}.name",
-                    f"duplicate definition of community {name!r} (already defined by "
+                    f"duplicate definition of community {quote(name)} (already defined by "
                     f"{owner[name].ref})",
                     "community-duplicate-alias",
                     related=[owner[name].ref],
@@ -327,7 +361,7 @@ def _parse_bfd_profiles(objs: list[Resource], report: _Report) -> dict[str, BFDP
                 report.add(
                     o.ref,
                     f"spec.{key}",
-                    f"invalid value {spec[key]}, must be in {lo}-{hi} range",
+                    f"invalid value {quote(spec[key])}, must be in {lo}-{hi} range",
                     "bfd-range",
                 )
                 bad = True
@@ -351,6 +385,7 @@ def _parse_bfd_profiles(objs: list[Resource], report: _Report) -> dict[str, BFDP
 
 def _parse_ranges(o: Resource, report: _Report) -> tuple[AddressRange, ...] | None:
     ranges: list[AddressRange] = []
+    written: list[int] = []  # the index in spec.addresses of each parsed range
     ok = True
     entries = o.spec.get("addresses") or []
     if not entries:
@@ -373,16 +408,18 @@ def _parse_ranges(o: Resource, report: _Report) -> tuple[AddressRange, ...] | No
             report.add(
                 o.ref,
                 f"spec.addresses[{i}]",
-                f"{text!r} has host bits set; the pool covers {first}",
+                f"{quote(text)} has host bits set; the pool covers {first}",
                 "pool-address",
                 "warning",
             )
         ranges.append(rng)
-    for a, b in find_overlaps(ranges):
+        written.append(i)
+    for late, early in find_overlaps(ranges):
         report.add(
             o.ref,
-            "spec.addresses",
-            f"CIDR {b.entry!r} overlaps with {a.entry!r} in the same pool",
+            f"spec.addresses[{written[late]}]",
+            f"CIDR {quote(ranges[late].entry)} overlaps with {quote(ranges[early].entry)} "
+            f"(spec.addresses[{written[early]}]) in the same pool",
             "pool-overlap",
         )
         ok = False
@@ -402,12 +439,15 @@ def _parse_service_allocation(
         path = f"spec.serviceAllocation.namespaces[{i}]"
         if ns in seen:
             report.add(
-                o.ref, path, f"duplicate definition in namespaces field: {ns!r}", "pool-namespaces"
+                o.ref,
+                path,
+                f"duplicate definition in namespaces field: {quote(ns)}",
+                "pool-namespaces",
             )
             ok = False
         seen.add(ns)
         if not _NS_NAME.match(ns):
-            report.add(o.ref, path, f"invalid namespace name {ns!r}", "pool-namespaces")
+            report.add(o.ref, path, f"invalid namespace name {quote(ns)}", "pool-namespaces")
             ok = False
     ns_sel, errs1 = parse_selector_list(
         raw.get("namespaceSelectors"), "spec.serviceAllocation.namespaceSelectors"
@@ -475,7 +515,8 @@ def _parse_pools(
             report.add(
                 d.res.ref,
                 "metadata.name",
-                f"duplicate definition of pool {d.pool.name!r} (also defined by {winner.res.ref})",
+                f"duplicate definition of pool {quote(d.pool.name)} "
+                f"(also defined by {winner.res.ref})",
                 "pool-duplicate-name",
                 related=[winner.res.ref],
             )
@@ -487,8 +528,8 @@ def _parse_pools(
                 report.add(
                     d.res.ref,
                     f"spec.addresses[{i}]",
-                    f"CIDR {rng.entry!r} in pool {d.pool.name!r} overlaps with already "
-                    f"defined CIDR {other.entry!r} in pool {owner.pool.name!r}",
+                    f"CIDR {quote(rng.entry)} in pool {quote(d.pool.name)} overlaps with already "
+                    f"defined CIDR {quote(other.entry)} in pool {quote(owner.pool.name)}",
                     "pool-overlap",
                     related=[owner.res.ref],
                 )
@@ -588,7 +629,10 @@ def _parse_peer(
         address = _ip(spec["peerAddress"])
         if address is None:
             report.add(
-                ref, "spec.peerAddress", f"invalid peer IP {spec['peerAddress']!r}", "peer-address"
+                ref,
+                "spec.peerAddress",
+                f"invalid peer IP {quote(spec['peerAddress'])}",
+                "peer-address",
             )
     source = None
     if spec.get("sourceAddress"):
@@ -597,7 +641,7 @@ def _parse_peer(
             report.add(
                 ref,
                 "spec.sourceAddress",
-                f"invalid source IP {spec['sourceAddress']!r}",
+                f"invalid source IP {quote(spec['sourceAddress'])}",
                 "peer-address",
             )
         elif address is not None and source.version != address.version:
@@ -614,7 +658,7 @@ def _parse_peer(
             report.add(
                 ref,
                 "spec.routerID",
-                f"invalid routerID {spec['routerID']!r}: must be an IPv4 address (a 32-bit "
+                f"invalid routerID {quote(spec['routerID'])}: must be an IPv4 address (a 32-bit "
                 "BGP identifier)",
                 "peer-router-id",
             )
@@ -627,7 +671,7 @@ def _parse_peer(
         report.add(
             ref,
             "spec.holdTime",
-            f"invalid hold time {spec['holdTime']!r}: must be 0 or >=3s",
+            f"invalid hold time {quote(spec['holdTime'])}: must be 0 or >=3s",
             "peer-hold-time",
         )
     if hold is not None and hold < 0:
@@ -641,30 +685,31 @@ def _parse_peer(
             report.add(
                 ref,
                 "spec.keepaliveTime",
-                f"keepaliveTime {spec['keepaliveTime']!r} needs an explicit holdTime (v1beta1)",
+                f"keepaliveTime {quote(spec['keepaliveTime'])} needs an explicit holdTime "
+                "(v1beta1)",
                 "peer-v1beta1-keepalive",
             )
         elif keepalive >= hold:
             report.add(
                 ref,
                 "spec.keepaliveTime",
-                f"invalid keepaliveTime {spec['keepaliveTime']!r}: must be lower than "
-                f"holdTime {spec['holdTime']!r} (v1beta1)",
+                f"invalid keepaliveTime {quote(spec['keepaliveTime'])}: must be lower than "
+                f"holdTime {quote(spec['holdTime'])} (v1beta1)",
                 "peer-v1beta1-keepalive",
             )
     elif hold is not None and keepalive is not None and keepalive > hold:
         report.add(
             ref,
             "spec.keepaliveTime",
-            f"invalid keepaliveTime {spec['keepaliveTime']!r}: must be lower than or equal to "
-            f"holdTime {spec['holdTime']!r}",
+            f"invalid keepaliveTime {quote(spec['keepaliveTime'])}: must be lower than or equal to "
+            f"holdTime {quote(spec['holdTime'])}",
             "peer-keepalive",
         )
     if connect is not None and (connect != int(connect) or not 1 <= connect <= 65535):
         report.add(
             ref,
             "spec.connectTime",
-            f"invalid connectTime {spec['connectTime']!r}: must be whole seconds between 1s "
+            f"invalid connectTime {quote(spec['connectTime'])}: must be whole seconds between 1s "
             "and 65535s",
             "peer-connect-time",
         )
@@ -696,7 +741,7 @@ def _parse_peer(
             report.add(
                 ref,
                 "spec.passwordSecret.name",
-                f"secret {secret_name!r} not found",
+                f"secret {quote(secret_name)} not found",
                 "peer-password",
                 "warning" if lenient else "error",
             )
@@ -706,7 +751,7 @@ def _parse_peer(
         report.add(
             ref,
             "spec.bfdProfile",
-            f"peer {o.name} referencing non existing bfd profile {spec['bfdProfile']!r}",
+            f"peer {o.name} referencing non existing bfd profile {quote(spec['bfdProfile'])}",
             "peer-bfd-profile",
             "warning" if lenient else "error",
         )
@@ -766,7 +811,7 @@ def _secret_password(secret: Resource, ref: ObjectRef, report: _Report) -> str |
         report.add(
             ref,
             "spec.passwordSecret.name",
-            f"secret {secret.name!r}: secret type mismatch: {stype!r}, expected "
+            f"secret {quote(secret.name)}: secret type mismatch: {quote(stype)}, expected "
             "kubernetes.io/basic-auth",
             "peer-password",
         )
@@ -779,7 +824,7 @@ def _secret_password(secret: Resource, ref: ObjectRef, report: _Report) -> str |
         report.add(
             ref,
             "spec.passwordSecret.name",
-            f"secret {secret.name!r}: password not specified in the secret",
+            f"secret {quote(secret.name)}: password not specified in the secret",
             "peer-password",
         )
         return None
@@ -789,7 +834,7 @@ def _secret_password(secret: Resource, ref: ObjectRef, report: _Report) -> str |
         report.add(
             ref,
             "spec.passwordSecret.name",
-            f"secret {secret.name!r}: password is not valid base64 text",
+            f"secret {quote(secret.name)}: password is not valid base64 text",
             "peer-password",
         )
         return None
@@ -819,7 +864,7 @@ def _parse_peers(
                     o.ref,
                     "spec.myASN",
                     f"myASN {peer.my_asn} differs from myASN {winner.my_asn} of BGPPeer "
-                    f"{winner.name!r}; peers that can run on the same node must have the same "
+                    f"{quote(winner.name)}; peers that can run on the same node must have the same "
                     "myASN",
                     "peer-my-asn",
                     related=[wo.ref],
@@ -829,7 +874,7 @@ def _parse_peers(
                 report.add(
                     o.ref,
                     "spec.peerAddress" if peer.address else "spec.interface",
-                    f"peer {peer.identity} already exists as BGPPeer {winner.name!r} on nodes "
+                    f"peer {peer.identity} already exists as BGPPeer {quote(winner.name)} on nodes "
                     "both can select; use disjoint nodeSelectors",
                     "peer-duplicate",
                     related=[wo.ref],
@@ -851,7 +896,7 @@ def _duplicates(o: Resource, values: list[Any], path: str, what: str, report: _R
             report.add(
                 o.ref,
                 f"{path}[{i}]",
-                f"duplicate definition of {what} {v!r}",
+                f"duplicate definition of {what} {quote(v)}",
                 "advertisement-duplicate",
             )
             bad = True
@@ -896,7 +941,7 @@ def _warn_missing_pools(
             report.add(
                 o.ref,
                 f"spec.ipAddressPools[{i}]",
-                f"pool {n!r} does not exist or is invalid; nothing is advertised for it",
+                f"pool {quote(n)} does not exist or is invalid; nothing is advertised for it",
                 "advertisement-reference",
                 "warning",
             )
@@ -968,7 +1013,8 @@ def _resolve_communities(
             report.add(
                 o.ref,
                 f"{path}[{i}]",
-                f"community {text!r} is neither A:B, large:A:B:C nor a Community alias that exists",
+                f"community {quote(text)} is neither A:B, large:A:B:C nor a Community alias "
+                "that exists",
                 "community-alias",
                 "warning" if lenient else "error",
             )
@@ -1019,7 +1065,7 @@ def _parse_bgp_ads(
                 report.add(
                     o.ref,
                     f"spec.peers[{i}]",
-                    f"BGPPeer {p!r} does not exist or is invalid",
+                    f"BGPPeer {quote(p)} does not exist or is invalid",
                     "advertisement-reference",
                     "warning",
                 )
@@ -1095,8 +1141,8 @@ def _check_pool_advertising(
                         loser.ref,
                         field_path,
                         f"invalid aggregation length {length}: prefix {rng.widest_prefix} in "
-                        f"pool {pname!r} is more specific than the aggregation length for "
-                        f"addresses {rng.entry!r}",
+                        f"pool {quote(pname)} is more specific than the aggregation length for "
+                        f"addresses {quote(rng.entry)}",
                         "aggregation-length",
                         related=[winner.ref] if winner.ref != loser.ref else [],
                     )
@@ -1121,8 +1167,8 @@ def _check_pool_advertising(
                 o.ref,
                 "spec.localPref" if o.kind == "BGPAdvertisement" else "spec.bgpAdvertisements",
                 f"invalid local preference {ad.local_pref}: local preference {w.local_pref} "
-                f"was already set by BGPAdvertisement {w.name!r} for the same prefixes of "
-                f"pool {pname!r} on the same nodes and peers",
+                f"was already set by BGPAdvertisement {quote(w.name)} for the same prefixes of "
+                f"pool {quote(pname)} on the same nodes and peers",
                 "local-preference",
                 related=[wo.ref] if wo.ref != o.ref else [],
             )
@@ -1176,7 +1222,7 @@ def _check_bfd_echo(
             report.add(
                 ad.source,
                 "spec.peers",
-                f"pool {pname!r} has IPv6 addresses and is advertised to peer(s) "
+                f"pool {quote(pname)} has IPv6 addresses and is advertised to peer(s) "
                 f"{', '.join(sorted(targets))} whose BFD profile has echo mode, which is not "
                 "possible",
                 "bfd-echo-ipv6",
@@ -1219,7 +1265,7 @@ def _check_metallb(o: Resource, report: _Report) -> None:
             report.add(
                 o.ref,
                 f"spec.frrk8sConfig.alwaysBlock[{i}]",
-                f"invalid CIDR {cidr} in AlwaysBlock",
+                f"invalid CIDR {quote(cidr)} in AlwaysBlock",
                 "metallb-resource",
             )
     for who, key in (("Controller", "controllerTolerations"), ("Speaker", "speakerTolerations")):

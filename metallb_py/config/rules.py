@@ -4,7 +4,8 @@ from __future__ import annotations
 
 RULES: dict[str, str] = {
     # envelope
-    "object-shape": "a resource has apiVersion, kind and metadata.name",
+    "object-shape": "a resource has apiVersion, kind and metadata.name; it nests at most 64 "
+    "levels deep; labels and annotations are plain values",
     "unknown-kind": "only known metallb.io kinds are configuration",
     "api-version": "the apiVersion is one this kind is served at",
     "namespace": "only objects in the MetalLB namespace are honoured",

@@ -7,7 +7,11 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from metallb_py.config.problems import is_secret_path, quote
 from metallb_py.config.schemas import Schema
+
+# Levels of nesting checked; deeper values (only a hostile object has them) are one problem.
+MAX_DEPTH = 64
 
 _TYPES: dict[str, tuple[type, ...]] = {
     "object": (dict,),
@@ -44,8 +48,23 @@ def check(value: Any, schema: Schema, path: str = "") -> list[tuple[str, str]]:
     return errors
 
 
-def _check(value: Any, schema: Schema, path: str, errors: list[tuple[str, str]]) -> None:
+def _shown(value: Any, path: str) -> str:
+    """The value for a message: bounded, and never the value of a secret field."""
+    return "(value hidden)" if is_secret_path(path) else quote(value)
+
+
+def _key(key: Any) -> str:
+    text = str(key) if isinstance(key, str) else quote(key)
+    return text if len(text) <= 63 else text[:60] + "..."
+
+
+def _check(
+    value: Any, schema: Schema, path: str, errors: list[tuple[str, str]], depth: int = 0
+) -> None:
     where = path or "<root>"
+    if depth > MAX_DEPTH:
+        errors.append((where, f"nested deeper than {MAX_DEPTH} levels"))
+        return
     if value is None:
         if not schema.get("nullable"):
             errors.append((where, "must not be null"))
@@ -66,25 +85,31 @@ def _check(value: Any, schema: Schema, path: str, errors: list[tuple[str, str]])
                 (
                     where,
                     f"must be {'an' if typ[0] in 'aeiou' else 'a'} {typ}, not "
-                    f"{_type_name(value)} {value!r}",
+                    f"{_type_name(value)} {_shown(value, where)}",
                 )
             )
             return
     if "enum" in schema and value not in schema["enum"]:
         allowed = ", ".join(str(v) for v in schema["enum"])
-        errors.append((where, f"unsupported value {value!r}: must be one of {allowed}"))
+        errors.append(
+            (where, f"unsupported value {_shown(value, where)}: must be one of {allowed}")
+        )
     if isinstance(value, int | float) and not isinstance(value, bool):
         if "minimum" in schema and value < schema["minimum"]:
-            errors.append((where, f"{value} is less than the minimum {schema['minimum']}"))
+            errors.append(
+                (where, f"{_shown(value, where)} is less than the minimum {schema['minimum']}")
+            )
         if "maximum" in schema and value > schema["maximum"]:
-            errors.append((where, f"{value} is more than the maximum {schema['maximum']}"))
+            errors.append(
+                (where, f"{_shown(value, where)} is more than the maximum {schema['maximum']}")
+            )
     if isinstance(value, str):
         if "minLength" in schema and len(value) < schema["minLength"]:
             errors.append((where, f"must be at least {schema['minLength']} characters"))
         if "maxLength" in schema and len(value) > schema["maxLength"]:
             errors.append((where, f"must be at most {schema['maxLength']} characters"))
         if "pattern" in schema and not re.search(schema["pattern"], value):
-            errors.append((where, f"{value!r} does not match {schema['pattern']}"))
+            errors.append((where, f"{_shown(value, where)} does not match {schema['pattern']}"))
     if isinstance(value, list):
         if "minItems" in schema and len(value) < schema["minItems"]:
             errors.append((where, f"must have at least {schema['minItems']} item(s)"))
@@ -93,7 +118,7 @@ def _check(value: Any, schema: Schema, path: str, errors: list[tuple[str, str]])
         items = schema.get("items")
         if items:
             for i, item in enumerate(value):
-                _check(item, items, f"{path}[{i}]", errors)
+                _check(item, items, f"{path}[{i}]", errors, depth + 1)
     if isinstance(value, dict):
         props: dict[str, Schema] = schema.get("properties", {})
         for req in schema.get("required", []):
@@ -101,11 +126,11 @@ def _check(value: Any, schema: Schema, path: str, errors: list[tuple[str, str]])
                 errors.append((f"{path}.{req}" if path else req, "required field is missing"))
         extra = schema.get("additionalProperties")
         for key, item in value.items():
-            sub = f"{path}.{key}" if path else str(key)
+            sub = f"{path}.{_key(key)}" if path else _key(key)
             if key in props:
-                _check(item, props[key], sub, errors)
+                _check(item, props[key], sub, errors, depth + 1)
             elif isinstance(extra, dict):
-                _check(item, extra, sub, errors)
+                _check(item, extra, sub, errors, depth + 1)
             elif props and not schema.get("x-kubernetes-preserve-unknown-fields"):
                 known = ", ".join(sorted(props))
-                errors.append((sub, f"unknown field {key!r} (known fields: {known})"))
+                errors.append((sub, f"unknown field {quote(key, 66)} (known fields: {known})"))

@@ -7,7 +7,7 @@ import datetime as dt
 from collections.abc import Iterable
 from typing import Any
 
-from metallb_py.config.problems import Problem
+from metallb_py.config.problems import Problem, bounded_lines
 from metallb_py.config.schemas import BFD_STATES, GROUP, SESSION_STATES
 
 CONTROLLER_CONDITION = "poolReconcilerValid"
@@ -23,7 +23,7 @@ def configuration_state_status(
 ) -> dict[str, Any]:
     """`status` of a ConfigurationState: Valid with no errors, else Invalid with one line per
     error in errorSummary (warnings are not errors). `stale` notes the last good config is kept."""
-    errors = [p.line() for p in problems if p.is_error]
+    errors = bounded_lines(p for p in problems if p.is_error)
     message = "\n".join(errors)
     if stale:
         message = "running the last good configuration: the new one could not be used\n" + message

@@ -15,9 +15,10 @@ from typing import Any, TextIO
 
 import yaml
 
+from metallb_py import yamlsafe
 from metallb_py.config.objects import DEFAULT_NAMESPACE
 from metallb_py.config.parser import parse
-from metallb_py.config.problems import Problem
+from metallb_py.config.problems import Problem, bounded_lines
 
 EXIT_VALID, EXIT_INVALID, EXIT_UNREADABLE = 0, 1, 2
 
@@ -44,17 +45,24 @@ def _read(name: str, stdin: TextIO) -> str:
         raise InputError(f"cannot read {name}: not UTF-8 text") from None
 
 
+def yaml_error_line(shown: str, exc: yaml.YAMLError) -> str:
+    """`FILE:LINE:COLUMN: what`; a refused document names the object and field (yamlsafe)."""
+    mark = getattr(exc, "problem_mark", None)
+    where = f"{shown}:{mark.line + 1}:{mark.column + 1}" if mark is not None else shown
+    problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+    if isinstance(exc, yamlsafe.YAMLLimitError):
+        return f"{where}: refused: {problem}"
+    return f"{where}: invalid YAML: {problem}"
+
+
 def load_documents(name: str, text: str) -> list[tuple[Any, Origin]]:
     """Every object of a multi-document YAML stream; `kind: List` is flattened."""
     shown = "<stdin>" if name == "-" else name
     out: list[tuple[Any, Origin]] = []
     try:
-        docs = list(yaml.safe_load_all(text))
+        docs = yamlsafe.load_all(text)
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"{shown}:{mark.line + 1}:{mark.column + 1}" if mark is not None else shown
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise InputError(f"{where}: invalid YAML: {problem}") from None
+        raise InputError(yaml_error_line(shown, exc)) from None
     for i, doc in enumerate(docs, start=1):
         if doc is None:
             continue
@@ -100,8 +108,8 @@ def validate(files: list[str], stdin: TextIO, out: TextIO, err: TextIO) -> int:
         print(f"metallb-py config validate: {exc}", file=err)
         return EXIT_UNREADABLE
     config, problems = parse(resources, namespace=namespace, lenient_references=True)
-    for problem in problems:
-        print(_line(problem, origins), file=out)
+    for line in bounded_lines(problems, lambda p: _line(p, origins)):
+        print(line, file=out)
     errors = sum(1 for p in problems if p.is_error)
     warnings = len(problems) - errors
     summary = (

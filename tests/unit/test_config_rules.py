@@ -106,7 +106,7 @@ CASES: list[Case] = [
         [pool("a", "192.0.2.0/24"), pool("b", "192.0.2.128-192.0.2.130")],
         "spec.addresses[0]",
     ),
-    ("pool-overlap", [pool("a", "192.0.2.0/24", "192.0.2.7")], "spec.addresses"),
+    ("pool-overlap", [pool("a", "192.0.2.0/24", "192.0.2.7")], "spec.addresses[1]"),
     (
         "pool-overlap",
         [pool("a", "192.0.2.0/24"), legacy_pool("b", "bgp", "192.0.2.5/32")],
