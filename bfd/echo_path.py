@@ -20,6 +20,7 @@ from bfd.echo import ECHO_PORT, EchoTracker, build_echo, parse_returned_echo
 from bfd.packet import State
 from bfd.session import Session
 from netkit.bpf import Instruction, attach
+from netkit.timer import CoreTimer
 
 if TYPE_CHECKING:
     from bfd.profile import Profile
@@ -68,7 +69,7 @@ class EchoPath:
     _loop: asyncio.AbstractEventLoop | None = None
     _owner: Any = None
     _service: Callable[[Any, float], None] | None = None
-    _timer: asyncio.TimerHandle | None = None
+    _timer: CoreTimer | None = None
     _ip_id: int = 0
     send_errors: int = 0
 
@@ -87,12 +88,12 @@ class EchoPath:
         self, loop: asyncio.AbstractEventLoop, owner: Any, service: Callable[[Any, float], None]
     ) -> None:
         self._loop, self._owner, self._service = loop, owner, service
+        self._timer = CoreTimer(loop, self._fire)
 
     def close(self) -> None:
         self.tracker.deactivate()
         if self._timer is not None:
             self._timer.cancel()
-            self._timer = None
         self._close_socket()
 
     def _close_socket(self) -> None:
@@ -139,16 +140,8 @@ class EchoPath:
         self._arm()
 
     def _arm(self) -> None:
-        if self._loop is None:
-            return
-        deadline = self.tracker.get_timer()
         if self._timer is not None:
-            if deadline is not None and self._timer.when() == deadline:
-                return
-            self._timer.cancel()
-            self._timer = None
-        if deadline is not None:
-            self._timer = self._loop.call_at(deadline, self._fire)
+            self._timer.arm(self.tracker.get_timer())
 
     def _session(self) -> Session:
         session: Session = self._owner.session
@@ -156,7 +149,6 @@ class EchoPath:
 
     def _fire(self) -> None:
         assert self._loop is not None
-        self._timer = None
         now = self._loop.time()
         session = self._session()
         if self.tracker.failed(now):

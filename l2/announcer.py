@@ -36,6 +36,7 @@ from l2.responder import (
 )
 from l2.sockets import MissingCapability, MulticastGroups, open_arp_socket, open_ndp_socket
 from netkit.bpf import attach
+from netkit.timer import CoreTimer
 
 log = logging.getLogger("l2.announcer")
 
@@ -79,7 +80,7 @@ class Announcer:
         self._links: dict[int, ifs.Link] = {}
         self._ports: dict[str, _Port] = {}
         self._current: dict[str, frozenset[IPAddress]] = {}
-        self._timer: asyncio.TimerHandle | None = None
+        self._timer: CoreTimer | None = None
         self._kernel_warned: set[tuple[str, IPAddress]] = set()
         self._conflict_logged: dict[str, float] = {}
         self._watcher = ifs.InterfaceWatcher(self._on_links)
@@ -102,6 +103,7 @@ class Announcer:
     # -- lifecycle -------------------------------------------------------------------------------
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
+        self._timer = CoreTimer(self._loop, self._fire)
         await self._watcher.start()
         if self.fatal is not None:
             raise self.fatal
@@ -117,7 +119,6 @@ class Announcer:
         await self._watcher.close()
         if self._timer is not None:
             self._timer.cancel()
-            self._timer = None
         for name in list(self._ports):
             self._close_port(name)
 
@@ -337,18 +338,11 @@ class Announcer:
         self._arm()
 
     def _arm(self) -> None:
-        deadline = self.responder.get_timer()
-        if self._timer is not None:
-            if deadline is not None and self._timer.when() == deadline:
-                return
-            self._timer.cancel()
-            self._timer = None
-        if deadline is not None and self._loop is not None and not self._closed:
-            self._timer = self._loop.call_at(deadline, self._fire)
+        if self._timer is not None and not self._closed:
+            self._timer.arm(self.responder.get_timer())
 
     def _fire(self) -> None:
         assert self._loop is not None
-        self._timer = None
         self.responder.handle_timer(self._loop.time())
         self._pump()
 

@@ -5,6 +5,7 @@ Attaching a filter to a real socket is tested in tests/interop/test_netkit_bpf.p
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import struct
 
@@ -12,6 +13,7 @@ from scapy.layers.inet import IP, UDP
 
 from netkit import bpf, process
 from netkit.checksum import internet_checksum, ones_complement_sum
+from netkit.timer import CoreTimer
 
 
 def test_internet_checksum_matches_rfc_1071_and_scapy() -> None:
@@ -48,3 +50,25 @@ def test_tune_gc_freezes_start_up_objects_and_sets_thresholds() -> None:
 def test_set_realtime_rejects_out_of_range_priorities() -> None:
     assert process.set_realtime(0) == "real-time priority must be in 1-99"
     assert process.set_realtime(100) == "real-time priority must be in 1-99"
+
+
+def test_core_timer_rearms_only_when_the_deadline_changes() -> None:
+    async def scenario() -> list[str]:
+        loop = asyncio.get_running_loop()
+        fired: list[str] = []
+        timer = CoreTimer(loop, lambda: fired.append("fired"))
+        soon = loop.time() + 0.01
+        timer.arm(soon)
+        handle = timer._handle
+        timer.arm(soon)
+        assert timer._handle is handle, "same deadline: the handle is kept"
+        timer.arm(soon + 0.01)
+        assert timer.deadline == soon + 0.01
+        await asyncio.sleep(0.05)
+        assert timer.deadline is None, "a fired timer is disarmed"
+        timer.arm(loop.time() + 0.01)
+        timer.cancel()
+        await asyncio.sleep(0.03)
+        return fired
+
+    assert asyncio.run(scenario()) == ["fired"]
