@@ -89,10 +89,6 @@ class Announcer:
         self.fatal: BaseException | None = None
 
     @property
-    def burst(self) -> BurstConfig:
-        return self.responder.burst
-
-    @property
     def counters(self) -> Counters:
         return self.responder.counters
 
