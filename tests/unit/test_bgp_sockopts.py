@@ -1,4 +1,5 @@
-"""Socket options on real sockets: the kernel accepts what we build and reports it back."""
+"""Socket options on real loopback sockets: the kernel accepts what we build, reports it back and
+enforces it (an MD5-keyed listener refuses handshakes without the key)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ import pytest
 
 from bgp import sockopts
 from bgp.sockopts import SockoptError
+
+HANDSHAKE_WAIT = 0.5  # s; loopback answers in microseconds, a dropped SYN is retried after 1 s
 
 
 @pytest.fixture(params=[socket.AF_INET, socket.AF_INET6], ids=["v4", "v6"])
@@ -34,19 +37,54 @@ def test_md5_ipv4_peer_on_ipv6_socket_uses_mapped_address() -> None:
     assert raw[8:24] == b"\0" * 10 + b"\xff\xff" + bytes([198, 51, 100, 1])
 
 
-def test_md5_key_accepted_by_kernel_for_both_families(tcp: socket.socket) -> None:
-    peer = "2001:db8:100::1" if tcp.family == socket.AF_INET6 else "198.51.100.1"
-    sockopts.set_md5(tcp, peer, "s3cret")
-    sockopts.set_md5(tcp, peer, None)  # remove
-    sockopts.set_md5(tcp, peer, None)  # removing again is not an error
+def _handshake(family: int, dst: str, port: int, src: str, key: str | None) -> bool:
+    """Does a TCP handshake from `src` complete? A listener holding an MD5 key for `src` drops
+    every SYN that lacks that key's signature (RFC 2385), so the connect times out instead."""
+    with socket.socket(family, socket.SOCK_STREAM) as c:
+        c.settimeout(HANDSHAKE_WAIT)
+        c.bind((src, 0))
+        if key is not None:
+            sockopts.set_md5(c, dst, key)
+        try:
+            c.connect((dst, port))
+        except TimeoutError:
+            return False
+        return True
 
 
-def test_md5_on_listening_socket_for_several_peers() -> None:
-    with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as s:
-        s.bind(("::1", 0))
-        s.listen()
-        sockopts.set_md5(s, "2001:db8:100::1", "a")
-        sockopts.set_md5(s, "198.51.100.1", "b")
+def _listening(family: int, addr: str) -> socket.socket:
+    s = socket.socket(family, socket.SOCK_STREAM)
+    s.bind((addr, 0))
+    s.listen(16)
+    return s
+
+
+@pytest.mark.parametrize("family", [socket.AF_INET, socket.AF_INET6], ids=["v4", "v6"])
+def test_md5_key_is_enforced_by_the_kernel_and_removed(family: int) -> None:
+    addr = "::1" if family == socket.AF_INET6 else "127.0.0.1"
+    with _listening(family, addr) as server:
+        port = server.getsockname()[1]
+        sockopts.set_md5(server, addr, "s3cret")
+        assert not _handshake(family, addr, port, addr, None), "no key must not connect"
+        assert not _handshake(family, addr, port, addr, "wrong"), "a wrong key must not connect"
+        assert _handshake(family, addr, port, addr, "s3cret")
+        sockopts.set_md5(server, addr, None)  # remove
+        assert _handshake(family, addr, port, addr, None)
+        sockopts.set_md5(server, addr, None)  # removing again is not an error
+
+
+def test_md5_on_listening_socket_keys_each_peer_separately() -> None:
+    # An IPv6 socket serving IPv4 peers keys them by their v4-mapped address.
+    with _listening(socket.AF_INET6, "::ffff:127.0.0.1") as server:
+        port = server.getsockname()[1]
+        sockopts.set_md5(server, "127.0.0.2", "a")
+        sockopts.set_md5(server, "127.0.0.3", "b")
+        v4 = socket.AF_INET
+        assert _handshake(v4, "127.0.0.1", port, "127.0.0.2", "a")
+        assert not _handshake(v4, "127.0.0.1", port, "127.0.0.2", "b")
+        assert _handshake(v4, "127.0.0.1", port, "127.0.0.3", "b")
+        assert not _handshake(v4, "127.0.0.1", port, "127.0.0.3", None)
+        assert _handshake(v4, "127.0.0.1", port, "127.0.0.4", None), "an unkeyed peer is plain TCP"
 
 
 def test_md5_key_too_long_is_rejected() -> None:

@@ -82,14 +82,59 @@ async def test_listener_hands_configured_peer_over_and_resets_others() -> None:
         lst.close()
 
 
+HANDSHAKE_WAIT = 0.5  # s; loopback answers in microseconds, a dropped SYN is retried after 1 s
+
+
+async def _handshake(port: int, src: str, key: str | None) -> bool:
+    """Does a TCP handshake from `src` to 127.0.0.1 complete? A listening socket holding an MD5
+    key for `src` drops every SYN without that key's signature (RFC 2385): the connect times
+    out. A peer the listener does not serve completes it and is reset right after."""
+    loop = asyncio.get_running_loop()
+    with socket.socket() as s:
+        s.setblocking(False)
+        s.bind((src, 0))
+        if key is not None:
+            sockopts.set_md5(s, "127.0.0.1", key)
+        try:
+            await asyncio.wait_for(loop.sock_connect(s, ("127.0.0.1", port)), HANDSHAKE_WAIT)
+        except TimeoutError:
+            return False
+        except ConnectionResetError:
+            pass  # completed, then refused
+        return True
+
+
 async def test_listener_installs_md5_keys_on_listening_sockets() -> None:
-    lst = Listener(lambda s, p: None, port=0, addresses=("127.0.0.1",))
-    lst.allow("198.51.100.1", "secret")
-    lst.start()  # keys set at start for peers allowed before
-    lst.allow("198.51.100.2", "other")
-    lst.allow("198.51.100.1", None)  # key removed again
-    lst.disallow("198.51.100.2")
-    lst.close()
+    q: asyncio.Queue[tuple[socket.socket, str]] = asyncio.Queue()
+    lst = Listener(lambda s, p: q.put_nowait((s, p)), port=0, addresses=("127.0.0.1",))
+    lst.allow("127.0.0.2", "secret")
+    lst.start()  # keys of peers allowed before the start are installed by it
+    lst.allow("127.0.0.3", "other")  # and later ones on the listening socket at once
+
+    async def served(src: str, key: str | None) -> bool:
+        if not await _handshake(lst.bound_port, src, key):
+            return False
+        accepted, peer = await asyncio.wait_for(q.get(), 5)
+        accepted.close()
+        return peer == src
+
+    try:
+        assert not await _handshake(lst.bound_port, "127.0.0.2", None)
+        assert not await _handshake(lst.bound_port, "127.0.0.2", "wrong")
+        assert await served("127.0.0.2", "secret")
+        assert not await _handshake(lst.bound_port, "127.0.0.3", None)
+        assert await served("127.0.0.3", "other")
+        lst.allow("127.0.0.2", None)  # the key is removed: plain TCP from that peer again
+        assert await served("127.0.0.2", None)
+        lst.disallow("127.0.0.3")  # its key goes with it: the handshake completes, then refused
+        assert await _handshake(lst.bound_port, "127.0.0.3", None)
+        for _ in range(100):
+            if lst.refused:
+                break
+            await asyncio.sleep(0.01)
+        assert lst.refused == 1 and q.empty()
+    finally:
+        lst.close()
 
 
 async def test_dial_applies_options() -> None:
