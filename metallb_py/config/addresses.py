@@ -41,8 +41,17 @@ class AddressRange:
 
     @property
     def widest_prefix(self) -> int:
-        """Mask length of the least specific CIDR of this entry (the aggregation floor)."""
-        return min(c.prefixlen for c in self.cidrs)
+        """Mask length of the least specific CIDR of this entry (the aggregation floor).
+        Integer arithmetic: no network objects are built for an entry's CIDRs."""
+        bits: int = self.first.max_prefixlen
+        lo, hi = int(self.first), int(self.last)
+        best = bits
+        while lo <= hi:
+            align = (lo & -lo).bit_length() - 1 if lo else bits
+            block = min(align, (hi - lo + 1).bit_length() - 1)
+            best = min(best, bits - block)
+            lo += 1 << block
+        return best
 
     @property
     def size(self) -> int:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import ipaddress
+import json
 import os
 import re
 from collections.abc import Iterable
@@ -483,8 +484,10 @@ def _parse_pools(
                     "legacy-protocol",
                 )
                 ok = False
+            seen_ads: set[str] = set()
             for i, ad in enumerate(draft_ads):
-                if ad in draft_ads[:i]:
+                canonical = json.dumps(ad, sort_keys=True, default=str)
+                if canonical in seen_ads:
                     report.add(
                         o.ref,
                         f"spec.bgpAdvertisements[{i}]",
@@ -492,6 +495,7 @@ def _parse_pools(
                         "legacy-duplicate-advertisement",
                     )
                     ok = False
+                seen_ads.add(canonical)
         if not ok or ranges is None:
             continue
         pool = Pool(
@@ -523,17 +527,22 @@ def _parse_pools(
             continue
         clashes = False
         for i, rng in enumerate(d.pool.ranges):
-            for owner, other in index.overlapping(rng):
-                assert isinstance(owner, _PoolDraft)
-                report.add(
-                    d.res.ref,
-                    f"spec.addresses[{i}]",
-                    f"CIDR {quote(rng.entry)} in pool {quote(d.pool.name)} overlaps with already "
-                    f"defined CIDR {quote(other.entry)} in pool {quote(owner.pool.name)}",
-                    "pool-overlap",
-                    related=[owner.res.ref],
-                )
-                clashes = True
+            found = index.overlapping(rng)
+            if not found:
+                continue
+            owner, other = found[0]
+            assert isinstance(owner, _PoolDraft)
+            owners = {id(w): w for w, _ in found}
+            more = f" (and {len(found) - 1} more)" if len(found) > 1 else ""
+            report.add(
+                d.res.ref,
+                f"spec.addresses[{i}]",
+                f"CIDR {quote(rng.entry)} in pool {quote(d.pool.name)} overlaps with already "
+                f"defined CIDR {quote(other.entry)} in pool {quote(owner.pool.name)}{more}",
+                "pool-overlap",
+                related=[w.res.ref for w in owners.values() if isinstance(w, _PoolDraft)],
+            )
+            clashes = True
         if clashes:
             continue
         for rng in d.pool.ranges:
@@ -853,36 +862,46 @@ def _parse_peers(
         peer = _parse_peer(o, secrets, bfd, namespace, lenient, report)
         if peer is not None:
             parsed.append((o, peer))
-    accepted: list[tuple[Resource, Peer]] = []
+    # Accepted peers indexed by what can make them clash, so a peer is compared only with the
+    # ones that share its address, or its VRF with another myASN (not with every other peer).
+    accepted: list[Peer] = []
+    by_identity: dict[str, list[tuple[Resource, Peer]]] = {}
+    by_vrf_asn: dict[str, dict[int, list[tuple[Resource, Peer]]]] = {}
     for o, peer in parsed:
-        clash = False
-        for wo, winner in accepted:
-            if not any_can_meet(peer.node_selectors, winner.node_selectors):
-                continue
-            if peer.vrf == winner.vrf and peer.my_asn != winner.my_asn:
-                report.add(
-                    o.ref,
-                    "spec.myASN",
-                    f"myASN {peer.my_asn} differs from myASN {winner.my_asn} of BGPPeer "
-                    f"{quote(winner.name)}; peers that can run on the same node must have the same "
-                    "myASN",
-                    "peer-my-asn",
-                    related=[wo.ref],
-                )
-                clash = True
-            if peer.identity == winner.identity:
-                report.add(
-                    o.ref,
-                    "spec.peerAddress" if peer.address else "spec.interface",
-                    f"peer {peer.identity} already exists as BGPPeer {quote(winner.name)} on nodes "
-                    "both can select; use disjoint nodeSelectors",
-                    "peer-duplicate",
-                    related=[wo.ref],
-                )
-                clash = True
-        if not clash:
-            accepted.append((o, peer))
-    return [p for _, p in accepted]
+        asns = by_vrf_asn.setdefault(peer.vrf, {})
+        other_asn = [w for asn, items in asns.items() if asn != peer.my_asn for w in items]
+        asn_clash = [w for w in other_asn if any_can_meet(peer.node_selectors, w[1].node_selectors)]
+        same = by_identity.get(peer.identity, [])
+        dup_clash = [w for w in same if any_can_meet(peer.node_selectors, w[1].node_selectors)]
+        if asn_clash:
+            winner = asn_clash[0][1]
+            more = f" (and {len(asn_clash) - 1} more)" if len(asn_clash) > 1 else ""
+            report.add(
+                o.ref,
+                "spec.myASN",
+                f"myASN {peer.my_asn} differs from myASN {winner.my_asn} of BGPPeer "
+                f"{quote(winner.name)}{more}; peers that can run on the same node must have the "
+                "same myASN",
+                "peer-my-asn",
+                related=[w[0].ref for w in asn_clash],
+            )
+        if dup_clash:
+            winner = dup_clash[0][1]
+            more = f" (and {len(dup_clash) - 1} more)" if len(dup_clash) > 1 else ""
+            report.add(
+                o.ref,
+                "spec.peerAddress" if peer.address else "spec.interface",
+                f"peer {peer.identity} already exists as BGPPeer {quote(winner.name)}{more} on "
+                "nodes both can select; use disjoint nodeSelectors",
+                "peer-duplicate",
+                related=[w[0].ref for w in dup_clash],
+            )
+        if asn_clash or dup_clash:
+            continue
+        accepted.append(peer)
+        by_identity.setdefault(peer.identity, []).append((o, peer))
+        asns.setdefault(peer.my_asn, []).append((o, peer))
+    return accepted
 
 
 # ---- advertisements -----------------------------------------------------------------------------
@@ -1118,35 +1137,50 @@ def _check_pool_advertising(
     """Aggregation vs each pool entry, then localPref agreement; a conflict detaches the pool from
     the newer advertisement (or, if the pool is newer, the pool from that advertisement)."""
     by_name = {d.pool.name: d for d in pools}
+    # Per pool and family: the widest prefix of any entry, and (entry index, widest prefix) of
+    # each entry, so an advertisement is checked against a pool in O(1) unless it fails.
+    widest: dict[str, dict[int, int]] = {}
+    entries: dict[str, dict[int, list[tuple[int, int]]]] = {}
+    for d in pools:
+        fams: dict[int, list[tuple[int, int]]] = {}
+        for i, rng in enumerate(d.pool.ranges):
+            fams.setdefault(rng.family, []).append((i, rng.widest_prefix))
+        entries[d.pool.name] = fams
+        widest[d.pool.name] = {f: min(w for _, w in items) for f, items in fams.items()}
     result: list[tuple[Resource, BGPAdvertisement]] = []
     for o, ad in drafts:
         keep: list[str] = []
         for pname in ad.pools:
             pd = by_name[pname]
             ok = True
-            for i, rng in enumerate(pd.pool.ranges):
-                length = ad.prefix_length(rng.family)
-                if length < rng.widest_prefix:
-                    # The pool loses only when it is strictly newer; on a tie the advertisement,
-                    # whose field the rule is about, does.
-                    loser, winner = (pd.res, o) if pd.res.created > o.created else (o, pd.res)
-                    field_path = (
-                        "spec.aggregationLength" + ("" if rng.family == 4 else "V6")
-                        if loser is o
-                        else f"spec.addresses[{i}]"
-                    )
-                    if o.kind == "AddressPool":
-                        field_path = "spec.bgpAdvertisements"
-                    report.add(
-                        loser.ref,
-                        field_path,
-                        f"invalid aggregation length {length}: prefix {rng.widest_prefix} in "
-                        f"pool {quote(pname)} is more specific than the aggregation length for "
-                        f"addresses {quote(rng.entry)}",
-                        "aggregation-length",
-                        related=[winner.ref] if winner.ref != loser.ref else [],
-                    )
-                    ok = False
+            for family, floor in sorted(widest[pname].items()):
+                length = ad.prefix_length(family)
+                if length >= floor:
+                    continue
+                bad = [(i, width) for i, width in entries[pname][family] if length < width]
+                i, width = bad[0]
+                rng = pd.pool.ranges[i]
+                more = f" (and {len(bad) - 1} more)" if len(bad) > 1 else ""
+                # The pool loses only when it is strictly newer; on a tie the advertisement,
+                # whose field the rule is about, does.
+                loser, winner = (pd.res, o) if pd.res.created > o.created else (o, pd.res)
+                field_path = (
+                    "spec.aggregationLength" + ("" if family == 4 else "V6")
+                    if loser is o
+                    else f"spec.addresses[{i}]"
+                )
+                if o.kind == "AddressPool":
+                    field_path = "spec.bgpAdvertisements"
+                report.add(
+                    loser.ref,
+                    field_path,
+                    f"invalid aggregation length {length}: prefix {width} in "
+                    f"pool {quote(pname)} is more specific than the aggregation length for "
+                    f"addresses {quote(rng.entry)}{more}",
+                    "aggregation-length",
+                    related=[winner.ref] if winner.ref != loser.ref else [],
+                )
+                ok = False
             if ok:
                 keep.append(pname)
         result.append((o, replace(ad, pools=tuple(keep))))
