@@ -1,6 +1,6 @@
 """The memberlist wire codec on its own: round trips, byte layouts, limits, and hostile input.
 
-Cross-checks with Go's own bytes live in test_membership_wire_go.py.
+Cross-checks with Go's own bytes live in tests/interop/test_membership_wire_go.py.
 """
 
 from __future__ import annotations
