@@ -2,7 +2,8 @@
 
     python -m bgp speak --local-as 64512 --router-id 198.51.100.11 --peer 64500@198.51.100.1 \
         [--peer 64501@[2001:db8:1::1]:1179 ...] [--local-address IP] [--vrf DEV] [--passive]
-        [--hold-time S] [--keepalive S] [--password PW] [--ebgp-multihop N] [--graceful-restart]
+        [--hold-time S] [--keepalive S] [--password-file FILE] [--ebgp-multihop N]
+        [--graceful-restart]
         [--announce PREFIX ...] [--announce-file FILE] [--community C ...]
         [--large-community C ...] [--local-pref N] [--stdin]
 
@@ -10,6 +11,8 @@ Announces the prefixes to every peer; with --stdin it also reads `announce PREFI
 [large-community C] [local-pref N] [med N]` and `withdraw PREFIX` lines while running. Logs one
 JSON object per line. SIGINT/SIGTERM send Cease and exit 0; with --graceful-restart, SIGTERM is a
 planned restart (the peer keeps our routes as stale) while SIGINT still sends Cease.
+The TCP MD5 key comes from --password-file FILE or $BGP_PASSWORD (or --password, which every
+local user can read in `ps`); no log line or error shows it.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import asyncio
 import collections
 import ipaddress
 import logging
+import os
 import re
 import signal
 import socket
@@ -240,7 +244,7 @@ class SpeakConfig:
     passive: bool = False
     hold_time: int = 90
     keepalive: int | None = None
-    password: str | None = None
+    password: str | None = field(default=None, repr=False)
     ebgp_multihop: int | None = None
     graceful_restart: bool = False
     restart_time: int = 120
@@ -249,6 +253,10 @@ class SpeakConfig:
     base_attrs: RouteAttrs = DEFAULT_ATTRS
     stdin: bool = False
     log_level: str = "info"
+
+
+PASSWORD_ENV = "BGP_PASSWORD"  # the TCP MD5 key when neither flag gives one
+MAX_PASSWORD_FILE = 1024  # bytes read from --password-file (the key itself is at most 80)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -286,7 +294,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--hold-time", type=int, default=90, help="seconds; 0 or 3..65535 (90)")
     p.add_argument("--keepalive", type=int, help="seconds (default hold time / 3)")
-    p.add_argument("--password", help="TCP MD5 signature key (RFC 2385)")
+    secret = p.add_mutually_exclusive_group()
+    secret.add_argument(
+        "--password",
+        help="TCP MD5 signature key (RFC 2385); visible to every local user in the process "
+        f"list: prefer --password-file or ${PASSWORD_ENV}",
+    )
+    secret.add_argument(
+        "--password-file",
+        metavar="FILE",
+        help="read the TCP MD5 key from the first line of FILE",
+    )
     p.add_argument("--ebgp-multihop", type=int, metavar="TTL", help="TTL for eBGP (default 1)")
     p.add_argument(
         "--graceful-restart",
@@ -353,6 +371,28 @@ def load_route_file(
     return tables
 
 
+def _password(ns: argparse.Namespace) -> str | None:
+    """--password, else the first line of --password-file, else $BGP_PASSWORD (so the key need
+    not appear in `ps`). Errors name the file, never the key."""
+    if ns.password is not None:
+        return str(ns.password)
+    if ns.password_file is not None:
+        try:
+            with open(ns.password_file, encoding="utf-8") as f:
+                line = f.readline(MAX_PASSWORD_FILE)
+        except OSError as exc:
+            raise RouteSpecError(
+                f"--password-file {ns.password_file}: {exc.strerror or 'unreadable'}"
+            ) from None
+        except UnicodeDecodeError:
+            raise RouteSpecError(f"--password-file {ns.password_file}: not UTF-8 text") from None
+        key = line.rstrip("\r\n")
+        if not key:
+            raise RouteSpecError(f"--password-file {ns.password_file}: the first line is empty")
+        return key
+    return os.environ.get(PASSWORD_ENV) or None
+
+
 def parse_args(argv: list[str]) -> SpeakConfig:
     """Parse and validate; a bad flag exits 2 with one line on stderr."""
     parser = build_parser()
@@ -378,6 +418,7 @@ def parse_args(argv: list[str]) -> SpeakConfig:
             raise RouteSpecError("--listen-port must be 0..65535")
         if ns.vrf is not None and not 0 < len(ns.vrf.encode()) < 16:
             raise RouteSpecError("--vrf must be a device name of 1..15 bytes")
+        ns.password = _password(ns)
         if ns.password is not None and len(ns.password.encode()) > 80:
             raise RouteSpecError("--password longer than 80 bytes (TCP MD5 limit)")
         words: list[str] = []

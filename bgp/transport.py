@@ -32,7 +32,7 @@ import socket
 import struct
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from bgp import sockopts
 
@@ -65,7 +65,7 @@ def normalize_ip(text: str) -> str:
 class SocketOptions:
     """Per-session socket options; `ttl` None keeps the kernel default."""
 
-    password: str | None = None
+    password: str | None = field(default=None, repr=False)  # never in a log line or repr
     ttl: int | None = None
     min_ttl: int | None = None
     device: str | None = None

@@ -7,7 +7,7 @@ their conflicts). Tuples are sorted by name so two parses of the same input comp
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from metallb_py.config.addresses import AddressRange, IPAddress, IPNetwork
 from metallb_py.config.communities import Community
@@ -154,7 +154,7 @@ class Peer:
     connect_time: int | None = None
     router_id: IPAddress | None = None
     node_selectors: tuple[LabelSelector, ...] = ()
-    password: str | None = None
+    password: str | None = field(default=None, repr=False)  # never in a log line or repr
     password_secret: str | None = None
     bfd_profile: str | None = None
     ebgp_multihop: bool = False

@@ -17,7 +17,7 @@ import socket
 import ssl
 import stat
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import yaml
@@ -130,8 +130,8 @@ class Secrets:
     """Keys the server owns; with --data the token keys live in the database's meta table and the
     CA in the certificate directory."""
 
-    signing_key: bytes
-    admin_token: str
+    signing_key: bytes = field(repr=False)
+    admin_token: str = field(repr=False)
     ca: tls.Pem | None = None
 
 

@@ -14,7 +14,7 @@ import ipaddress
 import os
 import tempfile
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
@@ -26,7 +26,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 @dataclass
 class Pem:
     cert: bytes
-    key: bytes
+    key: bytes = field(repr=False)  # a private key never shows in a repr or traceback
 
 
 def _key() -> ec.EllipticCurvePrivateKey:
