@@ -397,7 +397,7 @@ class PeerConfig:
     passive: bool = False
     hold_time: int = 90
     keepalive: float | None = None
-    password: str | None = None
+    password: str | None = field(default=None, repr=False)  # never in a log line or repr
     ebgp_multihop: int | None = None  # TTL for eBGP; None: 1 (single hop)
     min_ttl: int | None = None  # GTSM (RFC 5082)
     vrf: str | None = None  # SO_BINDTODEVICE to the VRF device
