@@ -1,0 +1,129 @@
+"""Server-side apply over HTTP: the embedded API server in process, on a loopback port, with the
+PATCH endpoint's status codes, refusals and managedFields as a client sees them."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+import aiohttp
+import pytest
+from aiohttp.test_utils import TestServer
+
+from tests.lab.apiserver import in_process_apiserver
+from tests.unit.test_apiserver_apply import BOMB, deployment, owners
+
+URL = "/apis/apps/v1/namespaces/default/deployments/web"
+YAML = "application/apply-patch+yaml"
+
+
+@pytest.fixture
+async def http() -> AsyncIterator[tuple[TestServer, aiohttp.ClientSession]]:
+    server = TestServer(in_process_apiserver().app())
+    await server.start_server()
+    async with aiohttp.ClientSession() as session:
+        yield server, session
+    await server.close()
+
+
+async def send(
+    http: tuple[TestServer, aiohttp.ClientSession],
+    method: str,
+    url: str,
+    body: Any = None,
+    ctype: str = YAML,
+    **params: str,
+) -> tuple[int, dict[str, Any]]:
+    server, session = http
+    data = body if isinstance(body, bytes) else json.dumps(body).encode()
+    async with session.request(
+        method,
+        server.make_url(url),
+        data=data if body is not None else None,
+        params=params,
+        headers={"Content-Type": ctype, "User-Agent": "kubectl-edit/v1.31.0 (linux/amd64)"},
+    ) as resp:
+        return resp.status, await resp.json()
+
+
+async def test_http_apply_create_reapply_conflict(http: Any) -> None:
+    status, created = await send(http, "PATCH", URL, deployment(), fieldManager="op")
+    assert status == 201, created
+    rv = created["metadata"]["resourceVersion"]
+    status, again = await send(http, "PATCH", URL, deployment(), fieldManager="op")
+    assert status == 200 and again["metadata"]["resourceVersion"] == rv
+    # A merge patch without fieldManager records an Update by the user agent's program.
+    status, patched = await send(
+        http, "PATCH", URL, {"spec": {"replicas": 4}}, "application/merge-patch+json"
+    )
+    assert status == 200
+    assert owners(patched)["kubectl-edit/Update"] == {".spec.replicas"}
+    status, err = await send(http, "PATCH", URL, deployment(replicas=2), fieldManager="op")
+    assert status == 409 and err["details"]["causes"][0]["reason"] == "FieldManagerConflict"
+    status, dry = await send(
+        http, "PATCH", URL, deployment(replicas=2), fieldManager="op", force="true", dryRun="All"
+    )
+    assert status == 200 and dry["spec"]["replicas"] == 2
+    status, live = await send(http, "GET", URL)
+    assert live["spec"]["replicas"] == 4
+    status, forced = await send(
+        http, "PATCH", URL, deployment(replicas=2), fieldManager="op", force="true"
+    )
+    assert status == 200 and forced["spec"]["replicas"] == 2
+    assert "kubectl-edit/Update" not in owners(forced)
+
+
+async def test_http_status_apply(http: Any) -> None:
+    await send(http, "PATCH", URL, deployment(), fieldManager="op")
+    status_doc = {**deployment(), "status": {"replicas": 1}}
+    code, out = await send(http, "PATCH", URL + "/status", status_doc, fieldManager="ctl")
+    assert code == 200, out
+    assert out["status"] == {"replicas": 1}
+    [entry] = [e for e in out["metadata"]["managedFields"] if e["manager"] == "ctl"]
+    assert entry["subresource"] == "status"
+    assert entry["fieldsV1"] == {"f:status": {"f:replicas": {}}}
+
+
+@pytest.mark.parametrize(
+    ("body", "params", "code", "text"),
+    [
+        (deployment(), {}, 400, "fieldManager: Required value"),
+        ([1, 2], {"fieldManager": "m"}, 400, "must be an object"),
+        (BOMB, {"fieldManager": "m"}, 400, "excessive aliasing"),
+        (
+            {**deployment(), "metadata": {"name": "other"}},
+            {"fieldManager": "m"},
+            400,
+            "does not match the name on the URL",
+        ),
+        (
+            {**deployment(), "metadata": {"name": "web", "namespace": "kube-system"}},
+            {"fieldManager": "m"},
+            400,
+            "namespace of the provided object does not match",
+        ),
+        ({**deployment(), "kind": "DaemonSet"}, {"fieldManager": "m"}, 400, "kind in the data"),
+        (
+            {**deployment(), "apiVersion": "apps/v1beta1"},
+            {"fieldManager": "m"},
+            400,
+            "incorrect version specified in apply patch",
+        ),
+    ],
+)
+async def test_http_apply_refusals(
+    http: Any, body: Any, params: dict[str, str], code: int, text: str
+) -> None:
+    status, err = await send(http, "PATCH", URL, body, **params)
+    assert status == code and text in err["message"], err
+
+
+async def test_http_apply_of_no_fields_writes_nothing(http: Any) -> None:
+    bare = {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web"}}
+    await send(http, "PATCH", URL, deployment(), fieldManager="op")
+    status, first = await send(http, "PATCH", URL, bare, fieldManager="empty")
+    assert status == 200
+    assert [e["manager"] for e in first["metadata"]["managedFields"]] == ["op"]
+    status, again = await send(http, "PATCH", URL, bare, fieldManager="empty")
+    assert again["metadata"]["resourceVersion"] == first["metadata"]["resourceVersion"]
