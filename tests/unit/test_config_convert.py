@@ -2,13 +2,12 @@
 
 Each example is written in the documented ConfigMap format; the converted YAML must be what the
 CRDs hold and must pass `metallb-py config validate` (the parser the cluster runs) unchanged.
+The command run as a process is in tests/e2e/test_config_convert_cli.py.
 """
 
 from __future__ import annotations
 
 import io
-import subprocess
-import sys
 import textwrap
 from pathlib import Path
 from typing import Any
@@ -437,29 +436,3 @@ def test_cli_function_exit_codes() -> None:
     err = io.StringIO()
     assert run_convert("/nonexistent/cm.yaml", None, io.StringIO(), io.StringIO(), err) == 2
     assert "cannot read" in err.getvalue()
-
-
-def test_command_line_end_to_end(tmp_path: Path) -> None:
-    """As a user runs it: convert a file, then validate the result with the CLI."""
-    source = tmp_path / "configmap.yaml"
-    source.write_text(MANUAL)
-    run = subprocess.run(
-        [sys.executable, "-m", "metallb_py", "config", "convert", str(source)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert run.returncode == 0, run.stderr
-    assert run.stdout.startswith("# Converted from MetalLB's legacy ConfigMap")
-    converted_file = tmp_path / "crs.yaml"
-    converted_file.write_text(run.stdout)
-    check = subprocess.run(
-        [sys.executable, "-m", "metallb_py", "config", "validate", str(converted_file)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert check.returncode == 0, check.stdout + check.stderr
-    assert check.stdout == ""
