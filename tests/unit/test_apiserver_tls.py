@@ -4,8 +4,12 @@ how its key files are written."""
 from __future__ import annotations
 
 import os
+import ssl
 import stat
+import tempfile
 from pathlib import Path
+
+import pytest
 
 from metallb_py.kube.apiserver import tls
 from metallb_py.kube.apiserver.main import default_cert_dir, serving_hosts
@@ -47,8 +51,24 @@ def test_pairs_are_written_private_and_read_back(tmp_path: Path) -> None:
     assert sorted(os.listdir(target)) == ["ca.crt", "ca.key"]
 
 
-def test_temporary_pair_files_are_gone_afterwards() -> None:
+def test_temporary_pair_files_are_gone_afterwards(tmp_path: Path) -> None:
+    """On Linux the pair lives in memory files only; nothing is written to the temporary
+    folder, and the descriptors are closed afterwards."""
     pem = tls.serving_cert(tls.make_ca(), HOSTS)
+    before = set(os.listdir(tempfile.gettempdir()))
+    with tls.pair_files(pem) as (cert, key):
+        assert key.startswith("/proc/self/fd/") and cert.startswith("/proc/self/fd/")
+        with open(key, "rb") as f:
+            assert f.read() == pem.key
+        ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER).load_cert_chain(cert, key)
+        assert set(os.listdir(tempfile.gettempdir())) - before == set()
+    assert not os.path.exists(key) and not os.path.exists(cert)
+    assert pem.key.decode() not in repr(pem)
+
+
+def test_without_memfd_a_private_directory_is_removed(monkeypatch: pytest.MonkeyPatch) -> None:
+    pem = tls.serving_cert(tls.make_ca(), HOSTS)
+    monkeypatch.delattr(os, "memfd_create")
     with tls.pair_files(pem) as (cert, key):
         assert stat.S_IMODE(os.stat(key).st_mode) == 0o600
         folder = os.path.dirname(key)

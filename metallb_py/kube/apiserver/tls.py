@@ -208,8 +208,23 @@ def write_pair(directory: str, name: str, pem: Pem) -> None:
 
 @contextlib.contextmanager
 def pair_files(pem: Pem) -> Iterator[tuple[str, str]]:
-    """(cert path, key path) in a private temporary directory removed on exit: for
-    `SSLContext.load_cert_chain` when the pair has no home on disk."""
+    """(cert path, key path) for `SSLContext.load_cert_chain` when the pair has no home on disk.
+
+    On Linux they are anonymous memory files (memfd) named through /proc/self/fd: the key never
+    touches a file system, so not even a `kill -9` during the load can leave it behind. Elsewhere
+    a private temporary directory, removed on exit."""
+    if hasattr(os, "memfd_create") and os.path.isdir("/proc/self/fd"):
+        fds: list[int] = []
+        try:
+            for data in (pem.cert, pem.key):
+                fd = os.memfd_create("mlb-apiserver-tls", os.MFD_CLOEXEC)
+                fds.append(fd)
+                os.write(fd, data)
+            yield f"/proc/self/fd/{fds[0]}", f"/proc/self/fd/{fds[1]}"
+        finally:
+            for fd in fds:
+                os.close(fd)
+        return
     with tempfile.TemporaryDirectory(prefix="mlb-apiserver-tls-") as tmp:
         write_pair(tmp, "tls", pem)
         yield os.path.join(tmp, "tls.crt"), os.path.join(tmp, "tls.key")
