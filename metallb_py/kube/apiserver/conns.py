@@ -157,8 +157,13 @@ class _Guarded(asyncio.Protocol):
             # A response is still going out to a slow reader: not idle yet.
             self._arm("idle", self.guard.idle_timeout)
             return
-        reason = "header_timeout" if self.phase == "header" else "idle_timeout"
-        CLOSED.labels(reason).inc()
+        if self.phase == "header":
+            # A client that cannot finish a header gets no graceful TLS shutdown either: that
+            # would hold its descriptor for another few seconds.
+            CLOSED.labels("header_timeout").inc()
+            t.abort()
+            return
+        CLOSED.labels("idle_timeout").inc()
         t.close()
 
     # -- called around each request by the middleware ----------------------------------------
