@@ -1,7 +1,9 @@
-"""The CLI contract: subcommands listed, usage errors are one line with status 2, stubs say so."""
+"""The CLI contract, run as processes: subcommands listed, usage errors (bad flags, a bad
+`METALLB_LOG_FORMAT`, `python -m bfd` arguments) are one line with status 2, stubs say so."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
@@ -106,3 +108,30 @@ def test_demo_reports_each_component_honestly() -> None:
     for name in ("controller", "speaker", "webhook", "apiserver", "config validate"):
         line = next(x for x in out.stdout.splitlines() if f"metallb-py {name} " in x)
         assert line.endswith(("ready", "not implemented yet"))
+
+
+def test_bad_log_format_environment_value_is_one_line_exit_2() -> None:
+    out = subprocess.run(
+        [sys.executable, "-m", "metallb_py", "config", "validate", "-"],
+        input="",
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "METALLB_LOG_FORMAT": "xml"},
+        check=False,
+    )
+    assert out.returncode == 2
+    assert out.stderr.strip() == (
+        "metallb-py config validate: unknown log format 'xml'; expected one of json, text"
+    )
+
+
+def test_bfd_session_unparseable_address_exits_2() -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "bfd", "session", "--local", "x", "--peer", "198.51.100.1"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert proc.returncode == 2 and "not an IP address" in proc.stderr
+    assert "Traceback" not in proc.stderr

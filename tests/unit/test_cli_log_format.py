@@ -1,11 +1,8 @@
 """`--log-format json|text` is the same flag on every component: JSON by default for log
-pipelines, text for a person at a terminal; a bad value is a one-line usage error."""
+pipelines, text for a person at a terminal; a bad value is a one-line usage error (the
+environment variable as a process: tests/e2e/test_cli.py)."""
 
 from __future__ import annotations
-
-import os
-import subprocess
-import sys
 
 import pytest
 
@@ -34,19 +31,3 @@ def test_every_component_takes_log_format(argv: list[str]) -> None:
 def test_environment_sets_the_default(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("METALLB_LOG_FORMAT", "text")
     assert cli.build_parser().parse_args(["controller"]).log_format == "text"
-
-
-def test_bad_environment_value_is_one_line_exit_2() -> None:
-    out = subprocess.run(
-        [sys.executable, "-m", "metallb_py", "config", "validate", "-"],
-        input="",
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env={**os.environ, "METALLB_LOG_FORMAT": "xml"},
-        check=False,
-    )
-    assert out.returncode == 2
-    assert out.stderr.strip() == (
-        "metallb-py config validate: unknown log format 'xml'; expected one of json, text"
-    )
