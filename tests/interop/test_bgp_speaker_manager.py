@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator, Callable
 import pytest
 
 from bgp.errors import CEASE_PEER_DECONFIGURED
+from bgp.fsm import Session
 from bgp.packing import RouteAttrs, prefix_key
 from bgp.speaker import (
     METRIC_NAMES,
@@ -154,3 +155,47 @@ async def test_planned_restart_leaves_routes_with_the_peer(pair: Pair) -> None:
     last = pair.b.peers["127.0.0.1:179"].session.last_down
     assert last is not None and last.notification_received is not None
     assert (last.notification_received.code, last.notification_received.subcode) == (6, 4)
+
+
+async def test_speaker_sets_r_after_process_start_only() -> None:
+    """Graceful restart's Restart State bit (RFC 4724 §4.1; the pure rule is in
+    tests/unit/test_bgp_restart_bit.py): B sees R in A's first OPEN, not after a reconnect."""
+    b = Speaker(64500, "192.0.2.2", listen_port=0, listen_addresses=("127.0.0.1",))
+    a = Speaker(64512, "192.0.2.1")
+    try:
+        b.start()
+        assert b.listener is not None
+        b.add_peer(PeerConfig("127.0.0.1", 64512, passive=True, graceful_restart=True))
+        cfg = PeerConfig(
+            "127.0.0.1", 64500, port=b.listener.bound_port, graceful_restart=True, restart_time=90
+        )
+        peer_a = a.add_peer(cfg)
+        assert peer_a.session.config.restarting is True
+        assert peer_a.session.config.restart_deadline == a.started + 90
+        peer_b = b.peers["127.0.0.1:179"]
+        await until(lambda: peer_b.negotiated is not None)
+        assert peer_b.negotiated is not None
+        seen = peer_b.negotiated.peer_graceful_restart
+        assert seen is not None and seen.restart_state is True
+        assert cfg.key in a.established_keys
+        # A configuration change recreates the peer: it is not a restart of the process.
+        changed = dataclasses.replace(cfg, hold_time=60)
+        peer_a = a.add_peer(changed)
+        assert peer_a.session.config.restarting is False
+        await until(lambda: b.peers["127.0.0.1:179"].negotiated is not None)
+        await until(
+            lambda: (n := b.peers["127.0.0.1:179"].negotiated) is not None and n.hold_time == 60
+        )
+        again = b.peers["127.0.0.1:179"].negotiated
+        assert again is not None and again.peer_graceful_restart is not None
+        assert again.peer_graceful_restart.restart_state is False
+        # Without graceful restart there is no capability, hence no R bit.
+        plain = Speaker(64512, "192.0.2.3")
+        assert Session is type(
+            plain.add_peer(dataclasses.replace(cfg, graceful_restart=False)).session
+        )
+        assert plain.peers[cfg.key].session.config.restarting is False
+        await plain.shutdown("test over")
+    finally:
+        await a.shutdown("test over")
+        await b.shutdown("test over")

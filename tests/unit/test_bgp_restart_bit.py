@@ -4,14 +4,13 @@ Rule: with graceful restart configured, a session's OPENs carry R until that ses
 Established in this process, and never later than the restart time after the process started.
 A peer that kept our routes across our restart then knows we restarted (GoBGP logs "restart flag
 is not set" otherwise) and stops waiting for our End-of-RIB before sending us its own routes.
+Two speakers over loopback: tests/interop/test_bgp_speaker_manager.py.
 """
 
 from __future__ import annotations
 
-import asyncio
 import ipaddress
 import random
-from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
@@ -20,7 +19,6 @@ from bgp import events as E
 from bgp import messages as M
 from bgp.context import EXTENDED_MAX_MESSAGE, CodecContext
 from bgp.fsm import Session, SessionConfig
-from bgp.speaker import PeerConfig, Speaker
 
 CFG = SessionConfig(
     local_as=64512,
@@ -123,50 +121,3 @@ def test_no_r_bit_without_restarting_or_without_graceful_restart() -> None:
     (open_msg,) = [M.decode(raw, CodecContext()) for raw in M.iter_messages(buf, 4096)]
     assert isinstance(open_msg, M.Open)
     assert open_msg.capability(C.CAP_GRACEFUL_RESTART) is None
-
-
-async def until(pred: Callable[[], object], limit: float = 10.0) -> None:
-    async with asyncio.timeout(limit):
-        while not pred():  # noqa: ASYNC110
-            await asyncio.sleep(0.01)
-
-
-async def test_speaker_sets_r_after_process_start_only() -> None:
-    """Two of our speakers over loopback: B sees R in A's first OPEN, not after a reconnect."""
-    b = Speaker(64500, "192.0.2.2", listen_port=0, listen_addresses=("127.0.0.1",))
-    a = Speaker(64512, "192.0.2.1")
-    try:
-        b.start()
-        assert b.listener is not None
-        b.add_peer(PeerConfig("127.0.0.1", 64512, passive=True, graceful_restart=True))
-        cfg = PeerConfig(
-            "127.0.0.1", 64500, port=b.listener.bound_port, graceful_restart=True, restart_time=90
-        )
-        peer_a = a.add_peer(cfg)
-        assert peer_a.session.config.restarting is True
-        assert peer_a.session.config.restart_deadline == a.started + 90
-        peer_b = b.peers["127.0.0.1:179"]
-        await until(lambda: peer_b.negotiated is not None)
-        assert peer_b.negotiated is not None
-        seen = peer_b.negotiated.peer_graceful_restart
-        assert seen is not None and seen.restart_state is True
-        assert cfg.key in a.established_keys
-        # A configuration change recreates the peer: it is not a restart of the process.
-        changed = replace(cfg, hold_time=60)
-        peer_a = a.add_peer(changed)
-        assert peer_a.session.config.restarting is False
-        await until(lambda: b.peers["127.0.0.1:179"].negotiated is not None)
-        await until(
-            lambda: (n := b.peers["127.0.0.1:179"].negotiated) is not None and n.hold_time == 60
-        )
-        again = b.peers["127.0.0.1:179"].negotiated
-        assert again is not None and again.peer_graceful_restart is not None
-        assert again.peer_graceful_restart.restart_state is False
-        # Without graceful restart there is no capability, hence no R bit.
-        plain = Speaker(64512, "192.0.2.3")
-        assert Session is type(plain.add_peer(replace(cfg, graceful_restart=False)).session)
-        assert plain.peers[cfg.key].session.config.restarting is False
-        await plain.shutdown("test over")
-    finally:
-        await a.shutdown("test over")
-        await b.shutdown("test over")
