@@ -176,14 +176,17 @@ Sink = Callable[[list[Event]], None]
 FLUSH_DELAY = 0.002
 _dirty: set[Watcher] = set()
 _budgets: set[WatchBudget] = set()
-_flush_scheduled = False
+# The loop a flush is scheduled in; a flag alone would stay set forever if that loop closed
+# before the flush ran (one loop per test), starving every later loop's watchers.
+_flush_scheduled: asyncio.AbstractEventLoop | None = None
 
 
 def _schedule() -> None:
     global _flush_scheduled
-    if not _flush_scheduled:
-        _flush_scheduled = True
-        asyncio.get_running_loop().call_later(FLUSH_DELAY, _flush)
+    loop = asyncio.get_running_loop()
+    if _flush_scheduled is not loop:
+        _flush_scheduled = loop
+        loop.call_later(FLUSH_DELAY, _flush)
 
 
 def _flush() -> None:
@@ -191,7 +194,7 @@ def _flush() -> None:
     socket write per watcher per loop iteration, whatever the number of writes. Then hold the
     watches that fell behind to their budget."""
     global _flush_scheduled
-    _flush_scheduled = False
+    _flush_scheduled = None
     dirty = list(_dirty)
     _dirty.clear()
     for w in dirty:
