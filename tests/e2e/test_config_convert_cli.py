@@ -3,10 +3,9 @@ by `metallb-py config validate`, also run as a process."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
+from tests.e2e.test_cli import run_cli
 from tests.unit.test_config_convert import MANUAL
 
 
@@ -14,23 +13,11 @@ def test_command_line_end_to_end(tmp_path: Path) -> None:
     """As a user runs it: convert a file, then validate the result with the CLI."""
     source = tmp_path / "configmap.yaml"
     source.write_text(MANUAL)
-    run = subprocess.run(
-        [sys.executable, "-m", "metallb_py", "config", "convert", str(source)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    run = run_cli("config", "convert", str(source))
     assert run.returncode == 0, run.stderr
     assert run.stdout.startswith("# Converted from MetalLB's legacy ConfigMap")
     converted_file = tmp_path / "crs.yaml"
     converted_file.write_text(run.stdout)
-    check = subprocess.run(
-        [sys.executable, "-m", "metallb_py", "config", "validate", str(converted_file)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    check = run_cli("config", "validate", str(converted_file))
     assert check.returncode == 0, check.stdout + check.stderr
     assert check.stdout == ""
