@@ -306,6 +306,7 @@ def test_a_damaged_ca_is_a_one_line_error(tmp_path: Path) -> None:
     pki.mkdir()
     (pki / "ca.crt").write_text("not a certificate\n")
     (pki / "ca.key").write_text("not a key\n")
+    (pki / "ca.key").chmod(0o600)  # a key others can read is refused before it is parsed
     out = subprocess.run(
         apiserver_cmd("--listen", "127.0.0.1:0", "--cert-dir", str(pki)),
         capture_output=True,

@@ -506,7 +506,7 @@ def test_data_file_is_private_and_exposed_secrets_are_refused(tmp_path: Path) ->
     assert all((pki / k).stat().st_mode & 0o777 == 0o600 for k in ("ca.key", "apiserver.key"))
     for path, mode, fix in (
         (data, 0o644, "chmod 600"),
-        (pki, 0o755, "chmod 700"),
+        (pki, 0o775, "chmod 700"),
         (pki / "ca.key", 0o640, "chmod 600"),
     ):
         old = path.stat().st_mode & 0o777

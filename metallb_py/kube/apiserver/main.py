@@ -253,7 +253,7 @@ def write_kubeconfig(
     os.replace(tmp, path)
 
 
-def check_private(path: str, what: str, hint: str) -> None:
+def check_private(path: str, what: str, hint: str, bits: int = 0o077) -> None:
     """Refuse to run on secrets others can read or change: the database holds the admin token
     and the token signing key, the certificate directory the CA key. A warning would leave them
     exposed; a one-line error says the fix."""
@@ -263,7 +263,7 @@ def check_private(path: str, what: str, hint: str) -> None:
         return
     except OSError as exc:
         raise UsageError(f"metallb-py apiserver: cannot check {path}: {exc.strerror}") from None
-    if st.st_mode & 0o077:
+    if st.st_mode & bits:
         mode = stat.S_IMODE(st.st_mode)
         fix = "700" if stat.S_ISDIR(st.st_mode) else "600"
         raise UsageError(
@@ -273,14 +273,23 @@ def check_private(path: str, what: str, hint: str) -> None:
 
 
 def check_secret_modes(data: str | None, cert_dir: str | None) -> None:
-    """The database (with its -wal and -shm files), the certificate directory and its keys must
-    be private to the server's user."""
+    """The database (with its -wal and -shm files) and the keys must be private to the server's
+    user, the certificate directory writable by it alone (else its keys could be replaced).
+    A directory others may list only earns a warning: the keys in it are checked one by one."""
     if data:
         for suffix in ("", "-wal", "-shm"):
             check_private(data + suffix, "--data", "the admin token and token signing key")
     if cert_dir:
-        check_private(cert_dir, "the certificate directory", "the CA key")
+        check_private(cert_dir, "the certificate directory", "the CA key", bits=0o022)
         if os.path.isdir(cert_dir):
+            mode = stat.S_IMODE(os.stat(cert_dir).st_mode)
+            if mode & 0o055:
+                log.warning(
+                    "certDirReadable",
+                    path=cert_dir,
+                    mode=f"{mode:04o}",
+                    reason="group or others may list the certificate directory; chmod 700 it",
+                )
             for name in sorted(os.listdir(cert_dir)):
                 if name.endswith(".key"):
                     check_private(os.path.join(cert_dir, name), "the key", "a private key")
