@@ -1296,10 +1296,11 @@ def _check_metallb(o: Resource, report: _Report) -> None:
         try:
             ipaddress.ip_network(str(cidr).strip(), strict=False)
         except ValueError:
+            shown = quote(cidr)[1:-1] if isinstance(cidr, str) else quote(cidr)  # MetalLB's text
             report.add(
                 o.ref,
                 f"spec.frrk8sConfig.alwaysBlock[{i}]",
-                f"invalid CIDR {quote(cidr)} in AlwaysBlock",
+                f"invalid CIDR {shown} in AlwaysBlock",
                 "metallb-resource",
             )
     for who, key in (("Controller", "controllerTolerations"), ("Speaker", "speakerTolerations")):
