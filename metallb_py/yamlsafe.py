@@ -25,6 +25,9 @@ MAX_BYTES = 3 * 1024 * 1024
 # Nodes of a whole stream with every alias expanded. A 3 MiB configuration without aliases has
 # about 300 000; a billion-laughs bomb has billions.
 MAX_NODES = 1_000_000
+# Characters of all scalars with every alias expanded: one long string aliased many times stays
+# under the node limit but not under this one.
+MAX_CHARS = 8 * 1024 * 1024
 # Nesting of collections. MetalLB's objects nest about 10 deep and CRD schemas about 40; the
 # checks that walk an object recursively stay far below Python's recursion limit.
 MAX_DEPTH = 100
@@ -56,6 +59,7 @@ class _BoundedComposer:
     """Mixin for a PyYAML Loader: the limit checks, done in `compose_node`."""
 
     max_nodes: int = MAX_NODES
+    max_chars: int = MAX_CHARS
     max_depth: int = MAX_DEPTH
     max_int_chars: int = MAX_INT_CHARS
 
@@ -63,7 +67,9 @@ class _BoundedComposer:
         self._path: list[str] = []
         self._open_anchors: set[str] = set()
         self._sizes: dict[int, int] = {}
+        self._chars: dict[int, int] = {}
         self._spent = 0  # expanded nodes of the documents already composed
+        self._spent_chars = 0
         self._kind = ""
         self._name = ""
 
@@ -85,7 +91,9 @@ class _BoundedComposer:
         self._kind = self._name = ""
         node: Node = super().compose_document()  # type: ignore[misc]
         self._spent += self._sizes.get(id(node), 1)
+        self._spent_chars += self._chars.get(id(node), 0)
         self._sizes.clear()
+        self._chars.clear()
         return node
 
     def compose_node(self, parent: Node | None, index: Any) -> Node:
@@ -126,19 +134,30 @@ class _BoundedComposer:
             elif self._path == ["metadata", "name"]:
                 self._name = str(node.value)[:253]
             sizes[id(node)] = 1
+            self._chars[id(node)] = len(node.value)
             return
-        total = 1
+        chars = self._chars
+        total, text = 1, 0
+        children: list[Node] = []
         if isinstance(node, SequenceNode):
-            for child in node.value:
-                total += sizes.get(id(child), 1)
+            children = node.value
         elif isinstance(node, MappingNode):
-            for key, value in node.value:
-                total += sizes.get(id(key), 1) + sizes.get(id(value), 1)
+            children = [n for pair in node.value for n in pair]
+        for child in children:
+            total += sizes.get(id(child), 1)
+            text += chars.get(id(child), 0)
         sizes[id(node)] = total
+        chars[id(node)] = text
         if self._spent + total > self.max_nodes:
             raise self._refuse(
                 f"excessive aliasing: the document expands to more than {self.max_nodes} "
                 "nodes (a YAML alias bomb?)",
+                node.start_mark,
+            )
+        if self._spent_chars + text > self.max_chars:
+            raise self._refuse(
+                f"excessive aliasing: the document expands to more than {self.max_chars} "
+                "characters (a YAML alias bomb?)",
                 node.start_mark,
             )
 

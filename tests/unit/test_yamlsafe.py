@@ -88,3 +88,13 @@ def test_ordinary_yaml_and_another_base_loader() -> None:
         yamlsafe.load_all(BOMB, base=GoYamlLoader)
     with pytest.raises(yaml.YAMLError):
         yamlsafe.load("a: [")
+
+
+def test_one_long_string_aliased_many_times() -> None:
+    """Few nodes, but gigabytes once expanded: refused on characters."""
+    doc = 's0: &s0 "' + "x" * 1_000_000 + '"\n'
+    for i in range(1, 6):
+        doc += f"s{i}: &s{i} [" + ",".join([f"*s{i - 1}"] * 10) + "]\n"
+    with pytest.raises(yamlsafe.YAMLLimitError, match="characters"):
+        yamlsafe.load(doc)
+    assert len(yamlsafe.load('a: &a "' + "x" * 1000 + '"\nb: [*a, *a, *a]\n')["b"]) == 3
