@@ -442,11 +442,39 @@ METRIC_NAMES = (
 
 @dataclass(frozen=True)
 class SpeakerEvent:
-    """`sessionEstablished`, `sessionDown` (reason, peer_keeps_routes), `tableSent` (prefixes)."""
+    """What happened to one peer, for the program embedding the speaker. Each kind is its own
+    subclass with typed fields, so callers match on the type instead of on a name string."""
 
-    kind: str
-    peer: str
-    detail: dict[str, Any] = field(default_factory=dict)
+    peer: str  # the peer key
+
+
+@dataclass(frozen=True)
+class PeerEstablished(SpeakerEvent):
+    """The session reached Established (logged as `sessionEstablished`)."""
+
+    peer_as: int
+
+
+@dataclass(frozen=True)
+class PeerDown(SpeakerEvent):
+    """An Established or notified session went down (logged as `sessionDown`)."""
+
+    reason: str
+    peer_keeps_routes: bool  # graceful restart: the peer keeps our routes as stale
+
+
+@dataclass(frozen=True)
+class TableSent(SpeakerEvent):
+    """The whole table went out after Established, End-of-RIB included (`tableSent`)."""
+
+    prefixes: int
+
+
+@dataclass(frozen=True)
+class PeerAddressChanged(SpeakerEvent):
+    """An unnumbered peer's router moved to another address, or away (`None`: link down)."""
+
+    address: str | None
 
 
 EventCallback = Callable[[SpeakerEvent], None]
@@ -577,7 +605,7 @@ class Peer:
             self._stop_session(subcode=CEASE_OTHER_CONFIG_CHANGE, message=reason)
         if self.speaker.listener is not None and router is not None:
             self.speaker.listener.allow(router, self.config.password)
-        self.speaker._emit(SpeakerEvent("peerAddress", self.key, {"address": router}))
+        self.speaker._emit(PeerAddressChanged(self.key, router))
         if router is not None and self._wanted:
             self.session.start(self.loop.time())
             self._pump()
@@ -780,7 +808,7 @@ class Peer:
                 extra={"peer": self.key, "afi": skipped, "reason": "no next hop of that family"},
             )
         self.speaker.established_keys.add(self.key)
-        self.speaker._emit(SpeakerEvent("sessionEstablished", self.key, {"peer_as": neg.peer_as}))
+        self.speaker._emit(PeerEstablished(self.key, neg.peer_as))
         self._send_routes()
 
     def _down(self, ev: SessionDown) -> None:
@@ -801,13 +829,7 @@ class Peer:
                     **self._unnumbered_fields(),
                 },
             )
-            self.speaker._emit(
-                SpeakerEvent(
-                    "sessionDown",
-                    self.key,
-                    {"reason": ev.reason, "peer_keeps_routes": ev.peer_keeps_routes},
-                )
-            )
+            self.speaker._emit(PeerDown(self.key, ev.reason, ev.peer_keeps_routes))
 
     def _send_routes(self) -> None:
         """Feed UPDATEs to the session while TCP accepts them (backpressure)."""
@@ -857,9 +879,7 @@ class Peer:
                         "tableSent",
                         extra={"peer": self.key, "prefixes": self.ribout.announced},
                     )
-                    self.speaker._emit(
-                        SpeakerEvent("tableSent", self.key, {"prefixes": self.ribout.announced})
-                    )
+                    self.speaker._emit(TableSent(self.key, self.ribout.announced))
             elif stream.writable:
                 self.loop.call_soon(self._send_routes)
         finally:
