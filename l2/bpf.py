@@ -13,12 +13,9 @@ one program, it accepts every ARP request / Neighbor Solicitation and Python doe
 from __future__ import annotations
 
 import ipaddress
-import socket
 import struct
 from collections.abc import Iterable, Sequence
 from typing import NamedTuple
-
-SO_DETACH_FILTER = 27
 
 # Instruction classes and modes (linux/filter.h).
 BPF_LD, BPF_JMP, BPF_RET = 0x00, 0x05, 0x06
@@ -237,7 +234,3 @@ def run(program: Sequence[Insn], frame: bytes, pkttype: int = 0) -> int:
             pc += 1 + (insn.jt if acc == insn.k else insn.jf)
         else:
             raise ValueError(f"unsupported BPF instruction {insn}")
-
-
-def detach(sock: socket.socket) -> None:
-    sock.setsockopt(socket.SOL_SOCKET, SO_DETACH_FILTER, 0)

@@ -110,15 +110,6 @@ class _PoolDraft:
         self.labels = self.pool.label_map()
 
 
-@dataclass
-class _AdDraft:
-    res: Resource
-    ad: BGPAdvertisement | L2Advertisement
-    pool_names: tuple[str, ...]
-    pool_selectors: tuple[LabelSelector, ...]
-    implicit_pool: str = ""
-
-
 def parse(
     resources: Iterable[Any],
     *,
@@ -300,11 +291,6 @@ def _family_of(kind: str) -> str:
 
 def _by_age(objs: Iterable[Resource]) -> list[Resource]:
     return sorted(objs, key=lambda o: o.age)
-
-
-def _newer(a: Resource, b: Resource) -> tuple[Resource, Resource]:
-    """(loser, winner) of a conflict between two objects."""
-    return (b, a) if a.age < b.age else (a, b)
 
 
 # ---- communities and BFD profiles ---------------------------------------------------------------
