@@ -76,7 +76,7 @@ COMPONENTS: dict[str, Component] = {
     "speaker": Component("metallb_py.speaker.main", 9),
     "webhook": Component("webhooks.main", 4),
     "operator": Component("metallb_py.operator.main", None),
-    "apiserver": Component("metallb_py.kube.apiserver.main", 3),
+    "apiserver": Component("metallb_py.apiserver.main", 3),
     "config validate": Component("metallb_py.config.validate_cli", 4, long_running=False),
     "config convert": Component("metallb_py.config.convert_cli", 17, long_running=False),
     "demo": Component("metallb_py.demo", None),

@@ -176,7 +176,7 @@ def test_wildcard_listener_certificate_names_the_hosts_addresses(lab: Lab, tmp_p
         remote.write_text(yaml.safe_dump(doc))
         names = kubectl(remote, "get", "ns", "-o", "name", netns=lab.ns("client"))
         assert "namespace/default" in names.split()
-        from metallb_py.kube.apiserver import tls
+        from metallb_py.apiserver import tls
 
         pem = lab.exec(
             "client",
@@ -280,8 +280,8 @@ def test_ca_is_kept_beside_data_and_reused_across_restarts(tmp_path: Path) -> No
 def test_cert_dir_flag_and_a_ca_from_an_older_database(tmp_path: Path) -> None:
     """Servers before the certificate directory kept the CA in the database: it moves out to
     the files (so their kubeconfigs keep working) and leaves the database."""
-    from metallb_py.kube.apiserver import tls
-    from metallb_py.kube.apiserver.persist import SqlitePersistence
+    from metallb_py.apiserver import tls
+    from metallb_py.apiserver.persist import SqlitePersistence
 
     data = tmp_path / "old.db"
     legacy = tls.make_ca()

@@ -10,7 +10,7 @@ import aiohttp
 import pytest
 from aiohttp.test_utils import TestServer
 
-from metallb_py.kube.apiserver import objects
+from metallb_py.apiserver import objects
 from tests.lab.apiserver import in_process_apiserver
 
 BASE = "/api/v1/namespaces/default/configmaps"

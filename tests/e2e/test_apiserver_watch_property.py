@@ -15,8 +15,8 @@ from aiohttp.test_utils import TestServer
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from metallb_py.kube.apiserver.server import ApiServer
-from metallb_py.kube.apiserver.store import Store
+from metallb_py.apiserver.server import ApiServer
+from metallb_py.apiserver.store import Store
 from tests.lab.apiserver import in_process_apiserver
 
 START_RV = 1000

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from metallb_py.kube.apiserver import tls
+from metallb_py.apiserver import tls
 from tests.lab.apiserver import ApiServer, apiserver_fixture
 
 apiserver = apiserver_fixture()

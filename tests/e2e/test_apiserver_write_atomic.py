@@ -19,10 +19,10 @@ import aiohttp
 import pytest
 from aiohttp.test_utils import TestServer
 
-from metallb_py.kube.apiserver.auth import Authenticator
-from metallb_py.kube.apiserver.persist import SqlitePersistence
-from metallb_py.kube.apiserver.server import ApiServer, ServerConfig
-from metallb_py.kube.apiserver.store import Store
+from metallb_py.apiserver.auth import Authenticator
+from metallb_py.apiserver.persist import SqlitePersistence
+from metallb_py.apiserver.server import ApiServer, ServerConfig
+from metallb_py.apiserver.store import Store
 
 CM = "/api/v1/namespaces/default/configmaps"
 

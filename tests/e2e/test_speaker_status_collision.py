@@ -12,7 +12,7 @@ import pytest
 from aiohttp.test_utils import TestServer
 from kubernetes_asyncio.client import ApiClient, Configuration
 
-from metallb_py.kube.apiserver import objects
+from metallb_py.apiserver import objects
 from metallb_py.kube.rest import SERVICEBGPSTATUSES, Rest
 from metallb_py.speaker.resources import LABEL_NODE
 from metallb_py.speaker.status import StatusObjects

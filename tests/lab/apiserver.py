@@ -337,10 +337,10 @@ def in_process_apiserver(start_rv: int = 1000, history: int = 10_000) -> Any:
     """The API server object itself, without a process, for tests that must reach inside it
     (monkeypatching its name generator, a bounded history): serve it with aiohttp's TestServer.
     Anonymous access, no TLS."""
-    from metallb_py.kube.apiserver.auth import Authenticator
-    from metallb_py.kube.apiserver.server import ApiServer as Server
-    from metallb_py.kube.apiserver.server import ServerConfig
-    from metallb_py.kube.apiserver.store import Store
+    from metallb_py.apiserver.auth import Authenticator
+    from metallb_py.apiserver.server import ApiServer as Server
+    from metallb_py.apiserver.server import ServerConfig
+    from metallb_py.apiserver.store import Store
 
     store = Store(start_rv=start_rv, history_limit=history)
     server = Server(

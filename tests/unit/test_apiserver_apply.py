@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
-from metallb_py.kube.apiserver import apply, fieldset
-from metallb_py.kube.apiserver.errors import ApiError
-from metallb_py.kube.apiserver.fieldset import Types
+from metallb_py.apiserver import apply, fieldset
+from metallb_py.apiserver.errors import ApiError
+from metallb_py.apiserver.fieldset import Types
 
 DEPLOY = Types("Deployment")
 

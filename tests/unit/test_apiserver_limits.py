@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 
 from metallb_py import selectors
-from metallb_py.kube.apiserver import limits, patch
-from metallb_py.kube.apiserver.apply import load_yaml
-from metallb_py.kube.apiserver.errors import ApiError
+from metallb_py.apiserver import limits, patch
+from metallb_py.apiserver.apply import load_yaml
+from metallb_py.apiserver.errors import ApiError
 
 
 @pytest.mark.parametrize(

@@ -7,16 +7,16 @@ from typing import Any
 
 import pytest
 
-from metallb_py.kube.apiserver import patch, schema, table
-from metallb_py.kube.apiserver.auth import Attributes, _rule_allows
-from metallb_py.kube.apiserver.cel import CelValidator
-from metallb_py.kube.apiserver.errors import ApiError
-from metallb_py.kube.apiserver.selectors import (
+from metallb_py.apiserver import patch, schema, table
+from metallb_py.apiserver.auth import Attributes, _rule_allows
+from metallb_py.apiserver.cel import CelValidator
+from metallb_py.apiserver.errors import ApiError
+from metallb_py.apiserver.selectors import (
     match_label_selector,
     parse_field_selector,
     parse_label_selector,
 )
-from metallb_py.kube.apiserver.services import ServiceAllocator
+from metallb_py.apiserver.services import ServiceAllocator
 
 
 @pytest.mark.parametrize(

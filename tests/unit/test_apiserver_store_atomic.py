@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from metallb_py.kube.apiserver import store as store_mod
-from metallb_py.kube.apiserver.conns import RateLimitedLog
-from metallb_py.kube.apiserver.persist import SqlitePersistence
-from metallb_py.kube.apiserver.store import (
+from metallb_py.apiserver import store as store_mod
+from metallb_py.apiserver.conns import RateLimitedLog
+from metallb_py.apiserver.persist import SqlitePersistence
+from metallb_py.apiserver.store import (
     BACKLOG_THRESHOLD,
     Entry,
     Event,

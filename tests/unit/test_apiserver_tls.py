@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from metallb_py.kube.apiserver import tls
-from metallb_py.kube.apiserver.main import default_cert_dir, serving_hosts
+from metallb_py.apiserver import tls
+from metallb_py.apiserver.main import default_cert_dir, serving_hosts
 
 HOSTS = ["198.51.100.10", "127.0.0.1", "localhost"]
 

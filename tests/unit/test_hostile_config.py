@@ -257,9 +257,9 @@ def test_reprs_hide_secrets() -> None:
     from bgp.speak_cli import parse_args
     from bgp.speaker import PeerConfig
     from bgp.transport import SocketOptions
+    from metallb_py.apiserver import tls
+    from metallb_py.apiserver.main import Secrets
     from metallb_py.config.model import Peer
-    from metallb_py.kube.apiserver import tls
-    from metallb_py.kube.apiserver.main import Secrets
 
     pem = tls.Pem(b"cert", SECRET.encode())
     things: list[object] = [

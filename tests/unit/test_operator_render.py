@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from kubernetes_asyncio import client as k8s
 
-from metallb_py.kube.apiserver.auth import Attributes, _rule_allows
+from metallb_py.apiserver.auth import Attributes, _rule_allows
 from metallb_py.operator import manifests
 from metallb_py.operator.env import OperatorEnv
 from metallb_py.operator.render import render

@@ -18,9 +18,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from metallb_py import yamlsafe
-from metallb_py.kube.apiserver import fieldset, limits, objects
-from metallb_py.kube.apiserver.errors import ApiError, bad_request
-from metallb_py.kube.apiserver.fieldset import ITEM, MISSING, Path, Types
+from metallb_py.apiserver import fieldset, limits, objects
+from metallb_py.apiserver.errors import ApiError, bad_request
+from metallb_py.apiserver.fieldset import ITEM, MISSING, Path, Types
 
 Obj = dict[str, Any]
 

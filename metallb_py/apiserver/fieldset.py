@@ -18,7 +18,7 @@ import json
 from collections.abc import Iterable
 from typing import Any
 
-from metallb_py.kube.apiserver import patch
+from metallb_py.apiserver import patch
 
 Obj = dict[str, Any]
 Path = tuple[str, ...]

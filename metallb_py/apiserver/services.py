@@ -8,7 +8,7 @@ import ipaddress
 import random
 from typing import Any
 
-from metallb_py.kube.apiserver.errors import FieldError
+from metallb_py.apiserver.errors import FieldError
 
 Obj = dict[str, Any]
 IPNet = ipaddress.IPv4Network | ipaddress.IPv6Network

@@ -29,7 +29,7 @@ from typing import Any, Protocol
 
 from prometheus_client import Counter
 
-from metallb_py.kube.apiserver.errors import ApiError
+from metallb_py.apiserver.errors import ApiError
 from metallb_py.log import get_logger
 
 log = get_logger("apiserver")

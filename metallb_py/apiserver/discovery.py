@@ -13,9 +13,9 @@ import hashlib
 import json
 from typing import Any
 
-from metallb_py.kube.apiserver import builtin_schemas
-from metallb_py.kube.apiserver.registry import Registry
-from metallb_py.kube.apiserver.resources import Resource
+from metallb_py.apiserver import builtin_schemas
+from metallb_py.apiserver.registry import Registry
+from metallb_py.apiserver.resources import Resource
 
 Obj = dict[str, Any]
 

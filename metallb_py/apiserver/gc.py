@@ -13,12 +13,12 @@ import contextlib
 import logging
 from typing import TYPE_CHECKING, Any
 
-from metallb_py.kube.apiserver import objects
-from metallb_py.kube.apiserver.resources import Resource
-from metallb_py.kube.apiserver.store import Entry
+from metallb_py.apiserver import objects
+from metallb_py.apiserver.resources import Resource
+from metallb_py.apiserver.store import Entry
 
 if TYPE_CHECKING:
-    from metallb_py.kube.apiserver.server import ApiServer
+    from metallb_py.apiserver.server import ApiServer
 
 Obj = dict[str, Any]
 Ref = tuple[str, str, str]  # store key, namespace, name

@@ -12,8 +12,8 @@ import copy
 import json
 from typing import Any
 
-from metallb_py.kube.apiserver import limits
-from metallb_py.kube.apiserver.errors import ApiError, bad_request
+from metallb_py.apiserver import limits
+from metallb_py.apiserver.errors import ApiError, bad_request
 
 # -- merge patch ----------------------------------------------------------------------------------
 

@@ -17,7 +17,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from metallb_py.kube.apiserver.store import Store
+from metallb_py.apiserver.store import Store
 
 Obj = dict[str, Any]
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from metallb_py.kube.apiserver.errors import FieldError
+from metallb_py.apiserver.errors import FieldError
 
 Schema = dict[str, Any]
 

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from typing import Any
 
 from metallb_py import selectors as label_selectors
-from metallb_py.kube.apiserver.errors import bad_request
+from metallb_py.apiserver.errors import bad_request
 
 Labels = dict[str, str]
 Matcher = Callable[[Labels], bool]

@@ -17,7 +17,7 @@ from urllib.parse import urlparse
 import celpy
 from celpy import celtypes
 
-from metallb_py.kube.apiserver.errors import FieldError
+from metallb_py.apiserver.errors import FieldError
 
 Obj = dict[str, Any]
 

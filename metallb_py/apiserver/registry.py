@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from metallb_py.kube.apiserver.resources import GROUP_ORDER, Resource, builtin_resources
+from metallb_py.apiserver.resources import GROUP_ORDER, Resource, builtin_resources
 
 
 class Registry:

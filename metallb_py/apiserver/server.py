@@ -22,18 +22,18 @@ from typing import Any
 import yaml
 from aiohttp import web
 
-from metallb_py.kube.apiserver import apply as ssa
-from metallb_py.kube.apiserver import builtin_schemas, discovery, limits, objects, patch, table
-from metallb_py.kube.apiserver import schema as schemas
-from metallb_py.kube.apiserver.auth import (
+from metallb_py.apiserver import apply as ssa
+from metallb_py.apiserver import builtin_schemas, discovery, limits, objects, patch, table
+from metallb_py.apiserver import schema as schemas
+from metallb_py.apiserver.auth import (
     ANONYMOUS_ADMIN,
     Attributes,
     Authenticator,
     Authorizer,
     User,
 )
-from metallb_py.kube.apiserver.crd import CrdInfo
-from metallb_py.kube.apiserver.errors import (
+from metallb_py.apiserver.crd import CrdInfo
+from metallb_py.apiserver.errors import (
     ApiError,
     FieldError,
     already_exists,
@@ -48,11 +48,11 @@ from metallb_py.kube.apiserver.errors import (
     unauthorized,
     unsupported_media,
 )
-from metallb_py.kube.apiserver.registry import Registry
-from metallb_py.kube.apiserver.resources import Resource
-from metallb_py.kube.apiserver.selectors import parse_field_selector, parse_label_selector
-from metallb_py.kube.apiserver.services import ServiceAllocator
-from metallb_py.kube.apiserver.store import Entry, Event, StorageError, Store, dumps
+from metallb_py.apiserver.registry import Registry
+from metallb_py.apiserver.resources import Resource
+from metallb_py.apiserver.selectors import parse_field_selector, parse_label_selector
+from metallb_py.apiserver.services import ServiceAllocator
+from metallb_py.apiserver.store import Entry, Event, StorageError, Store, dumps
 
 Obj = dict[str, Any]
 
@@ -122,7 +122,7 @@ class ApiServer:
     # -- startup -----------------------------------------------------------------------------------
     def bootstrap(self) -> None:
         """Register CRDs and allocations from loaded state; create the default namespaces."""
-        from metallb_py.kube.apiserver import crd as crdmod
+        from metallb_py.apiserver import crd as crdmod
 
         for e in list(self.store.table("customresourcedefinitions.apiextensions.k8s.io").entries()):
             if not e.obj["metadata"].get("deletionTimestamp"):
@@ -168,7 +168,7 @@ class ApiServer:
                 self.store.put("services", svc)
 
     def _register_crd(self, info: CrdInfo) -> None:
-        from metallb_py.kube.apiserver import crd as crdmod
+        from metallb_py.apiserver import crd as crdmod
 
         self.registry.remove_crd(info.name)
         for r in crdmod.resources_of(info):
@@ -198,7 +198,7 @@ class ApiServer:
                 if kind != "DELETED" and new is not None:
                     self.services.adopt(new.obj)
         elif key == "customresourcedefinitions.apiextensions.k8s.io":
-            from metallb_py.kube.apiserver import crd as crdmod
+            from metallb_py.apiserver import crd as crdmod
 
             assert new is not None
             name = new.obj["metadata"]["name"]
@@ -546,7 +546,7 @@ class ApiServer:
             if info is not None and (v := info.version(c.res.version)) is not None:
                 extra = tuple(v.selectable_fields)
             if extra:
-                from metallb_py.kube.apiserver import selectors
+                from metallb_py.apiserver import selectors
 
                 selectors.EXTRA_FIELDS.setdefault(c.res.plural, extra)
             fsel = parse_field_selector(field_text, c.res.plural, c.res.group)
@@ -902,7 +902,7 @@ class ApiServer:
         if res.plural == "services" and res.group == "":
             errs += self.services.prepare(obj, old)
         elif res.plural == "customresourcedefinitions":
-            from metallb_py.kube.apiserver import crd as crdmod
+            from metallb_py.apiserver import crd as crdmod
 
             crdmod.default_crd(obj)
             errs += crdmod.check_crd(obj)
@@ -1539,7 +1539,7 @@ def _decode(body: bytes, content_type: str) -> Any:
         raise bad_request("the request body is empty")
     if "protobuf" in content_type:
         # kubectl's imperative generators (`kubectl create configmap ...`) send protobuf.
-        from metallb_py.kube.apiserver import protobuf
+        from metallb_py.apiserver import protobuf
 
         try:
             doc = protobuf.decode(body)

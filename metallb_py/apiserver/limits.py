@@ -14,7 +14,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from metallb_py.kube.apiserver.errors import ApiError, FieldError, bad_request, invalid
+from metallb_py.apiserver.errors import ApiError, FieldError, bad_request, invalid
 
 # kube-apiserver's --max-request-body-bytes default (MaxRequestBodyBytes).
 MAX_REQUEST_BYTES = 3 * 1024 * 1024

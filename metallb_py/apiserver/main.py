@@ -23,10 +23,9 @@ from typing import Any
 import yaml
 from aiohttp import web
 
-from metallb_py.cli import RunContext, UsageError
-from metallb_py.kube.apiserver import limits, tls
-from metallb_py.kube.apiserver.auth import MASTERS, Authenticator, User, load_token_file, new_key
-from metallb_py.kube.apiserver.conns import (
+from metallb_py.apiserver import limits, tls
+from metallb_py.apiserver.auth import MASTERS, Authenticator, User, load_token_file, new_key
+from metallb_py.apiserver.conns import (
     DEFAULT_HEADER_TIMEOUT,
     DEFAULT_IDLE_TIMEOUT,
     DEFAULT_MAX_CONNECTIONS,
@@ -34,9 +33,10 @@ from metallb_py.kube.apiserver.conns import (
     GuardedSite,
     install_accept_error_log,
 )
-from metallb_py.kube.apiserver.persist import SqlitePersistence
-from metallb_py.kube.apiserver.server import ApiServer, ServerConfig
-from metallb_py.kube.apiserver.store import DEFAULT_WATCH_MEMORY, StorageError, Store
+from metallb_py.apiserver.persist import SqlitePersistence
+from metallb_py.apiserver.server import ApiServer, ServerConfig
+from metallb_py.apiserver.store import DEFAULT_WATCH_MEMORY, StorageError, Store
+from metallb_py.cli import RunContext, UsageError
 from metallb_py.log import get_logger
 
 log = get_logger("apiserver")
@@ -383,20 +383,20 @@ def _attach_extras(server: ApiServer) -> list[Any]:
     """Admission, conversion, CEL and GC, when their modules are present."""
     started: list[Any] = []
     try:
-        from metallb_py.kube.apiserver.cel import CelValidator
+        from metallb_py.apiserver.cel import CelValidator
 
         server.cel = CelValidator()
     except ImportError:
         pass
     try:
-        from metallb_py.kube.apiserver.admission import Admission, Conversion
+        from metallb_py.apiserver.admission import Admission, Conversion
 
         server.admission = Admission(server)
         server.conversion = Conversion(server)
     except ImportError:
         pass
     try:
-        from metallb_py.kube.apiserver.gc import GarbageCollector
+        from metallb_py.apiserver.gc import GarbageCollector
 
         server.gc = GarbageCollector(server)
         started.append(server.gc)

@@ -10,8 +10,8 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from metallb_py.kube.apiserver.errors import FieldError
-from metallb_py.kube.apiserver.resources import Resource
+from metallb_py.apiserver.errors import FieldError
+from metallb_py.apiserver.resources import Resource
 
 Obj = dict[str, Any]
 

@@ -18,13 +18,13 @@ from typing import TYPE_CHECKING, Any
 
 import aiohttp
 
-from metallb_py.kube.apiserver.errors import ApiError
-from metallb_py.kube.apiserver.resources import Resource
-from metallb_py.kube.apiserver.selectors import match_label_selector
+from metallb_py.apiserver.errors import ApiError
+from metallb_py.apiserver.resources import Resource
+from metallb_py.apiserver.selectors import match_label_selector
 
 if TYPE_CHECKING:
-    from metallb_py.kube.apiserver.crd import CrdInfo
-    from metallb_py.kube.apiserver.server import ApiServer, Call
+    from metallb_py.apiserver.crd import CrdInfo
+    from metallb_py.apiserver.server import ApiServer, Call
 
 Obj = dict[str, Any]
 

@@ -7,8 +7,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from metallb_py.kube.apiserver.errors import FieldError
-from metallb_py.kube.apiserver.resources import Resource
+from metallb_py.apiserver.errors import FieldError
+from metallb_py.apiserver.resources import Resource
 
 Obj = dict[str, Any]
 
