@@ -5,6 +5,11 @@ MetalLB logs go-kit JSON; ours keeps its event names and adds fixed keys (`ts`, 
 kubernetes_asyncio and our protocol libraries, which must not depend on structlog) is routed
 through the same renderer so nothing escapes as plain text. `--log-format text` swaps the JSON
 renderer for an aligned console line with the same keys, for a person at a terminal.
+
+One API and one field style: product code logs through `get_logger(component)` with keyword
+fields (`log.info("ipAllocated", service=..., ip=...)`); the protocol libraries use stdlib
+`logging.getLogger("bgp"|"bfd"|"l2")` with `extra={...}`. Field keys are camelCase like MetalLB's
+(`peer`, `localASN`, `holdTime`); tests/unit/test_log_style.py enforces all three rules.
 """
 
 from __future__ import annotations
@@ -29,6 +34,23 @@ LEVELS: dict[str, int] = {
 LEVEL_NAMES = tuple(LEVELS)
 # "json" for log pipelines (the default), "text" for a person reading a terminal.
 FORMATS = ("json", "text")
+
+# Logger names: one per product component, one per protocol library (which log through stdlib).
+COMPONENTS = frozenset(
+    {
+        "apiserver",
+        "config",
+        "controller",
+        "demo",
+        "explain",
+        "kube",
+        "membership",
+        "operator",
+        "speaker",
+        "webhook",
+    }
+)
+LIBRARIES = frozenset({"bgp", "bfd", "l2"})
 
 _LEVEL_LABEL = {
     "debug": "debug",
@@ -154,10 +176,10 @@ def configure(
 
 
 def get_logger(name: str) -> Any:
-    """A structlog logger whose `logger` key is `name`.
+    """A structlog logger whose `logger` key is `name` (a member of `COMPONENTS`).
 
-    It stays lazy (assembled at each call from the current configuration), so a module-level
-    `log = get_logger(...)` imported before `configure()` still logs in the configured format;
-    the `logger` key comes from the stdlib logger of that name.
+    It stays lazy (a proxy assembled at each call from the current configuration, since
+    `cache_logger_on_first_use` is off), so a module-level `log = get_logger(...)` imported
+    before `configure()` still logs in the configured format; no wrapper class is needed.
     """
     return structlog.get_logger(name)

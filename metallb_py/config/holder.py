@@ -8,7 +8,6 @@ rejected) or the parser itself failed does the holder keep serving the previous 
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Iterable
 from typing import Any
 
@@ -16,8 +15,9 @@ from metallb_py.config.model import Config
 from metallb_py.config.objects import DEFAULT_NAMESPACE
 from metallb_py.config.parser import parse
 from metallb_py.config.problems import ObjectRef, Problem
+from metallb_py.log import get_logger
 
-log = logging.getLogger(__name__)
+log = get_logger("config")
 
 _CONFIG_KINDS = {
     "IPAddressPool",

@@ -13,14 +13,15 @@ import gc
 from typing import Any
 
 from metallb_py.cli import RunContext, UsageError
-from metallb_py.controller.clog import log
 from metallb_py.controller.memberlist_secret import ensure_memberlist_secret
 from metallb_py.controller.metrics import AllocatorCollector
 from metallb_py.controller.reconciler import ServiceController
 from metallb_py.kube.client import ClientConfigError, connect
 from metallb_py.kube.leader import LeaderElector, lead_while_elected, wait_or_stop
+from metallb_py.log import get_logger
 from metallb_py.metrics import registry
 
+log = get_logger("controller")
 LEASE_NAME = "metallb-controller"
 
 

@@ -12,8 +12,10 @@ from __future__ import annotations
 import base64
 import secrets
 
-from metallb_py.controller.clog import log
 from metallb_py.kube.rest import DEPLOYMENTS, SECRETS, ApiError, Rest
+from metallb_py.log import get_logger
+
+log = get_logger("controller")
 
 SECRET_KEY = "secretkey"
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import enum
-import logging
 from collections.abc import Callable
 from typing import Any
 
@@ -27,7 +26,6 @@ from metallb_py.allocator import (
 from metallb_py.allocator.service import uses_legacy_annotations
 from metallb_py.config import Config, ConfigHolder
 from metallb_py.config.problems import Problem
-from metallb_py.controller.clog import log
 from metallb_py.controller.convert import pool_specs
 from metallb_py.controller.metrics import layer2_expected
 from metallb_py.controller.service_status import (
@@ -53,9 +51,10 @@ from metallb_py.kube.rest import (
 )
 from metallb_py.kube.status import StatusWriter, WriteOutcome
 from metallb_py.kube.workqueue import WorkQueue
+from metallb_py.log import get_logger
 from metallb_py.objects import JSON
 
-stdlog = logging.getLogger("metallb_py.controller")
+log = get_logger("controller")
 
 COMPONENT = "metallb-controller"
 
@@ -426,7 +425,7 @@ class ServiceController:
             except asyncio.CancelledError:
                 raise
             except Exception:
-                stdlog.exception("reconcile failed", extra={"service": key})
+                log.exception("reconcile failed", service=key)
                 kube_metrics.update_errors_total.inc()
                 queue.retry(key)
             finally:

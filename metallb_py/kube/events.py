@@ -14,16 +14,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from metallb_py.kube.rest import EVENTS, ApiError, Rest
+from metallb_py.log import get_logger
 from metallb_py.objects import JSON
 
-log = logging.getLogger("metallb_py.kube.events")
+log = get_logger("kube")
 
 NORMAL = "Normal"
 WARNING = "Warning"
@@ -212,7 +212,7 @@ class EventRecorder:
                     await self._send(obj, event_type, reason, message)
             except Exception as exc:  # events are best effort; never take the caller down
                 self.failed += 1
-                log.debug("event not recorded", extra={"reason": reason, "error": str(exc)})
+                log.debug("event not recorded", reason=reason, error=str(exc))
             finally:
                 self._queue.task_done()
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 import random
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -22,9 +21,10 @@ import aiohttp
 from metallb_py.kube.backoff import Backoff
 from metallb_py.kube.cache import Cache, IndexFunc, newer, object_key, resource_version
 from metallb_py.kube.rest import ApiError, Resource, Rest
+from metallb_py.log import get_logger
 from metallb_py.objects import JSON
 
-log = logging.getLogger("metallb_py.kube.informer")
+log = get_logger("kube")
 
 # handler(key, old, new): new is None on deletion; old is None on first sight.
 Handler = Callable[[str, JSON | None, JSON | None], None]
@@ -91,7 +91,7 @@ class Informer:
             try:
                 handler(key, old, new)
             except Exception:
-                log.exception("informer handler failed", extra={"resource": self.name, "key": key})
+                log.exception("informer handler failed", resource=self.name, key=key)
 
     def resync(self) -> None:
         """Report every cached object again (old == new)."""
@@ -201,19 +201,15 @@ class Informer:
                 if exc.gone:
                     log.info(
                         "watch expired, relisting",
-                        extra={
-                            "resource": self.name,
-                            "resourceVersion": self.last_resource_version,
-                        },
+                        resource=self.name,
+                        resourceVersion=self.last_resource_version,
                     )
                     self.relists += 1
                     need_list = True
                     continue
                 if exc.not_found and need_list and self.optional:
                     if not self.missing:
-                        log.warning(
-                            "resource not served, treating as empty", extra={"resource": self.name}
-                        )
+                        log.warning("resource not served, treating as empty", resource=self.name)
                     self.missing = True
                     self.synced.set()
                     with contextlib.suppress(asyncio.TimeoutError):
@@ -234,7 +230,8 @@ class Informer:
         self.last_error = str(exc) or type(exc).__name__
         log.warning(
             "list/watch failed, backing off",
-            extra={"resource": self.name, "error": self.last_error},
+            resource=self.name,
+            error=self.last_error,
         )
 
     async def _resync_loop(self, stop: asyncio.Event) -> None:

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 import os
 import socket
 import time
@@ -26,8 +25,9 @@ from typing import Any
 import aiohttp
 
 from metallb_py.kube.rest import LEASES, ApiError, Rest
+from metallb_py.log import get_logger
 
-log = logging.getLogger("metallb_py.kube.leader")
+log = get_logger("kube")
 
 
 def default_identity() -> str:
@@ -103,7 +103,7 @@ class LeaderElector:
                     if not self.leading.is_set():
                         self._start_leading()
                     elif lapsed:
-                        log.info("lease renewed, writes resume", extra={"lease": self.name})
+                        log.info("lease renewed, writes resume", lease=self.name)
                     lapsed = False
                 elif self.leading.is_set() and self.holder not in ("", self.identity):
                     self._stop_leading(f"lease held by {self.holder}")
@@ -112,7 +112,8 @@ class LeaderElector:
                     lapsed = True
                     log.warning(
                         "lease renewal late, writes paused",
-                        extra={"lease": self.name, "identity": self.identity},
+                        lease=self.name,
+                        identity=self.identity,
                     )
                 with contextlib.suppress(asyncio.TimeoutError):
                     await asyncio.wait_for(stop.wait(), self.retry_period)
@@ -124,7 +125,7 @@ class LeaderElector:
     def _start_leading(self) -> None:
         self.lost.clear()
         self.leading.set()
-        log.info("acquired leadership", extra={"lease": self.name, "identity": self.identity})
+        log.info("acquired leadership", lease=self.name, identity=self.identity)
         for cb in self.on_started:
             cb()
 
@@ -132,7 +133,7 @@ class LeaderElector:
         self._valid_until = 0.0
         self.leading.clear()
         self.lost.set()
-        log.warning("lost leadership", extra={"lease": self.name, "reason": why})
+        log.warning("lost leadership", lease=self.name, reason=why)
         for cb in self.on_stopped:
             cb()
 
@@ -141,7 +142,7 @@ class LeaderElector:
         try:
             return await asyncio.wait_for(self._try_acquire_or_renew(started), self.renew_deadline)
         except (TimeoutError, ApiError, aiohttp.ClientError, OSError, ValueError) as exc:
-            log.debug("lease round failed", extra={"lease": self.name, "error": str(exc)})
+            log.debug("lease round failed", lease=self.name, error=str(exc))
             return False
 
     async def _try_acquire_or_renew(self, started: float) -> bool:
@@ -211,7 +212,7 @@ class LeaderElector:
             lease["spec"] = spec
             await asyncio.wait_for(self.rest.replace(path, lease), 2.0)
         except Exception as exc:
-            log.debug("lease release failed", extra={"error": str(exc)})
+            log.debug("lease release failed", error=str(exc))
 
 
 async def wait_or_stop(awaitable: Awaitable[Any], stop: asyncio.Event) -> None:

@@ -10,7 +10,6 @@ writers (IPAddressPool counters, ConfigurationState).
 from __future__ import annotations
 
 import enum
-import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -19,8 +18,6 @@ import aiohttp
 from metallb_py.kube import metrics
 from metallb_py.kube.rest import ApiError, Resource, Rest
 from metallb_py.objects import JSON
-
-log = logging.getLogger("metallb_py.kube.status")
 
 
 class WriteOutcome(enum.Enum):

@@ -25,7 +25,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from metallb_py.controller.clog import LazyLogger
+from metallb_py.log import get_logger
 from metallb_py.membership import wire
 from metallb_py.membership.config import MembershipConfig
 from metallb_py.membership.core import MembershipCore, StreamKind, StreamRequest
@@ -43,7 +43,7 @@ from metallb_py.membership.events import (
 )
 from metallb_py.membership.messages import Ack, Message, NodeState, Ping, PushPull
 
-log = LazyLogger("membership")
+log = get_logger("membership")
 
 MAX_INBOUND_STREAMS = 64
 RECV_BATCH = 256  # datagrams read per readiness callback before yielding to the loop

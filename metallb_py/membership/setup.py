@@ -14,8 +14,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from metallb_py.controller.clog import LazyLogger
 from metallb_py.kube.rest import NODES, PODS, Rest
+from metallb_py.log import get_logger
 from metallb_py.membership.config import MembershipConfig, apply_memberlist_json, profile
 from metallb_py.membership.crypto import Keyring
 from metallb_py.membership.seeds import node_addresses, pod_addresses, seed_addresses
@@ -27,7 +27,7 @@ SECRET_FILE_NAME = "secretkey"
 MAX_TUNABLES_BYTES = 64 * 1024
 KEY_POLL_INTERVAL = 2.0
 
-log = LazyLogger("membership")
+log = get_logger("membership")
 
 
 class MembershipSetupError(ValueError):

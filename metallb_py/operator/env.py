@@ -9,9 +9,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from metallb_py.controller.clog import LazyLogger
+from metallb_py.log import get_logger
 
-log = LazyLogger("operator")
+log = get_logger("operator")
 
 DEFAULT_IMAGE = "metallb-py:0.1.0"
 DEFAULT_MEMBERLIST_PORT = 7946

@@ -12,10 +12,10 @@ import contextlib
 import os
 
 from metallb_py.cli import RunContext, UsageError
-from metallb_py.controller.clog import LazyLogger
 from metallb_py.kube.client import ClientConfigError, connect
 from metallb_py.kube.events import EventRecorder
 from metallb_py.kube.leader import LeaderElector, lead_while_elected, wait_or_stop
+from metallb_py.log import get_logger
 from metallb_py.operator.env import OperatorEnv
 from metallb_py.operator.reconciler import OperatorReconciler
 from metallb_py.operator.webhook import DEFAULT_CERT_DIR, AdmissionServer
@@ -23,7 +23,7 @@ from metallb_py.operator.webhook import DEFAULT_CERT_DIR, AdmissionServer
 LEASE_NAME = "metallb.io.metallboperator"
 COMPONENT = "metallb-operator"
 
-log = LazyLogger("operator")
+log = get_logger("operator")
 
 
 def operator_env(namespace: str) -> OperatorEnv:

@@ -16,12 +16,12 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from metallb_py.controller.clog import LazyLogger
 from metallb_py.kube.cache import object_key
 from metallb_py.kube.events import EventRecorder
 from metallb_py.kube.informer import Informer
 from metallb_py.kube.rest import SECRETS, ApiError, Rest
 from metallb_py.kube.workqueue import WorkQueue
+from metallb_py.log import get_logger
 from metallb_py.objects import JSON
 from metallb_py.operator import apply as ap
 from metallb_py.operator import metrics
@@ -32,7 +32,7 @@ from metallb_py.operator.webhook import metallb_errors
 
 Renderer = Callable[[Mapping[str, Any] | None, OperatorEnv], list[JSON]]
 
-log = LazyLogger("operator")
+log = get_logger("operator")
 
 NOT_READY_REQUEUE = 5.0
 CONTROLLER_DEPLOYMENT = "controller"

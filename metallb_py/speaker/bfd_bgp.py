@@ -15,7 +15,6 @@ router's address changes the BFD session is replaced (`refresh`).
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -26,8 +25,9 @@ from bfd.packet import State
 from bfd.profile import Profile
 from bgp.errors import CEASE_BFD_DOWN
 from bgp.speaker import Peer, PeerConfig, Speaker, route_source
+from metallb_py.log import get_logger
 
-log = logging.getLogger("metallb.speaker.bfd")
+log = get_logger("speaker")
 
 
 @dataclass(frozen=True)
@@ -91,7 +91,7 @@ class BfdBgp:
                 continue
             self.bgp_key[key] = bgp_key
         for problem in problems:
-            log.error("bfdPeerFailed", extra={"error": problem})
+            log.error("bfdPeerFailed", error=problem)
         return problems
 
     def _link_local_key(self, cfg: PeerConfig) -> SessionKey | None:
@@ -122,7 +122,8 @@ class BfdBgp:
         self.teardowns += 1
         log.warning(
             "bgpSessionTornDownByBfd",
-            extra={"peer": peer.key, "bfdDiag": event.diag.name.lower()},
+            peer=peer.key,
+            bfdDiag=event.diag.name.lower(),
         )
         peer.stop(subcode=CEASE_BFD_DOWN, message="BFD session down")
         delay = peer.config.connect_retry

@@ -9,7 +9,6 @@ difference from what was applied last is sent.
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -28,9 +27,10 @@ from bgp.speaker import (
     TableSent,
 )
 from metallb_py.config.model import BFDProfile, Config, Peer
+from metallb_py.log import get_logger
 from metallb_py.speaker.bfd_bgp import BfdBgp, BfdPeer
 
-log = logging.getLogger("metallb_py.speaker.bgp")
+log = get_logger("speaker")
 PLACEHOLDER_AS = 65535  # every PeerConfig carries its own local AS; the speaker's is unused
 
 
@@ -156,7 +156,8 @@ class BgpShell:
                     self.unsupported.add(name)
                     log.error(
                         "peerUnsupported",
-                        extra={"peer": name, "reason": "no peer ASN"},
+                        peer=name,
+                        reason="no peer ASN",
                     )
                 continue
             if cfg.key in configs:
@@ -170,7 +171,7 @@ class BgpShell:
         self.unsupported &= set(peers)
         for key in list(self.speaker.peers):
             if key not in configs:
-                log.info("peerRemoved", extra={"peer": key})
+                log.info("peerRemoved", peer=key)
                 self.speaker.remove_peer(key)
                 self.applied.pop(key, None)
                 self._last_tables.pop(key, None)
@@ -180,9 +181,9 @@ class BgpShell:
             peer_obj = self.speaker.add_peer(cfg)
             if self._peer_ids.get(key) != id(peer_obj):
                 if key in self._peer_ids:
-                    log.info("peerReset", extra={"peer": key, "reason": "configuration changed"})
+                    log.info("peerReset", peer=key, reason="configuration changed")
                 else:
-                    log.info("peerAdded", extra={"peer": key, "bgpPeer": cfg.name})
+                    log.info("peerAdded", peer=key, bgpPeer=cfg.name)
                 self._peer_ids[key] = id(peer_obj)
                 self.applied[key] = {}  # a new session: its table starts empty
                 self._last_tables.pop(key, None)
@@ -200,7 +201,7 @@ class BgpShell:
             try:
                 pk = self._prefix_keys[prefix] = prefix_key(prefix)
             except PrefixError:
-                log.error("badPrefix", extra={"prefix": prefix})
+                log.error("badPrefix", prefix=prefix)
         return pk
 
     def _apply_table(self, key: str, table: Mapping[str, RouteAttrs]) -> None:
@@ -235,7 +236,7 @@ class BgpShell:
                 try:
                     pk = cache[prefix] = prefix_key(prefix)
                 except PrefixError:
-                    log.error("badPrefix", extra={"prefix": prefix})
+                    log.error("badPrefix", prefix=prefix)
                     continue
             wanted[pk] = attrs
         old = self.applied.get(key, {})

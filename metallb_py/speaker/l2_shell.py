@@ -11,15 +11,15 @@ reconcile.
 from __future__ import annotations
 
 import asyncio
-import logging
 import socket
 import time
 from collections.abc import Callable, Iterable, Mapping
 
 from l2.announcer import Announcer
 from l2.responder import IPAddress
+from metallb_py.log import get_logger
 
-log = logging.getLogger("metallb_py.speaker.l2")
+log = get_logger("speaker")
 RETRY_SECONDS = 10.0  # a failed start (no CAP_NET_RAW) is retried this often, logged once
 
 
@@ -47,7 +47,7 @@ class L2Shell:
                 await announcer.start()
             except (OSError, RuntimeError) as exc:
                 if str(exc) != self.failed:
-                    log.error("layer2Unavailable", extra={"error": str(exc)})
+                    log.error("layer2Unavailable", error=str(exc))
                 self.failed = str(exc)
                 self._retry_at = time.monotonic() + RETRY_SECONDS
                 if self.retry is not None:

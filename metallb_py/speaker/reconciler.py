@@ -14,7 +14,6 @@ from collections.abc import Iterable
 from typing import Any
 
 from metallb_py.config import Config, ConfigHolder, Problem
-from metallb_py.controller.clog import LazyLogger
 from metallb_py.kube import metrics as kube_metrics
 from metallb_py.kube.events import EventRecorder
 from metallb_py.kube.informer import Informer
@@ -33,6 +32,7 @@ from metallb_py.kube.rest import (
     SERVICES,
     Rest,
 )
+from metallb_py.log import get_logger
 from metallb_py.membership.interface import Membership
 from metallb_py.objects import JSON
 from metallb_py.speaker import desired as dz
@@ -41,7 +41,7 @@ from metallb_py.speaker.l2_shell import L2Shell, local_interfaces
 from metallb_py.speaker.status import StatusObjects, resolve_owner
 from metallb_py.speaker.transitions import ChangeKind, transitions
 
-log = LazyLogger("speaker")
+log = get_logger("speaker")
 COMPONENT = "metallb-speaker"
 # Configuration kinds that only speakers read; the controller raises events for the others.
 SPEAKER_ONLY_KINDS = frozenset({"L2Advertisement", "BGPAdvertisement", "BGPPeer", "BFDProfile"})

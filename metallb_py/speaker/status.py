@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-import logging
 import re
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
@@ -35,6 +34,7 @@ from metallb_py.kube.rest import (
     Resource,
     Rest,
 )
+from metallb_py.log import get_logger
 from metallb_py.objects import JSON
 from metallb_py.speaker.resources import (
     LABEL_NODE,
@@ -43,7 +43,7 @@ from metallb_py.speaker.resources import (
     LABEL_SERVICE_NAMESPACE,
 )
 
-log = logging.getLogger("metallb_py.speaker.status")
+log = get_logger("speaker")
 BATCH = 256  # writes per pass; the next pass starts from fresh informer state
 RECREATE_AFTER = 30.0  # seconds before a service's object may be created again
 COALESCE_S = 0.2  # pause after each pass
@@ -67,12 +67,12 @@ async def resolve_owner(rest: Rest, namespace: str, pod: str | None, node: str) 
             obj = await rest.get(PODS.path(namespace, pod))
             return Owner("Pod", pod, str(obj["metadata"]["uid"]))
         except (ApiError, KeyError, aiohttp.ClientError, OSError) as exc:
-            log.warning("ownerPodNotFound", extra={"pod": pod, "error": str(exc)})
+            log.warning("ownerPodNotFound", pod=pod, error=str(exc))
     try:
         obj = await rest.get(NODES.path(None, node))
         return Owner("Node", node, str(obj["metadata"]["uid"]))
     except (ApiError, KeyError, aiohttp.ClientError, OSError) as exc:
-        log.warning("ownerNodeNotFound", extra={"node": node, "error": str(exc)})
+        log.warning("ownerNodeNotFound", node=node, error=str(exc))
     return None
 
 
@@ -397,7 +397,9 @@ class StatusObjects:
             if why != "notTrue":
                 log.info(
                     "statusObjectReplaced",
-                    extra={"kind": kind.resource.kind, "object": meta.get("name"), "reason": why},
+                    kind=kind.resource.kind,
+                    object=meta.get("name"),
+                    reason=why,
                 )
             try:
                 await self.rest.delete(self._object_path(kind, str(meta.get("name") or "")))
@@ -420,7 +422,9 @@ class StatusObjects:
         kube_metrics.update_errors_total.inc()
         log.warning(
             "statusWriteFailed",
-            extra={"op": op, "kind": kind.resource.kind, "error": str(exc) or type(exc).__name__},
+            op=op,
+            kind=kind.resource.kind,
+            error=str(exc) or type(exc).__name__,
         )
         # Try again later; a missing CRD is reported by the informer as not served.
         asyncio.get_running_loop().call_later(2.0, self.dirty.set)
@@ -469,7 +473,7 @@ class StatusObjects:
             await self.rest.replace(f"{path}/status", {**obj, "status": status})
             self.config_state_written = (result, summary)
         except (ApiError, aiohttp.ClientError, OSError, TimeoutError) as exc:
-            log.debug("configurationStateNotWritten", extra={"error": str(exc)})
+            log.debug("configurationStateNotWritten", error=str(exc))
 
 
 def _now() -> str:
