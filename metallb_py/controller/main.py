@@ -68,8 +68,8 @@ async def run(ctx: RunContext) -> int:
     log.info(
         "controllerStarting",
         namespace=args.namespace,
-        lb_class=args.lb_class or "",
-        on_config_change=args.on_config_change,
+        lbClass=args.lb_class or "",
+        onConfigChange=args.on_config_change,
         identity=elector.identity if elector else "",
     )
 

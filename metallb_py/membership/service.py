@@ -170,7 +170,7 @@ class MembershipService:
             addr=f"{self.bind_addr}:{self.port}",
             encrypted=self.keyring is not None,
             label=self.label,
-            probe_interval=self.config.probe_interval,
+            probeInterval=self.config.probe_interval,
         )
         self._pump()
 

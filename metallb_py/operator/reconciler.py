@@ -148,7 +148,7 @@ class OperatorReconciler:
         except Exception as exc:
             metrics.reconciles_total.labels(result="error").inc()
             delay = self.queue.retry(key)
-            log.error("reconcileFailed", instance=key, error=str(exc), retry_in=round(delay, 2))
+            log.error("reconcileFailed", instance=key, error=str(exc), retryIn=round(delay, 2))
             return
         finally:
             metrics.last_reconcile_seconds.set(time.monotonic() - started)

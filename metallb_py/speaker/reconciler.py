@@ -266,7 +266,7 @@ class SpeakerReconciler:
                 protocol=protocol,
                 ip=list(ips),
                 reason="speakerShutdown",
-                graceful_restart=graceful and protocol == dz.BGP,
+                gracefulRestart=graceful and protocol == dz.BGP,
             )
         self.announced.clear()
         left = max(0.05, budget - (time.monotonic() - started))

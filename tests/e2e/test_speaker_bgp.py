@@ -354,7 +354,7 @@ def test_bgp_announcements_end_to_end(lan: Lan) -> None:
         time.sleep(1)
         assert bird_paths(lan, last) == {node1, node2}, "graceful restart keeps the routes"
         assert any(
-            ln.get("reason") == "speakerShutdown" and ln.get("graceful_restart")
+            ln.get("reason") == "speakerShutdown" and ln.get("gracefulRestart")
             for ln in log_events(c, "node1", "serviceWithdrawn")
         )
         del sessions
