@@ -28,7 +28,7 @@ from bfd.profile import DEFAULT_FLOOR_MS, Profile, ProfileError
 from netkit import jsonlog
 from netkit.process import set_realtime, tune_gc
 
-log = logging.getLogger("bfd.cli")
+log = logging.getLogger("bfd")
 
 
 def _ip(text: str) -> str:

@@ -36,7 +36,7 @@ from bfd.packet import State
 from bfd.profile import DEFAULT_FLOOR_MS, Profile
 from bfd.session import Session, SessionCounters
 
-log = logging.getLogger("bfd.engine")
+log = logging.getLogger("bfd")
 
 PORT_SINGLE_HOP = 3784
 PORT_MULTIHOP = 4784

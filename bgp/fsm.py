@@ -123,7 +123,7 @@ from bgp.messages import (
 )
 from bgp.nlri import Prefix
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("bgp")
 
 LARGE_HOLD_TIME = 240.0  # RFC 4271 §8: "suggested" initial hold time in OpenSent
 # An accepted connection must deliver the peer's OPEN within this (we send ours at once, so a

@@ -462,7 +462,7 @@ def parse_args(argv: list[str]) -> SpeakConfig:
 
 # -- running ------------------------------------------------------------------------------------
 
-log = logging.getLogger("bgp.speak")
+log = logging.getLogger("bgp")
 STDIN_LINES_PER_TURN = 4000
 
 
@@ -606,11 +606,11 @@ async def run(cfg: SpeakConfig) -> int:
     log.info(
         "speakerStarted",
         extra={
-            "local_as": cfg.local_as,
+            "localASN": cfg.local_as,
             "peers": [p.key for p in cfg.peers],
             "prefixes": len(speaker.rib),
-            "listen_port": speaker.listener.bound_port if speaker.listener else None,
-            "router_ids": sorted({str(p.router_id) for p in speaker.peers.values()}),
+            "listenPort": speaker.listener.bound_port if speaker.listener else None,
+            "routerIDs": sorted({str(p.router_id) for p in speaker.peers.values()}),
         },
     )
     stdin_done = asyncio.Event()
@@ -623,7 +623,7 @@ async def run(cfg: SpeakConfig) -> int:
     sig = received[0] if received else signal.SIGTERM
     graceful = cfg.graceful_restart and sig == signal.SIGTERM
     name = signal.Signals(sig).name
-    log.info("speakerStopping", extra={"signal": name, "graceful_restart": graceful})
+    log.info("speakerStopping", extra={"signal": name, "gracefulRestart": graceful})
     await speaker.shutdown(f"python -m bgp speak stopped ({name})", graceful=graceful)
     if stdin_transport is not None:
         stdin_transport.close()

@@ -73,7 +73,7 @@ from bgp.transport import (
 if TYPE_CHECKING:
     from l2.routers import RouterFinder
 
-log = logging.getLogger("bgp.speaker")
+log = logging.getLogger("bgp")
 CLOSE_FLUSH_TIMEOUT = 5.0  # seconds a closing connection may take to send its last bytes
 
 FAMILIES = (AFI_IPV4, AFI_IPV6)
@@ -660,8 +660,8 @@ class Peer:
                     "peer": self.key,
                     "afi": ev.afi,
                     "safi": ev.safi,
-                    "prefixes_received": c.prefixes_received,
-                    "updates_received": c.updates_received,
+                    "prefixesReceived": c.prefixes_received,
+                    "updatesReceived": c.updates_received,
                 },
             )
         elif isinstance(ev, FamilyDisabled):
@@ -792,14 +792,14 @@ class Peer:
             "sessionEstablished",
             extra={
                 "peer": self.key,
-                "peer_as": neg.peer_as,
-                "router_id": str(neg.peer_router_id),
-                "local_address": local,
+                "peerASN": neg.peer_as,
+                "routerID": str(neg.peer_router_id),
+                "localAddress": local,
                 **self._unnumbered_fields(),
-                "hold_time": neg.hold_time,
+                "holdTime": neg.hold_time,
                 "ibgp": neg.ibgp,
                 "families": [f"afi{a}" for a in families],
-                "graceful_restart": neg.graceful_restart,
+                "gracefulRestart": neg.graceful_restart,
             },
         )
         if skipped:
@@ -824,8 +824,8 @@ class Peer:
                 extra={
                     "peer": self.key,
                     "reason": ev.reason,
-                    "was_established": was,
-                    "peer_keeps_routes": ev.peer_keeps_routes,
+                    "wasEstablished": was,
+                    "peerKeepsRoutes": ev.peer_keeps_routes,
                     **self._unnumbered_fields(),
                 },
             )
@@ -915,7 +915,7 @@ class Peer:
     def _unnumbered_fields(self) -> dict[str, str]:
         if not self.config.interface:
             return {}
-        return {"interface": self.config.interface, "peer_address": self.router or ""}
+        return {"interface": self.config.interface, "peerAddress": self.router or ""}
 
     def stop(
         self, *, subcode: int = CEASE_ADMIN_SHUTDOWN, message: str = "", graceful: bool = False

@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 
 from bgp import sockopts
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("bgp")
 
 BGP_PORT = 179
 READ_SLICE = 32 * 1024  # octets handed to the session per event-loop turn

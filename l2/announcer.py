@@ -38,7 +38,7 @@ from l2.sockets import MissingCapability, MulticastGroups, open_arp_socket, open
 from netkit.bpf import attach
 from netkit.timer import CoreTimer
 
-log = logging.getLogger("l2.announcer")
+log = logging.getLogger("l2")
 
 FilterMode = Literal["exact", "type", "none"]
 _ETHERTYPE_ARP = b"\x08\x06"

@@ -23,7 +23,7 @@ from l2.interfaces import DEFAULT_EXCLUDES
 from l2.sockets import MissingCapability
 from netkit import jsonlog
 
-log = logging.getLogger("l2.cli")
+log = logging.getLogger("l2")
 EXIT_USAGE = 2
 
 
@@ -111,13 +111,13 @@ def build_parser() -> argparse.ArgumentParser:
 def _counters_extra(announcer: Announcer) -> dict[str, object]:
     c = announcer.counters
     return {
-        "requests_received": dict(c.requests_received),
-        "responses_sent": dict(c.responses_sent),
-        "gratuitous_sent": dict(c.gratuitous_sent),
+        "requestsReceived": dict(c.requests_received),
+        "responsesSent": dict(c.responses_sent),
+        "gratuitousSent": dict(c.gratuitous_sent),
         "conflicts": dict(c.conflicts),
         "malformed": dict(c.malformed),
         "dropped": dict(c.dropped),
-        "send_errors": announcer.send_errors,
+        "sendErrors": announcer.send_errors,
     }
 
 

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-log = logging.getLogger("l2.interfaces")
+log = logging.getLogger("l2")
 
 DEFAULT_EXCLUDES: tuple[str, ...] = (
     r"^docker.*",

@@ -41,7 +41,7 @@ from l2 import bpf, packets
 from l2.interfaces import IFF_LOWER_UP, InterfaceWatcher, Link, usable_link_local
 from l2.sockets import MissingCapability, open_ndp_socket
 
-log = logging.getLogger("l2.routers")
+log = logging.getLogger("l2")
 
 RA_INTERVAL_S = 10.0  # our unsolicited Router Advertisements
 MIN_RA_GAP_S = 3.0  # RFC 4861 MIN_DELAY_BETWEEN_RAS

@@ -95,7 +95,7 @@ def speak(tmp_path: Path) -> Iterator[SpeakProc]:
 
 
 def _port(sp: SpeakProc) -> int:
-    return int(sp.events("speakerStarted")[0]["listen_port"])
+    return int(sp.events("speakerStarted")[0]["listenPort"])
 
 
 def _open_from(source: str, port: int, timeout: float = 5.0) -> socket.socket | None:

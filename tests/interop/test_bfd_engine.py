@@ -133,7 +133,7 @@ async def test_profile_below_the_floor_is_raised_and_logged(
     engines: tuple[Engine, Engine, str, str], caplog: pytest.LogCaptureFixture
 ) -> None:
     a, _b, addr_a, addr_b = engines
-    with caplog.at_level(logging.WARNING, logger="bfd.engine"):
+    with caplog.at_level(logging.WARNING, logger="bfd"):
         sa = a.add(
             SessionKey(addr_b, addr_a), Profile(receive_interval_ms=10, transmit_interval_ms=10)
         )

@@ -266,7 +266,7 @@ def test_full_table_from_router_with_3s_hold_time_keeps_session(lan1: Lan) -> No
     ).start()
     b.wait_established("n1")
     eor = sp.wait_event("endOfRibReceived", timeout=120 if FULL else 60)
-    assert eor["prefixes_received"] == n
+    assert eor["prefixesReceived"] == n
     # Keep the session under observation for more than two hold times.
     time.sleep(7)
     assert not sp.events("sessionDown"), sp.output()[-2000:]

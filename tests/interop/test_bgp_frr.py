@@ -183,7 +183,7 @@ def test_ipv6_only_node_hash_router_id_and_ipv4_routes_over_ipv6_next_hop(lan1: 
     ).start()
     f.wait_established(node.ipv6, afi="ipv6Unicast")
     started = sp.wait_event("speakerStarted")
-    (rid,) = started["router_ids"]
+    (rid,) = started["routerIDs"]
     assert not rid.startswith("198.51.100."), "no IPv4 address to take the ID from"
     wait_for(lambda: paths(f, "ipv4", "203.0.113.85/32"), 15, what="IPv4 route, IPv6 next hop")
     (p4,) = paths(f, "ipv4", "203.0.113.85/32")

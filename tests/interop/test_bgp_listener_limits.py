@@ -142,7 +142,7 @@ class _FailingSocket:
 
 
 async def test_failing_accept_backs_off_and_logs_once(caplog: pytest.LogCaptureFixture) -> None:
-    caplog.set_level(logging.INFO, logger="bgp.transport")
+    caplog.set_level(logging.INFO, logger="bgp")
     lst = Listener(lambda s, p: None, port=0, addresses=("127.0.0.1",))
     a, b = socket.socketpair()
     b.send(b"x")  # `a` stays readable, as a listening socket with a queued connection does
@@ -192,7 +192,7 @@ async def test_transient_accept_errors_do_not_pause() -> None:
 
 
 def test_rate_limited_log_counts_suppressed_lines(caplog: pytest.LogCaptureFixture) -> None:
-    caplog.set_level(logging.INFO, logger="bgp.transport")
+    caplog.set_level(logging.INFO, logger="bgp")
     rl = RateLimitedLog("connectionRefused", logging.INFO, interval=0.2)
     for _ in range(1000):
         rl(peer="192.0.2.1")
@@ -206,7 +206,7 @@ def test_rate_limited_log_counts_suppressed_lines(caplog: pytest.LogCaptureFixtu
 async def test_unconfigured_flood_logs_a_bounded_number_of_lines(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    caplog.set_level(logging.INFO, logger="bgp.transport")
+    caplog.set_level(logging.INFO, logger="bgp")
     lst, _ = await _listener(["127.0.0.1"])
     try:
         for _ in range(50):

@@ -112,8 +112,8 @@ def test_unnumbered_routes_with_link_local_next_hop_installed_and_second_router(
     wait_for(lambda: established(r2), 30, what="r2 Established with our speaker")
     est = sp.wait_event("sessionEstablished", peer="eth0:179")
     assert est["interface"] == "eth0"
-    assert est["peer_address"] == f"{link_local(lab, 'r1', 'eth0')}%eth0"
-    assert est["peer_as"] == R1_AS
+    assert est["peerAddress"] == f"{link_local(lab, 'r1', 'eth0')}%eth0"
+    assert est["peerASN"] == R1_AS
     # RFC 8950 negotiated both ways for IPv4 unicast over IPv6.
     caps = neighbor(r1)["neighborCapabilities"]
     assert "extendedNexthop" in caps, caps
@@ -154,9 +154,9 @@ def test_link_cut_and_restore_reestablishes_and_follows_a_new_router_address(lab
         10,
         what="r1's new link-local address",
     )
-    assert f"{new_ll}%eth0" != first["peer_address"]
+    assert f"{new_ll}%eth0" != first["peerAddress"]
     again = sp.wait_event("sessionEstablished", peer="eth0:179", count=2, timeout=40)
-    assert again["peer_address"] == f"{new_ll}%eth0"
+    assert again["peerAddress"] == f"{new_ll}%eth0"
     wait_for(lambda: established(r1), 30, what="r1 Established again")
     wait_for(lambda: paths(r1, "ipv4", "203.0.113.40/32"), 20, what="route back at FRR")
 

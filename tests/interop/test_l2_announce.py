@@ -46,9 +46,9 @@ def test_arping_gets_exactly_one_reply_from_the_announcing_node(lan: Lan) -> Non
     assert ndisc6(lab, "client", VIP6_OTHER, tries=2) is None
     status, stopped = ann.stop()
     assert status == 0
-    assert stopped["requests_received"][VIP4] >= 3
-    assert stopped["responses_sent"][VIP4] >= 3
-    assert VIP4_OTHER not in stopped["responses_sent"]
+    assert stopped["requestsReceived"][VIP4] >= 3
+    assert stopped["responsesSent"][VIP4] >= 3
+    assert VIP4_OTHER not in stopped["responsesSent"]
     # Stopped means silent.
     assert arping(lab, "client", VIP4, count=2) == []
 
@@ -72,7 +72,7 @@ def test_ndisc6_and_ping6_resolve_the_announced_ipv6_address(lab: Lab, snooping:
     assert ping(lab, "client", VIP6, wait=2)
     assert neigh_mac(lab, "client", VIP6) == node1.mac
     status, stopped = ann.stop()
-    assert status == 0 and stopped["responses_sent"][VIP6] >= 2
+    assert status == 0 and stopped["responsesSent"][VIP6] >= 2
 
 
 def test_unicast_ns_without_slla_is_answered(lan: Lan) -> None:
@@ -98,7 +98,7 @@ def test_unicast_ns_without_slla_is_answered(lan: Lan) -> None:
     status, stopped = ann.stop()
     assert status == 0
     assert stopped["malformed"] == {"icmpv6-bad-checksum": 2, "ndp-hop-limit": 3}
-    assert stopped["responses_sent"] == {VIP6: stopped["requests_received"][VIP6]}
+    assert stopped["responsesSent"] == {VIP6: stopped["requestsReceived"][VIP6]}
 
 
 def test_takeover_burst_updates_the_clients_neighbour_table(lan: Lan) -> None:
@@ -118,8 +118,8 @@ def test_takeover_burst_updates_the_clients_neighbour_table(lan: Lan) -> None:
     status, stopped = second.stop()
     assert status == 0
     # ARP: request and reply form per round; NDP: one unsolicited NA per round.
-    assert stopped["gratuitous_sent"][VIP4] % 2 == 0 and stopped["gratuitous_sent"][VIP4] >= 2
-    assert stopped["gratuitous_sent"][VIP6] >= 1
+    assert stopped["gratuitousSent"][VIP4] % 2 == 0 and stopped["gratuitousSent"][VIP4] >= 2
+    assert stopped["gratuitousSent"][VIP6] >= 1
 
 
 def test_burst_is_sent_once_and_paced(lan: Lan) -> None:
@@ -140,7 +140,7 @@ def test_burst_is_sent_once_and_paced(lan: Lan) -> None:
     rounds = ann.find("gratuitousSent")
     assert [r["round"] for r in rounds] == [1, 2, 3]
     status, stopped = ann.stop()
-    assert status == 0 and stopped["gratuitous_sent"] == {VIP4: 6}
+    assert status == 0 and stopped["gratuitousSent"] == {VIP4: 6}
 
 
 DRIVER = Path(__file__).resolve().parents[1] / "lab" / "l2_driver.py"
@@ -171,16 +171,16 @@ def test_burst_only_on_becoming_the_announcer_never_on_reconcile(lan: Lan) -> No
     got = steps()
     assert "withdrawn" in got, proc.output()
     # Two rounds, ARP request + reply form each: 4 frames per burst.
-    assert got["announced"]["gratuitous_sent"] == {VIP4: 4}
-    assert got["reconciled"]["gratuitous_sent"] == {VIP4: 4}
-    assert got["added"]["gratuitous_sent"] == {VIP4: 4, VIP4_OTHER: 4}
+    assert got["announced"]["gratuitousSent"] == {VIP4: 4}
+    assert got["reconciled"]["gratuitousSent"] == {VIP4: 4}
+    assert got["added"]["gratuitousSent"] == {VIP4: 4, VIP4_OTHER: 4}
     assert arping(lab, "client", VIP4, count=2) == []  # withdrawn: silent at once
     assert {m for m, _ in arping(lab, "client", VIP4_OTHER, count=2)} == {node1.mac}
     assert proc.popen.stdin is not None
     proc.popen.stdin.write(b"\n")
     proc.popen.stdin.flush()
     wait_for(lambda: "reannounced" in steps() or not proc.alive(), 20, what="reannounced")
-    assert steps()["reannounced"]["gratuitous_sent"] == {VIP4: 8, VIP4_OTHER: 4}
+    assert steps()["reannounced"]["gratuitousSent"] == {VIP4: 8, VIP4_OTHER: 4}
     assert proc.wait(timeout=10) == 0
 
 
@@ -216,7 +216,7 @@ def test_carrier_loss_and_return_sends_the_burst_again(lan: Lan) -> None:
     wait_for(lambda: len(ann.find("ipAnnounced")) == 2, 10, what="announced again")
     assert {m for m, _ in arping(lab, "client", VIP4, count=2)} == {node1.mac}
     status, stopped = ann.stop()
-    assert status == 0 and stopped["gratuitous_sent"] == {VIP4: 4}  # one round, twice
+    assert status == 0 and stopped["gratuitousSent"] == {VIP4: 4}  # one round, twice
 
 
 def test_bridge_ports_and_excluded_names_are_skipped(lan: Lan) -> None:

@@ -20,8 +20,8 @@ def snapshot(step: str, ann: Announcer) -> None:
         json.dumps(
             {
                 "step": step,
-                "gratuitous_sent": dict(c.gratuitous_sent),
-                "responses_sent": dict(c.responses_sent),
+                "gratuitousSent": dict(c.gratuitous_sent),
+                "responsesSent": dict(c.responses_sent),
                 "interfaces": ann.served_interfaces,
             }
         ),
