@@ -842,10 +842,7 @@ class ApiServer:
         if schema is None:
             return obj, []
         out = schemas.Outcome()
-        if validate:
-            result = schemas.walk(obj, schema, "", out, validate=True, root=True)
-        else:
-            result = schemas.prune(obj, schema, "", out.unknown, root=True)
+        result = schemas.walk(obj, schema, out) if validate else schemas.prune(obj, schema, out)
         mode = self._field_validation(c)
         if out.unknown:
             if mode == "Strict":

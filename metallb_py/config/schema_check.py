@@ -1,136 +1,100 @@
-"""Check an object against an OpenAPI v3 schema the way the API server's structural validation
-does (types, required, enums, ranges, patterns) and, like `kubectl --validate=strict`, name the
-unknown fields instead of silently pruning them."""
+"""The CRD schemas' structural check (`metallb_py.schema`, the API server's own validator), its
+violations worded as the parser's problems. Unlike the server, which prunes them, unknown fields
+are named, as `kubectl --validate=strict` names them."""
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
+from metallb_py import schema as structural
+from metallb_py.config.objects import too_deep
 from metallb_py.config.problems import is_secret_path, quote
-from metallb_py.config.schemas import Schema
+from metallb_py.schema import Path, Rule, Schema, Violation, type_name
 
 # Levels of nesting checked; deeper values (only a hostile object has them) are one problem.
 MAX_DEPTH = 64
 
-_TYPES: dict[str, tuple[type, ...]] = {
-    "object": (dict,),
-    "array": (list,),
-    "string": (str,),
-    "integer": (int,),
-    "number": (int, float),
-    "boolean": (bool,),
-}
 
-
-def _type_name(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, int):
-        return "integer"
-    if isinstance(value, float):
-        return "number"
-    if isinstance(value, str):
-        return "string"
-    if isinstance(value, list):
-        return "array"
-    if isinstance(value, dict):
-        return "object"
-    return type(value).__name__
-
-
-def check(value: Any, schema: Schema, path: str = "") -> list[tuple[str, str]]:
+def check(value: Any, schema: Schema) -> list[tuple[str, str]]:
     """Every structural violation as (field path, message)."""
-    errors: list[tuple[str, str]] = []
-    _check(value, schema, path, errors)
-    return errors
+    deep = too_deep(value, MAX_DEPTH)
+    if deep is not None:
+        return [(deep or "<root>", f"nested deeper than {MAX_DEPTH} levels")]
+    out = structural.Outcome()
+    structural.walk(value, schema, (), out)
+    found = [(_where(v.path), _message(v)) for v in out.errors]
+    # An object schema without properties (metadata's) leaves its fields to other checks.
+    found += [(_where(v.path), _unknown(v)) for v in out.unknown if v.limit]
+    return found
 
 
-def _shown(value: Any, path: str) -> str:
+def _where(path: Path) -> str:
+    """`spec.addresses[0]`, with long or non-string keys shortened; `<root>` for the object."""
+    out = ""
+    for part in path:
+        if isinstance(part, int) and not isinstance(part, bool):
+            out += f"[{part}]"
+            continue
+        text = part if isinstance(part, str) else quote(part)
+        text = text if len(text) <= 63 else text[:60] + "..."
+        out = f"{out}.{text}" if out else text
+    return out or "<root>"
+
+
+def _shown(value: Any, where: str) -> str:
     """The value for a message: bounded, and never the value of a secret field."""
-    return "(value hidden)" if is_secret_path(path) else quote(value)
+    return "(value hidden)" if is_secret_path(where) else quote(value)
 
 
-def _key(key: Any) -> str:
-    text = str(key) if isinstance(key, str) else quote(key)
-    return text if len(text) <= 63 else text[:60] + "..."
+def _unknown(v: Violation) -> str:
+    return f"unknown field {quote(v.value, 66)} (known fields: {', '.join(sorted(v.limit))})"
 
 
-def _check(
-    value: Any, schema: Schema, path: str, errors: list[tuple[str, str]], depth: int = 0
-) -> None:
-    where = path or "<root>"
-    if depth > MAX_DEPTH:
-        errors.append((where, f"nested deeper than {MAX_DEPTH} levels"))
-        return
-    if value is None:
-        if not schema.get("nullable"):
-            errors.append((where, "must not be null"))
-        return
-    if schema.get("x-kubernetes-int-or-string"):
-        if not isinstance(value, int | str) or isinstance(value, bool):
-            errors.append((where, f"must be an integer or a string, not {_type_name(value)}"))
-        return
-    typ = schema.get("type")
-    if typ:
-        ok = isinstance(value, _TYPES[typ])
-        if typ in ("integer", "number") and isinstance(value, bool):
-            ok = False
-        if typ == "integer" and isinstance(value, float) and value.is_integer():
-            ok = True
-        if not ok:
-            errors.append(
-                (
-                    where,
-                    f"must be {'an' if typ[0] in 'aeiou' else 'a'} {typ}, not "
-                    f"{_type_name(value)} {_shown(value, where)}",
-                )
-            )
-            return
-    if "enum" in schema and value not in schema["enum"]:
-        allowed = ", ".join(str(v) for v in schema["enum"])
-        errors.append(
-            (where, f"unsupported value {_shown(value, where)}: must be one of {allowed}")
-        )
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        if "minimum" in schema and value < schema["minimum"]:
-            errors.append(
-                (where, f"{_shown(value, where)} is less than the minimum {schema['minimum']}")
-            )
-        if "maximum" in schema and value > schema["maximum"]:
-            errors.append(
-                (where, f"{_shown(value, where)} is more than the maximum {schema['maximum']}")
-            )
-    if isinstance(value, str):
-        if "minLength" in schema and len(value) < schema["minLength"]:
-            errors.append((where, f"must be at least {schema['minLength']} characters"))
-        if "maxLength" in schema and len(value) > schema["maxLength"]:
-            errors.append((where, f"must be at most {schema['maxLength']} characters"))
-        if "pattern" in schema and not re.search(schema["pattern"], value):
-            errors.append((where, f"{_shown(value, where)} does not match {schema['pattern']}"))
-    if isinstance(value, list):
-        if "minItems" in schema and len(value) < schema["minItems"]:
-            errors.append((where, f"must have at least {schema['minItems']} item(s)"))
-        if "maxItems" in schema and len(value) > schema["maxItems"]:
-            errors.append((where, f"must have at most {schema['maxItems']} items"))
-        items = schema.get("items")
-        if items:
-            for i, item in enumerate(value):
-                _check(item, items, f"{path}[{i}]", errors, depth + 1)
-    if isinstance(value, dict):
-        props: dict[str, Schema] = schema.get("properties", {})
-        for req in schema.get("required", []):
-            if req not in value:
-                errors.append((f"{path}.{req}" if path else req, "required field is missing"))
-        extra = schema.get("additionalProperties")
-        for key, item in value.items():
-            sub = f"{path}.{_key(key)}" if path else _key(key)
-            if key in props:
-                _check(item, props[key], sub, errors, depth + 1)
-            elif isinstance(extra, dict):
-                _check(item, extra, sub, errors, depth + 1)
-            elif props and not schema.get("x-kubernetes-preserve-unknown-fields"):
-                known = ", ".join(sorted(props))
-                errors.append((sub, f"unknown field {quote(key, 66)} (known fields: {known})"))
+def _message(v: Violation) -> str:
+    where, value, limit = _where(v.path), v.value, v.limit
+    shown = _shown(value, where)
+    match v.rule:
+        case Rule.NULL:
+            return "must not be null"
+        case Rule.INT_OR_STRING:
+            return f"must be an integer or a string, not {type_name(value)}"
+        case Rule.TYPE | Rule.BRANCH_TYPE:
+            article = "an" if limit[0] in "aeiou" else "a"
+            return f"must be {article} {limit}, not {type_name(value)} {shown}"
+        case Rule.ENUM:
+            allowed = ", ".join(str(e) for e in limit)
+            return f"unsupported value {shown}: must be one of {allowed}"
+        case Rule.MINIMUM:
+            return f"{shown} is less than the minimum {limit}"
+        case Rule.EXCLUSIVE_MINIMUM:
+            return f"{shown} is not more than the exclusive minimum {limit}"
+        case Rule.MAXIMUM:
+            return f"{shown} is more than the maximum {limit}"
+        case Rule.EXCLUSIVE_MAXIMUM:
+            return f"{shown} is not less than the exclusive maximum {limit}"
+        case Rule.MULTIPLE_OF:
+            return f"{shown} is not a multiple of {limit}"
+        case Rule.MIN_LENGTH:
+            return f"must be at least {limit} characters"
+        case Rule.MAX_LENGTH:
+            return f"must be at most {limit} characters"
+        case Rule.PATTERN:
+            return f"{shown} does not match {limit}"
+        case Rule.FORMAT:
+            return f"{shown} is not a valid {limit}"
+        case Rule.MIN_ITEMS:
+            return f"must have at least {limit} item(s)"
+        case Rule.MAX_ITEMS:
+            return f"must have at most {limit} items"
+        case Rule.DUPLICATE:
+            return f"duplicate item {shown}"
+        case Rule.MIN_PROPERTIES:
+            return f"must have at least {limit} field(s)"
+        case Rule.MAX_PROPERTIES:
+            return f"must have at most {limit} fields"
+        case Rule.REQUIRED:
+            return "required field is missing"
+        case Rule.ANY_OF | Rule.ONE_OF | Rule.NOT:
+            return f"does not satisfy the schema's {v.rule.value}"
+        case Rule.UNKNOWN:
+            return _unknown(v)

@@ -188,7 +188,7 @@ SCHEMA: dict[str, Any] = {
 
 def check(obj: dict[str, Any]) -> tuple[dict[str, Any], schema.Outcome]:
     out = schema.Outcome()
-    return schema.walk(obj, SCHEMA, "", out, root=True), out
+    return schema.walk(obj, SCHEMA, out), out
 
 
 def test_schema_prunes_defaults_and_validates() -> None:
