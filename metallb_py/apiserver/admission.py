@@ -21,12 +21,11 @@ import aiohttp
 from metallb_py.apiserver.errors import ApiError
 from metallb_py.apiserver.resources import Resource
 from metallb_py.apiserver.selectors import match_label_selector
+from metallb_py.objects import JSON
 
 if TYPE_CHECKING:
     from metallb_py.apiserver.crd import CrdInfo
     from metallb_py.apiserver.server import ApiServer, Call
-
-Obj = dict[str, Any]
 
 VWC_KEY = "validatingwebhookconfigurations.admissionregistration.k8s.io"
 SKIPPED = {"validatingwebhookconfigurations", "mutatingwebhookconfigurations"}
@@ -54,7 +53,7 @@ class WebhookClient:
             self._contexts[digest] = ctx
         return ctx
 
-    def resolve(self, client_config: Obj) -> tuple[str, str | None]:
+    def resolve(self, client_config: JSON) -> tuple[str, str | None]:
         """(url, TLS server name) for a webhook client config."""
         if client_config.get("url"):
             return str(client_config["url"]), None
@@ -103,7 +102,7 @@ class WebhookClient:
                     return _url(addr["ip"], number or port, path), host_name
         raise WebhookError(f'no endpoints available for service "{name}"')
 
-    async def post(self, client_config: Obj, body: Obj, seconds: float) -> Obj:
+    async def post(self, client_config: JSON, body: JSON, seconds: float) -> JSON:
         url, server_name = self.resolve(client_config)
         if self._session is None:
             self._session = aiohttp.ClientSession()
@@ -117,7 +116,7 @@ class WebhookClient:
             ) as resp:
                 if resp.status != 200:
                     raise WebhookError(f"the server responded with status {resp.status}")
-                data: Obj = await resp.json(content_type=None)
+                data: JSON = await resp.json(content_type=None)
                 return data
         except (aiohttp.ClientError, TimeoutError, ssl.SSLError, ValueError) as exc:
             reason = "context deadline exceeded" if isinstance(exc, TimeoutError) else str(exc)
@@ -133,7 +132,7 @@ def _url(host: str, port: int, path: str) -> str:
     return f"https://{h}:{port}{path}"
 
 
-def _rule_matches(rule: Obj, op: str, res: Resource, sub: str) -> bool:
+def _rule_matches(rule: JSON, op: str, res: Resource, sub: str) -> bool:
     ops = rule.get("operations") or []
     if "*" not in ops and op not in ops:
         return False
@@ -164,7 +163,7 @@ class Admission:
         self.server = server
         self.client = WebhookClient(server)
 
-    def _match(self, hook: Obj, op: str, res: Resource, sub: str) -> Resource | None:
+    def _match(self, hook: JSON, op: str, res: Resource, sub: str) -> Resource | None:
         """The resource version the webhook wants to see, or None if it does not match."""
         rules = hook.get("rules") or []
         if any(_rule_matches(r, op, res, sub) for r in rules):
@@ -177,7 +176,7 @@ class Admission:
         return None
 
     def _namespace_matches(
-        self, hook: Obj, res: Resource, ns: str, obj: Obj | None, old: Obj | None
+        self, hook: JSON, res: Resource, ns: str, obj: JSON | None, old: JSON | None
     ) -> bool:
         selector = hook.get("namespaceSelector")
         if not selector:
@@ -192,7 +191,7 @@ class Admission:
         return match_label_selector(selector, labels)
 
     @staticmethod
-    def _object_matches(hook: Obj, obj: Obj | None, old: Obj | None) -> bool:
+    def _object_matches(hook: JSON, obj: JSON | None, old: JSON | None) -> bool:
         selector = hook.get("objectSelector")
         if not selector:
             return True
@@ -208,8 +207,8 @@ class Admission:
         server: ApiServer,
         c: Call,
         op: str,
-        obj: Obj | None,
-        old: Obj | None,
+        obj: JSON | None,
+        old: JSON | None,
         warnings: list[str],
     ) -> None:
         if c.res.plural in SKIPPED and c.res.group == "admissionregistration.k8s.io":
@@ -237,12 +236,12 @@ class Admission:
 
     async def _call(
         self,
-        hook: Obj,
+        hook: JSON,
         target: Resource,
         c: Call,
         op: str,
-        obj: Obj | None,
-        old: Obj | None,
+        obj: JSON | None,
+        old: JSON | None,
         warnings: list[str],
     ) -> None:
         server = self.server
@@ -255,7 +254,7 @@ class Admission:
             obj = next(it) if obj is not None else None
             old = next(it) if old is not None else None
         meta = (obj or old or {}).get("metadata") or {}
-        request: Obj = {
+        request: JSON = {
             "uid": str(uuid.uuid4()),
             "kind": {"group": target.group, "version": target.version, "kind": target.kind},
             "resource": {
@@ -337,7 +336,7 @@ class Conversion:
         self.server = server
         self.client = WebhookClient(server)
 
-    async def convert(self, info: CrdInfo, objs: list[Obj], target: str) -> list[Obj]:
+    async def convert(self, info: CrdInfo, objs: list[JSON], target: str) -> list[JSON]:
         todo = [o for o in objs if o.get("apiVersion") != target]
         if not todo:
             return objs

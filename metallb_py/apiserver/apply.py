@@ -21,8 +21,7 @@ from metallb_py import yamlsafe
 from metallb_py.apiserver import fieldset, limits, objects
 from metallb_py.apiserver.errors import ApiError, bad_request
 from metallb_py.apiserver.fieldset import ITEM, MISSING, Path, Types
-
-Obj = dict[str, Any]
+from metallb_py.objects import JSON
 
 # Limits for YAML request bodies (see metallb_py.yamlsafe): small documents can alias
 # themselves into billions of nodes.
@@ -91,7 +90,7 @@ class Entry:
     manager: str
     operation: str
     subresource: str
-    raw: Obj
+    raw: JSON
     _fields: set[Path] | None = None
     changed: bool = False
 
@@ -116,7 +115,7 @@ class Entry:
             self.raw["apiVersion"] = api_version
 
 
-def read_entries(meta: Obj) -> list[Entry]:
+def read_entries(meta: JSON) -> list[Entry]:
     """The managedFields of an object; malformed entries are dropped."""
     out = []
     for raw in meta.get("managedFields") or []:
@@ -133,13 +132,13 @@ def read_entries(meta: Obj) -> list[Entry]:
     return out
 
 
-def write_entries(entries: list[Entry]) -> list[Obj]:
+def write_entries(entries: list[Entry]) -> list[JSON]:
     out = []
     for e in entries:
         if e.changed:
             if not e.fields:
                 continue
-            raw: Obj = {
+            raw: JSON = {
                 "manager": e.manager,
                 "operation": e.operation,
                 "apiVersion": e.raw.get("apiVersion", ""),
@@ -164,7 +163,7 @@ def _find(entries: list[Entry], ident: tuple[str, str, str], api_version: str) -
     return e
 
 
-def given_or_live(live_meta: Obj, sent_meta: Obj) -> Any:
+def given_or_live(live_meta: JSON, sent_meta: JSON) -> Any:
     """The managedFields a write starts from: the live ones, unless the client sent different
     ones (used as sent) or `[{}]` (clears them), as the real server allows."""
     sent = sent_meta.get("managedFields")
@@ -189,7 +188,7 @@ def default_manager(user_agent: str) -> str:
 # -- tracked top-level fields --------------------------------------------------------------------
 
 
-def tracked(obj: Obj, subresource: str, has_status: bool) -> list[str]:
+def tracked(obj: JSON, subresource: str, has_status: bool) -> list[str]:
     """The top-level fields a write on this endpoint may own: `/status` owns status only; the
     main endpoint owns everything but a status that lives in its own subresource."""
     if subresource == "status":
@@ -201,8 +200,8 @@ def tracked(obj: Obj, subresource: str, has_status: bool) -> list[str]:
 
 
 def record_update(
-    old: Obj | None,
-    new: Obj,
+    old: JSON | None,
+    new: JSON,
     start: Any,
     *,
     manager: str,
@@ -210,7 +209,7 @@ def record_update(
     types: Types,
     subresource: str = "",
     has_status: bool = False,
-) -> list[Obj]:
+) -> list[JSON]:
     """The managedFields after a non-apply write of `new` over `old` by `manager`: it owns what
     it changed, nobody keeps what it changed or removed."""
     if old is not None and _without_fields(old) == _without_fields(new):
@@ -234,7 +233,7 @@ def record_update(
     return write_entries(entries)
 
 
-def _without_fields(obj: Obj) -> Obj:
+def _without_fields(obj: JSON) -> JSON:
     meta = obj.get("metadata") or {}
     return {**obj, "metadata": {k: v for k, v in meta.items() if k != "managedFields"}}
 
@@ -250,8 +249,8 @@ class Conflict:
 
 
 def apply(
-    live: Obj,
-    applied: Obj,
+    live: JSON,
+    applied: JSON,
     *,
     manager: str,
     api_version: str,
@@ -259,7 +258,7 @@ def apply(
     force: bool,
     subresource: str = "",
     has_status: bool = False,
-) -> Obj:
+) -> JSON:
     """Merge `applied` into `live` (which is not modified) as `manager`'s apply, and return
     the new object with its managedFields. Raises a 409 on conflicts unless `force`."""
     entries = read_entries(live.get("metadata") or {})
@@ -296,7 +295,7 @@ def apply(
     return merged
 
 
-def _merge(live: Obj, applied: Obj, types: Types) -> Obj:
+def _merge(live: JSON, applied: JSON, types: Types) -> JSON:
     root = types.root()
     out = dict(live)
     for k, v in applied.items():
@@ -345,7 +344,7 @@ def _merge_value(old: Any, new: Any, names: tuple[str, ...], node: Any, types: T
 
 
 def _prune(
-    obj: Obj,
+    obj: JSON,
     stale: set[Path],
     applied_flat: dict[Path, Any],
     entries: list[Entry],
@@ -416,7 +415,7 @@ def conflict_error(conflicts: list[Conflict]) -> ApiError:
 
 def check_applied(
     doc: Any, *, kind: str, api_version: str, name: str, namespace: str, namespaced: bool
-) -> Obj:
+) -> JSON:
     """The checks the real server makes on an apply body before merging it."""
     if not isinstance(doc, dict):
         what = "list" if isinstance(doc, list) else type(doc).__name__

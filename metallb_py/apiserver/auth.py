@@ -15,11 +15,9 @@ import json
 import secrets
 import time
 from dataclasses import dataclass, field
-from typing import Any
 
 from metallb_py.apiserver.store import Store
-
-Obj = dict[str, Any]
+from metallb_py.objects import JSON
 
 MASTERS = "system:masters"
 AUTHENTICATED = "system:authenticated"
@@ -32,8 +30,8 @@ class User:
     uid: str = ""
     extra: dict[str, list[str]] = field(default_factory=dict, hash=False, compare=False)
 
-    def info(self) -> Obj:
-        out: Obj = {"username": self.name, "groups": list(self.groups)}
+    def info(self) -> JSON:
+        out: JSON = {"username": self.name, "groups": list(self.groups)}
         if self.uid:
             out["uid"] = self.uid
         return out
@@ -108,7 +106,7 @@ class Authenticator:
         )
 
     @staticmethod
-    def from_cert(peercert: Obj | None) -> User | None:
+    def from_cert(peercert: JSON | None) -> User | None:
         if not peercert:
             return None
         cn, groups = "", []
@@ -136,7 +134,7 @@ class Attributes:
     resource_request: bool = True
 
 
-def _subject_matches(subject: Obj, user: User) -> bool:
+def _subject_matches(subject: JSON, user: User) -> bool:
     kind = subject.get("kind")
     if kind == "User":
         return bool(subject.get("name") == user.name)
@@ -147,7 +145,7 @@ def _subject_matches(subject: Obj, user: User) -> bool:
     return False
 
 
-def _rule_allows(rule: Obj, a: Attributes) -> bool:
+def _rule_allows(rule: JSON, a: Attributes) -> bool:
     verbs = rule.get("verbs") or []
     if "*" not in verbs and a.verb not in verbs:
         return False
@@ -183,14 +181,14 @@ class Authorizer:
     def __init__(self, store: Store) -> None:
         self.store = store
 
-    def _role_rules(self, kind: str, name: str, ns: str) -> list[Obj]:
+    def _role_rules(self, kind: str, name: str, ns: str) -> list[JSON]:
         if kind == "ClusterRole":
             entry = self.store.table("clusterroles.rbac.authorization.k8s.io").get("", name)
         else:
             entry = self.store.table("roles.rbac.authorization.k8s.io").get(ns, name)
         if entry is None:
             return []
-        rules: list[Obj] = entry.obj.get("rules") or []
+        rules: list[JSON] = entry.obj.get("rules") or []
         return rules
 
     def allowed(self, user: User, a: Attributes) -> bool:

@@ -18,8 +18,7 @@ import celpy
 from celpy import celtypes
 
 from metallb_py.apiserver.errors import FieldError
-
-Obj = dict[str, Any]
+from metallb_py.objects import JSON
 
 
 def _ip(s: Any) -> Any:
@@ -147,10 +146,10 @@ FUNCTIONS: dict[str, Any] = {
 }
 
 
-_RULES: dict[int, tuple[Obj, bool]] = {}
+_RULES: dict[int, tuple[JSON, bool]] = {}
 
 
-def _has_rules(schema: Obj) -> bool:
+def _has_rules(schema: JSON) -> bool:
     """Whether any node of the schema carries x-kubernetes-validations (cached)."""
     hit = _RULES.get(id(schema))
     if hit is not None and hit[0] is schema:
@@ -187,7 +186,7 @@ class CelValidator:
             return str(exc).splitlines()[0]
         return None
 
-    def validate(self, schema: Obj, obj: Obj, old: Obj | None) -> list[FieldError]:
+    def validate(self, schema: JSON, obj: JSON, old: JSON | None) -> list[FieldError]:
         if not _has_rules(schema):
             return []
         errs: list[FieldError] = []
@@ -195,7 +194,7 @@ class CelValidator:
         return errs
 
     def _walk(
-        self, schema: Obj, value: Any, old: Any, path: str, errs: list[FieldError], has_old: bool
+        self, schema: JSON, value: Any, old: Any, path: str, errs: list[FieldError], has_old: bool
     ) -> None:
         if value is None:
             return
@@ -229,7 +228,7 @@ class CelValidator:
                 self._walk(items, v, o, f"{path}[{i}]", errs, o is not None)
 
     def _eval(
-        self, rule: Obj, value: Any, old: Any, path: str, errs: list[FieldError], has_old: bool
+        self, rule: JSON, value: Any, old: Any, path: str, errs: list[FieldError], has_old: bool
     ) -> None:
         text = rule.get("rule", "")
         transition = "oldSelf" in text

@@ -5,12 +5,10 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Any
 
 from metallb_py.apiserver.errors import FieldError
 from metallb_py.apiserver.resources import Resource
-
-Obj = dict[str, Any]
+from metallb_py.objects import JSON
 
 _DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
@@ -21,9 +19,9 @@ class CrdVersion:
     name: str
     served: bool
     storage: bool
-    schema: Obj | None
+    schema: JSON | None
     status: bool
-    printer_columns: list[Obj] | None
+    printer_columns: list[JSON] | None
     selectable_fields: list[str] = field(default_factory=list)
 
 
@@ -40,7 +38,7 @@ class CrdInfo:
     short_names: list[str]
     categories: list[str]
     versions: list[CrdVersion]
-    conversion: Obj
+    conversion: JSON
 
     @property
     def storage_version(self) -> str:
@@ -50,7 +48,7 @@ class CrdInfo:
         return next((v for v in self.versions if v.name == name), None)
 
 
-def check_crd(crd: Obj) -> list[FieldError]:
+def check_crd(crd: JSON) -> list[FieldError]:
     """The rules a CRD must meet before it is stored (a subset of the real server's)."""
     errs: list[FieldError] = []
     spec = crd.get("spec") or {}
@@ -148,7 +146,7 @@ def check_crd(crd: Obj) -> list[FieldError]:
     return errs
 
 
-def default_crd(crd: Obj) -> None:
+def default_crd(crd: JSON) -> None:
     spec = crd.setdefault("spec", {})
     spec.setdefault("conversion", {"strategy": "None"})
     for v in spec.get("versions") or []:
@@ -160,7 +158,7 @@ def default_crd(crd: Obj) -> None:
         names.setdefault("listKind", names["kind"] + "List")
 
 
-def info_of(crd: Obj) -> CrdInfo:
+def info_of(crd: JSON) -> CrdInfo:
     spec = crd["spec"]
     names = spec["names"]
     versions = []
@@ -221,7 +219,7 @@ def resources_of(info: CrdInfo) -> list[Resource]:
     return out
 
 
-def established_status(crd: Obj, now: str) -> Obj:
+def established_status(crd: JSON, now: str) -> JSON:
     spec = crd["spec"]
     old = crd.get("status") or {}
     stored = list(old.get("storedVersions") or [])

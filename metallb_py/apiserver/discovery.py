@@ -11,13 +11,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-from typing import Any
 
 from metallb_py.apiserver import builtin_schemas
 from metallb_py.apiserver.registry import Registry
 from metallb_py.apiserver.resources import Resource
-
-Obj = dict[str, Any]
+from metallb_py.objects import JSON
 
 VERSION_INFO = {
     "major": "1",
@@ -36,7 +34,7 @@ VERSION_INFO = {
 }
 
 
-def api_versions(server_address: str) -> Obj:
+def api_versions(server_address: str) -> JSON:
     return {
         "kind": "APIVersions",
         "versions": ["v1"],
@@ -46,12 +44,12 @@ def api_versions(server_address: str) -> Obj:
     }
 
 
-def _group(reg: Registry, group: str) -> Obj:
+def _group(reg: Registry, group: str) -> JSON:
     versions = [{"groupVersion": f"{group}/{v}", "version": v} for v in reg.group_versions[group]]
     return {"name": group, "versions": versions, "preferredVersion": versions[0]}
 
 
-def api_group_list(reg: Registry) -> Obj:
+def api_group_list(reg: Registry) -> JSON:
     return {
         "kind": "APIGroupList",
         "apiVersion": "v1",
@@ -59,7 +57,7 @@ def api_group_list(reg: Registry) -> Obj:
     }
 
 
-def api_group(reg: Registry, group: str) -> Obj | None:
+def api_group(reg: Registry, group: str) -> JSON | None:
     if group not in reg.group_versions:
         return None
     return {"kind": "APIGroup", "apiVersion": "v1", **_group(reg, group)}
@@ -69,8 +67,8 @@ def _storage_hash(r: Resource) -> str:
     return hashlib.sha256(f"{r.store_key}/{r.storage_version}".encode()).hexdigest()[:16]
 
 
-def resource_entries(r: Resource) -> list[Obj]:
-    main: Obj = {
+def resource_entries(r: Resource) -> list[JSON]:
+    main: JSON = {
         "name": r.plural,
         "singularName": r.singular,
         "namespaced": r.namespaced,
@@ -84,7 +82,7 @@ def resource_entries(r: Resource) -> list[Obj]:
         main["categories"] = r.categories
     out = [main]
     for sub in sorted(r.subresources):
-        entry: Obj = {
+        entry: JSON = {
             "name": f"{r.plural}/{sub}",
             "singularName": "",
             "namespaced": r.namespaced,
@@ -101,7 +99,7 @@ def resource_entries(r: Resource) -> list[Obj]:
     return out
 
 
-def api_resource_list(reg: Registry, group: str, version: str) -> Obj | None:
+def api_resource_list(reg: Registry, group: str, version: str) -> JSON | None:
     resources = reg.resources(group, version)
     if not resources:
         return None
@@ -119,8 +117,8 @@ OBJECT_META = "io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta"
 LIST_META = "io.k8s.apimachinery.pkg.apis.meta.v1.ListMeta"
 
 
-def _meta_schemas() -> dict[str, Obj]:
-    s: Obj = {"type": "string"}
+def _meta_schemas() -> dict[str, JSON]:
+    s: JSON = {"type": "string"}
     return {
         OBJECT_META: {
             "description": "Standard object metadata.",
@@ -174,11 +172,11 @@ def schema_name(r: Resource) -> str:
     return f"io.k8s.api.{pkg}.{r.version}.{r.kind}"
 
 
-def _gvk(r: Resource) -> Obj:
+def _gvk(r: Resource) -> JSON:
     return {"group": r.group, "version": r.version, "kind": r.kind}
 
 
-def kind_schema(r: Resource, crd_schema: Obj | None) -> Obj:
+def kind_schema(r: Resource, crd_schema: JSON | None) -> JSON:
     if crd_schema is not None:
         body = json.loads(json.dumps(crd_schema))
     else:
@@ -196,8 +194,8 @@ def kind_schema(r: Resource, crd_schema: Obj | None) -> Obj:
     return body
 
 
-def _op(r: Resource, action: str, ref: str, *, patch: bool = False) -> Obj:
-    op: Obj = {
+def _op(r: Resource, action: str, ref: str, *, patch: bool = False) -> JSON:
+    op: JSON = {
         "operationId": f"{action}{r.kind}",
         "x-kubernetes-action": action,
         "x-kubernetes-group-version-kind": _gvk(r),
@@ -230,14 +228,14 @@ def _op(r: Resource, action: str, ref: str, *, patch: bool = False) -> Obj:
 
 
 def openapi_v3_doc(
-    reg: Registry, group: str, version: str, crd_schemas: dict[tuple[str, str, str], Obj]
-) -> Obj | None:
+    reg: Registry, group: str, version: str, crd_schemas: dict[tuple[str, str, str], JSON]
+) -> JSON | None:
     resources = reg.resources(group, version)
     if not resources:
         return None
     prefix = f"/apis/{group}/{version}" if group else f"/api/{version}"
-    schemas: dict[str, Obj] = _meta_schemas()
-    paths: dict[str, Obj] = {}
+    schemas: dict[str, JSON] = _meta_schemas()
+    paths: dict[str, JSON] = {}
     for r in resources:
         name = schema_name(r)
         schemas[name] = kind_schema(r, crd_schemas.get((r.group, r.version, r.kind)))
@@ -283,11 +281,11 @@ def openapi_v3_doc(
     }
 
 
-def _hash(doc: Obj) -> str:
+def _hash(doc: JSON) -> str:
     return hashlib.sha512(json.dumps(doc, sort_keys=True).encode()).hexdigest()[:32].upper()
 
 
-def openapi_v3_root(reg: Registry, docs: dict[str, Obj]) -> Obj:
+def openapi_v3_root(reg: Registry, docs: dict[str, JSON]) -> JSON:
     return {
         "paths": {
             key: {"serverRelativeURL": f"/openapi/v3/{key}?hash={_hash(doc)}"}
@@ -296,8 +294,8 @@ def openapi_v3_root(reg: Registry, docs: dict[str, Obj]) -> Obj:
     }
 
 
-def openapi_v2(reg: Registry, crd_schemas: dict[tuple[str, str, str], Obj]) -> Obj:
-    definitions: dict[str, Obj] = {}
+def openapi_v2(reg: Registry, crd_schemas: dict[tuple[str, str, str], JSON]) -> JSON:
+    definitions: dict[str, JSON] = {}
     for r in reg.by_gvr.values():
         s = kind_schema(r, crd_schemas.get((r.group, r.version, r.kind)))
         s["properties"]["metadata"] = {"$ref": f"#/definitions/{OBJECT_META}"}
@@ -320,9 +318,9 @@ def wants_aggregated(accept: str) -> bool:
     return "as=APIGroupDiscoveryList" in accept and "v=v2" in accept
 
 
-def _discovery_resource(r: Resource) -> Obj:
+def _discovery_resource(r: Resource) -> JSON:
     kind = {"group": r.group, "version": r.version, "kind": r.kind}
-    entry: Obj = {
+    entry: JSON = {
         "resource": r.plural,
         "responseKind": kind,
         "scope": "Namespaced" if r.namespaced else "Cluster",
@@ -335,7 +333,7 @@ def _discovery_resource(r: Resource) -> Obj:
         entry["categories"] = r.categories
     subs = []
     for sub in sorted(r.subresources):
-        s: Obj = {"subresource": sub, "responseKind": kind, "verbs": ["get", "patch", "update"]}
+        s: JSON = {"subresource": sub, "responseKind": kind, "verbs": ["get", "patch", "update"]}
         if sub == "token":
             s["responseKind"] = {
                 "group": "authentication.k8s.io",
@@ -351,7 +349,7 @@ def _discovery_resource(r: Resource) -> Obj:
     return entry
 
 
-def aggregated(reg: Registry, legacy: bool) -> Obj:
+def aggregated(reg: Registry, legacy: bool) -> JSON:
     """/api (legacy=True, the core group) or /apis as one APIGroupDiscoveryList."""
     items = []
     for group in reg.groups():

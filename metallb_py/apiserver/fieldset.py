@@ -19,8 +19,8 @@ from collections.abc import Iterable
 from typing import Any
 
 from metallb_py.apiserver import patch
+from metallb_py.objects import JSON
 
-Obj = dict[str, Any]
 Path = tuple[str, ...]
 ListType = tuple[str, tuple[str, ...]]  # ("map", keys) | ("set", ()) | ("atomic", ())
 
@@ -62,7 +62,7 @@ IGNORED_META = frozenset(
 class Types:
     """List types of one kind: built-in merge keys, or a CRD version's structural schema."""
 
-    def __init__(self, kind: str, schema: Obj | None = None, custom: bool = False) -> None:
+    def __init__(self, kind: str, schema: JSON | None = None, custom: bool = False) -> None:
         self.kind = kind
         self.schema = schema
         self.custom = custom
@@ -105,7 +105,7 @@ def item_key(item: Any, keys: tuple[str, ...]) -> str | None:
     treated as atomic: its items cannot be told apart)."""
     if not isinstance(item, dict):
         return None
-    ident: Obj = {}
+    ident: JSON = {}
     for k in sorted(keys):
         v = item.get(k)
         if v is None or isinstance(v, dict | list):
@@ -136,7 +136,7 @@ def effective_list_type(
     return lt
 
 
-def flatten(obj: Obj, types: Types, tracked: Iterable[str] | None = None) -> dict[Path, Any]:
+def flatten(obj: JSON, types: Types, tracked: Iterable[str] | None = None) -> dict[Path, Any]:
     """Every owned-able path of `obj` with its value (ITEM for keyed items). `tracked` limits
     the top-level fields considered (the status subresource tracks only `status`)."""
     out: dict[Path, Any] = {}
@@ -194,9 +194,9 @@ def same(a: Any, b: Any) -> bool:
 # -- FieldsV1 ----------------------------------------------------------------------------------
 
 
-def encode(paths: Iterable[Path]) -> Obj:
+def encode(paths: Iterable[Path]) -> JSON:
     """A set of paths as a FieldsV1 object: `{}` marks a leaf, `.` an item that has children."""
-    root: Obj = {}
+    root: JSON = {}
     members = []
     for p in paths:
         node = root
@@ -209,7 +209,7 @@ def encode(paths: Iterable[Path]) -> Obj:
     return _sorted(root)
 
 
-def _sorted(node: Obj) -> Obj:
+def _sorted(node: JSON) -> JSON:
     return {k: _sorted(node[k]) for k in sorted(node, key=lambda k: (k != ".", k))}
 
 
@@ -217,7 +217,7 @@ def decode(fields: Any) -> set[Path]:
     """The set of paths a FieldsV1 object lists."""
     out: set[Path] = set()
 
-    def walk(node: Obj, path: Path) -> None:
+    def walk(node: JSON, path: Path) -> None:
         for k, v in node.items():
             if k == ".":
                 out.add(path)

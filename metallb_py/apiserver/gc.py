@@ -11,16 +11,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from metallb_py.apiserver import objects
 from metallb_py.apiserver.resources import Resource
 from metallb_py.apiserver.store import Entry
+from metallb_py.objects import JSON
 
 if TYPE_CHECKING:
     from metallb_py.apiserver.server import ApiServer
 
-Obj = dict[str, Any]
 Ref = tuple[str, str, str]  # store key, namespace, name
 
 log = logging.getLogger("apiserver.gc")
@@ -54,7 +54,7 @@ class GarbageCollector:
 
     # -- bookkeeping on every write (synchronous, cheap when there are no ownerReferences) -----
     @staticmethod
-    def _ref(key: str, obj: Obj) -> Ref:
+    def _ref(key: str, obj: JSON) -> Ref:
         m = obj["metadata"]
         return key, m.get("namespace", ""), m["name"]
 
@@ -115,7 +115,7 @@ class GarbageCollector:
         reg = self.server.registry
         return reg.by_kind(group, version, kind) or reg.any_version(group, kind)
 
-    def _owner_state(self, dep_ns: str, dep_cluster: bool, ref: Obj) -> str:
+    def _owner_state(self, dep_ns: str, dep_cluster: bool, ref: JSON) -> str:
         """'alive', 'deleting' (foreground), 'absent' or 'invalid'."""
         res = self._resource(ref.get("apiVersion", ""), ref.get("kind", ""))
         if res is None:
@@ -155,7 +155,7 @@ class GarbageCollector:
                 return r
         return None
 
-    def _report_invalid(self, obj: Obj, key: str, ref: Obj) -> None:
+    def _report_invalid(self, obj: JSON, key: str, ref: JSON) -> None:
         m = obj["metadata"]
         mark = (m.get("uid", ""), ref.get("uid", ""))
         if mark in self.reported:
@@ -199,7 +199,7 @@ class GarbageCollector:
                 out.append(e)
         return out
 
-    def _drop_finalizer(self, key: str, obj: Obj, finalizer: str) -> None:
+    def _drop_finalizer(self, key: str, obj: JSON, finalizer: str) -> None:
         import json
 
         fresh = json.loads(json.dumps(obj))

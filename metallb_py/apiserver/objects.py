@@ -8,12 +8,10 @@ import random
 import re
 import uuid
 from datetime import UTC, datetime
-from typing import Any
 
 from metallb_py.apiserver.errors import FieldError
 from metallb_py.apiserver.resources import Resource
-
-Obj = dict[str, Any]
+from metallb_py.objects import JSON
 
 _SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 _LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
@@ -69,7 +67,7 @@ def check_name(res: Resource, name: str) -> list[FieldError]:
     return [FieldError("metadata.name", "Invalid value", detail, name)]
 
 
-def check_meta(meta: Obj) -> list[FieldError]:
+def check_meta(meta: JSON) -> list[FieldError]:
     errs: list[FieldError] = []
     for field in ("labels", "annotations"):
         value = meta.get(field)
@@ -132,7 +130,7 @@ def check_meta(meta: Obj) -> list[FieldError]:
     return errs
 
 
-def qos_class(pod: Obj) -> str:
+def qos_class(pod: JSON) -> str:
     containers = (pod.get("spec") or {}).get("containers") or []
     if any(
         (c.get("resources") or {}).get("requests") or (c.get("resources") or {}).get("limits")
@@ -142,7 +140,7 @@ def qos_class(pod: Obj) -> str:
     return "BestEffort"
 
 
-def strip_status_on_create(res: Resource, obj: Obj) -> None:
+def strip_status_on_create(res: Resource, obj: JSON) -> None:
     """What the real strategies reset when an object is created."""
     if res.plural == "services":
         obj["status"] = {"loadBalancer": {}}
@@ -166,7 +164,7 @@ def strip_status_on_create(res: Resource, obj: Obj) -> None:
         obj.pop("status", None)
 
 
-def apply_kind_defaults(res: Resource, obj: Obj) -> None:
+def apply_kind_defaults(res: Resource, obj: JSON) -> None:
     if res.plural == "secrets":
         obj.setdefault("type", "Opaque")
         string_data = obj.pop("stringData", None)
@@ -205,7 +203,7 @@ def apply_kind_defaults(res: Resource, obj: Obj) -> None:
         pass
 
 
-def check_kind(res: Resource, obj: Obj, old: Obj | None) -> list[FieldError]:
+def check_kind(res: Resource, obj: JSON, old: JSON | None) -> list[FieldError]:
     """Per-kind validation beyond schemas (the subset our product and tests rely on)."""
     errs: list[FieldError] = []
     if res.plural in ("deployments", "daemonsets"):
@@ -275,7 +273,7 @@ def check_kind(res: Resource, obj: Obj, old: Obj | None) -> list[FieldError]:
     return errs
 
 
-def spec_changed(a: Obj, b: Obj) -> bool:
+def spec_changed(a: JSON, b: JSON) -> bool:
     """Whether anything but metadata and status differs (what bumps metadata.generation)."""
     keys = (set(a) | set(b)) - {"metadata", "status", "apiVersion", "kind"}
     return any(a.get(k) != b.get(k) for k in keys)

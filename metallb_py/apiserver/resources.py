@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
 
-Obj = dict[str, Any]
-Converter = Callable[[Obj], Obj]
+from metallb_py.objects import JSON
+
+Converter = Callable[[JSON], JSON]
 
 ALL_VERBS = ["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"]
 
@@ -88,9 +88,9 @@ def core(
     )
 
 
-def _events_to_core(obj: Obj) -> Obj:
+def _events_to_core(obj: JSON) -> JSON:
     """events.k8s.io/v1 Event -> the stored core/v1 Event (one store, two APIs)."""
-    out: Obj = {"apiVersion": "v1", "kind": "Event", "metadata": obj.get("metadata", {})}
+    out: JSON = {"apiVersion": "v1", "kind": "Event", "metadata": obj.get("metadata", {})}
     rename = {
         "regarding": "involvedObject",
         "note": "message",
@@ -107,8 +107,8 @@ def _events_to_core(obj: Obj) -> Obj:
     return out
 
 
-def _core_to_events(obj: Obj) -> Obj:
-    out: Obj = {"apiVersion": "events.k8s.io/v1", "kind": "Event", "metadata": obj.get("metadata")}
+def _core_to_events(obj: JSON) -> JSON:
+    out: JSON = {"apiVersion": "events.k8s.io/v1", "kind": "Event", "metadata": obj.get("metadata")}
     rename = {
         "involvedObject": "regarding",
         "message": "note",

@@ -53,10 +53,9 @@ from metallb_py.apiserver.resources import Resource
 from metallb_py.apiserver.selectors import parse_field_selector, parse_label_selector
 from metallb_py.apiserver.services import ServiceAllocator
 from metallb_py.apiserver.store import Entry, Event, StorageError, Store, dumps
+from metallb_py.objects import JSON
 
-Obj = dict[str, Any]
-
-JSON = "application/json"
+JSON_TYPE = "application/json"
 PATCH_TYPES = [
     "application/json-patch+json",
     "application/merge-patch+json",
@@ -110,7 +109,7 @@ class ApiServer:
         self.authz = Authorizer(store)
         self.crds: dict[str, CrdInfo] = {}
         self.server_address = "127.0.0.1:6443"
-        self._openapi_cache: tuple[int, dict[str, Obj]] | None = None
+        self._openapi_cache: tuple[int, dict[str, JSON]] | None = None
         # Hooks filled in by the optional parts (admission, conversion, GC, CRD schemas).
         self.admission: Any = None
         self.conversion: Any = None
@@ -146,7 +145,7 @@ class ApiServer:
                 objects.strip_status_on_create(ns_res, obj)
                 self.store.put("namespaces", obj)
         if self.store.table("services").get("default", "kubernetes") is None:
-            svc: Obj = {
+            svc: JSON = {
                 "apiVersion": "v1",
                 "kind": "Service",
                 "metadata": {
@@ -263,13 +262,13 @@ class ApiServer:
     @staticmethod
     def _error(exc: ApiError) -> web.Response:
         return web.Response(
-            status=exc.code, body=dumps(exc.status()), content_type=JSON, headers=exc.headers
+            status=exc.code, body=dumps(exc.status()), content_type=JSON_TYPE, headers=exc.headers
         )
 
     @staticmethod
     def _json(obj: Any, status: int = 200, warnings: list[str] | None = None) -> web.Response:
         body = obj if isinstance(obj, bytes) else dumps(obj)
-        resp = web.Response(status=status, body=body, content_type=JSON)
+        resp = web.Response(status=status, body=body, content_type=JSON_TYPE)
         for w in warnings or []:
             text = w.replace("\\", "\\\\").replace('"', '\\"')
             resp.headers.add("Warning", f'299 - "{text}"')
@@ -447,7 +446,7 @@ class ApiServer:
             return self._json(discovery.openapi_v2(self.registry, self._crd_schemas()))
         raise ApiError(404, "NotFound", "the server could not find the requested resource")
 
-    def _crd_schemas(self) -> dict[tuple[str, str, str], Obj]:
+    def _crd_schemas(self) -> dict[tuple[str, str, str], JSON]:
         out = {}
         for info in self.crds.values():
             for v in info.versions:
@@ -455,10 +454,10 @@ class ApiServer:
                     out[(info.group, v.name, info.kind)] = v.schema
         return out
 
-    def _openapi_docs(self) -> dict[str, Obj]:
+    def _openapi_docs(self) -> dict[str, JSON]:
         gen = self.registry.generation
         if self._openapi_cache is None or self._openapi_cache[0] != gen:
-            docs: dict[str, Obj] = {}
+            docs: dict[str, JSON] = {}
             crd_schemas = self._crd_schemas()
             for group in self.registry.groups():
                 for version in self.registry.group_versions[group]:
@@ -469,21 +468,21 @@ class ApiServer:
         return self._openapi_cache[1]
 
     # -- conversion between served versions and the stored one ----------------------------------
-    async def to_storage(self, res: Resource, obj: Obj) -> Obj:
+    async def to_storage(self, res: Resource, obj: JSON) -> JSON:
         if res.version == res.storage_version and res.group == res.store_group:
             return obj
         if res.to_storage is not None:
             return res.to_storage(obj)
         return (await self.convert(res, [obj], f"{res.store_group}/{res.storage_version}"))[0]
 
-    async def from_storage(self, res: Resource, objs: list[Obj]) -> list[Obj]:
+    async def from_storage(self, res: Resource, objs: list[JSON]) -> list[JSON]:
         if res.version == res.storage_version and res.group == res.store_group:
             return objs
         if res.from_storage is not None:
             return [res.from_storage(o) for o in objs]
         return await self.convert(res, objs, res.api_version)
 
-    async def convert(self, res: Resource, objs: list[Obj], target: str) -> list[Obj]:
+    async def convert(self, res: Resource, objs: list[JSON], target: str) -> list[JSON]:
         info = self.crds.get(res.crd_name)
         if not objs:
             return objs
@@ -492,7 +491,7 @@ class ApiServer:
             and info.conversion.get("strategy") == "Webhook"
             and (self.conversion is not None)
         ):
-            converted: list[Obj] = await self.conversion.convert(info, objs, target)
+            converted: list[JSON] = await self.conversion.convert(info, objs, target)
             return converted
         out = []
         for o in objs:
@@ -536,7 +535,7 @@ class ApiServer:
 
     def _filters(
         self, c: Call
-    ) -> tuple[Callable[[Obj], bool] | None, Callable[[Obj], bool] | None]:
+    ) -> tuple[Callable[[JSON], bool] | None, Callable[[JSON], bool] | None]:
         label = parse_label_selector(c.params.get("labelSelector", ""))
         field_text = c.params.get("fieldSelector", "")
         fsel = None
@@ -553,7 +552,7 @@ class ApiServer:
         label_fn = None
         if label is not None:
 
-            def label_fn(o: Obj, m: Callable[[dict[str, str]], bool] = label) -> bool:
+            def label_fn(o: JSON, m: Callable[[dict[str, str]], bool] = label) -> bool:
                 return m(o.get("metadata", {}).get("labels") or {})
 
         return label_fn, fsel
@@ -612,7 +611,7 @@ class ApiServer:
                 remaining = len(keys) - i
                 break
             selected.append(e)
-        meta: Obj = {"resourceVersion": str(list_rv)}
+        meta: JSON = {"resourceVersion": str(list_rv)}
         if next_key is not None and selected:
             last = selected[-1].obj["metadata"]
             token = {"rv": list_rv, "ns": last.get("namespace", ""), "name": last["name"]}
@@ -643,10 +642,10 @@ class ApiServer:
             name = c.name
             prev = field_fn
 
-            def field_fn(o: Obj, prev: Callable[[Obj], bool] | None = prev) -> bool:
+            def field_fn(o: JSON, prev: Callable[[JSON], bool] | None = prev) -> bool:
                 return o.get("metadata", {}).get("name") == name and (prev is None or prev(o))
 
-        def match(o: Obj) -> bool:
+        def match(o: JSON) -> bool:
             if ns and o.get("metadata", {}).get("namespace") != ns:
                 return False
             if label_fn is not None and not label_fn(o):
@@ -731,7 +730,7 @@ class ApiServer:
             return dumps({"type": kind, "object": obj}) + b"\n"
 
         def bookmark(rv: int, initial_end: bool = False) -> bytes:
-            meta: Obj = {"resourceVersion": str(rv)}
+            meta: JSON = {"resourceVersion": str(rv)}
             if initial_end:
                 meta["annotations"] = {"k8s.io/initial-events-end": "true"}
             return (
@@ -748,7 +747,7 @@ class ApiServer:
                 + b"\n"
             )
 
-        resp = web.StreamResponse(headers={"Content-Type": JSON, "Cache-Control": "no-cache"})
+        resp = web.StreamResponse(headers={"Content-Type": JSON_TYPE, "Cache-Control": "no-cache"})
         resp.enable_chunked_encoding()
         try:
             await resp.prepare(request)
@@ -829,7 +828,7 @@ class ApiServer:
             raise bad_request(f"fieldValidation must be one of Strict, Warn, Ignore, not {mode!r}")
         return mode
 
-    def _schema_for(self, res: Resource) -> tuple[Obj | None, bool]:
+    def _schema_for(self, res: Resource) -> tuple[JSON | None, bool]:
         """The structural schema of a served version, and whether to validate values with it."""
         if res.is_custom:
             info = self.crds.get(res.crd_name)
@@ -837,7 +836,7 @@ class ApiServer:
             return (v.schema if v else None), True
         return builtin_schemas.top_level(res.kind, res.group), False
 
-    def _prune(self, c: Call, obj: Obj, warnings: list[str]) -> tuple[Obj, list[FieldError]]:
+    def _prune(self, c: Call, obj: JSON, warnings: list[str]) -> tuple[JSON, list[FieldError]]:
         schema, validate = self._schema_for(c.res)
         if schema is None:
             return obj, []
@@ -854,13 +853,13 @@ class ApiServer:
                 warnings.extend(f'unknown field "{u}"' for u in out.unknown)
         return result, out.errors
 
-    def _check_types(self, c: Call, obj: Obj) -> None:
+    def _check_types(self, c: Call, obj: JSON) -> None:
         """What the typed decoder refuses with a 400: metadata of the wrong JSON types, and for
         built-in kinds every field their schema types (custom resources get their schema's 422)."""
         schema = None if c.res.is_custom else builtin_schemas.top_level(c.res.kind, c.res.group)
         limits.check_types(c.res.kind, c.res.version, obj, schema)
 
-    def _check_envelope(self, c: Call, obj: Any) -> Obj:
+    def _check_envelope(self, c: Call, obj: Any) -> JSON:
         if not isinstance(obj, dict):
             raise bad_request("the request body must be a JSON object")
         # Like the real decoder, a missing kind/apiVersion defaults to the endpoint's own.
@@ -891,7 +890,9 @@ class ApiServer:
                 f"unable to create new content in namespace {ns} because it is being terminated"
             )
 
-    def _kind_checks(self, res: Resource, obj: Obj, old: Obj | None, sub: str) -> list[FieldError]:
+    def _kind_checks(
+        self, res: Resource, obj: JSON, old: JSON | None, sub: str
+    ) -> list[FieldError]:
         errs = objects.check_meta(obj["metadata"])
         if sub == "status":
             return errs
@@ -920,7 +921,7 @@ class ApiServer:
                 obj["status"] = crdmod.established_status(obj, objects.now())
         return errs
 
-    def _check_crd_rules(self, crd: Obj) -> list[FieldError]:
+    def _check_crd_rules(self, crd: JSON) -> list[FieldError]:
         """Every CEL rule of every version must compile, or the CRD is refused (as the real
         server refuses it)."""
         errs: list[FieldError] = []
@@ -956,7 +957,7 @@ class ApiServer:
             )
         return errs
 
-    def _cr_checks(self, res: Resource, obj: Obj, old: Obj | None) -> list[FieldError]:
+    def _cr_checks(self, res: Resource, obj: JSON, old: JSON | None) -> list[FieldError]:
         if not res.is_custom or self.cel is None:
             return []
         info = self.crds.get(res.crd_name)
@@ -967,12 +968,12 @@ class ApiServer:
         return errs
 
     async def _admit(
-        self, c: Call, op: str, obj: Obj | None, old: Obj | None, warnings: list[str]
+        self, c: Call, op: str, obj: JSON | None, old: JSON | None, warnings: list[str]
     ) -> None:
         if self.admission is not None:
             await self.admission.review(self, c, op, obj, old, warnings)
 
-    def _rollback(self, c: Call, obj: Obj, old: Obj | None) -> None:
+    def _rollback(self, c: Call, obj: JSON, old: JSON | None) -> None:
         """Undo the reservations `prepare` made for an object that was never stored."""
         if c.res.plural == "services" and c.res.group == "":
             self.services.release(obj)
@@ -980,7 +981,7 @@ class ApiServer:
                 self.services.adopt(old)
 
     async def create(
-        self, c: Call, obj: Any, managed_fields: list[Obj] | None = None
+        self, c: Call, obj: Any, managed_fields: list[JSON] | None = None
     ) -> web.StreamResponse:
         meta = self._check_envelope(c, obj)
         self._check_types(c, obj)
@@ -1103,7 +1104,7 @@ class ApiServer:
             raise unsupported_media(content_type, PATCH_TYPES[:3])
         doc = await _in_thread(limits.decode_json, body or b"null")
 
-        def apply(current: Obj) -> Obj:
+        def apply(current: JSON) -> JSON:
             if content_type == "application/json-patch+json":
                 return patch.json_patch(current, doc)
             if not isinstance(doc, dict):
@@ -1120,7 +1121,7 @@ class ApiServer:
             return ssa.Types(res.kind, self._schema_for(res)[0], custom=True)
         return ssa.Types(res.kind)
 
-    def _track(self, c: Call, old: Obj | None, new: Obj, sent: Any) -> None:
+    def _track(self, c: Call, old: JSON | None, new: JSON, sent: Any) -> None:
         """Record the write in managedFields as an Update by its field manager."""
         old_meta = old["metadata"] if old is not None else {}
         if c.sub not in ("", "status"):
@@ -1163,7 +1164,7 @@ class ApiServer:
         )
         types = self.field_types(c.res)
 
-        def merge(live: Obj) -> Obj:
+        def merge(live: JSON) -> JSON:
             return ssa.apply(
                 live,
                 doc,
@@ -1191,7 +1192,7 @@ class ApiServer:
     async def _write(
         self,
         c: Call,
-        make: Callable[[Obj], Obj],
+        make: Callable[[JSON], JSON],
         patching: bool = False,
         applying: bool = False,
     ) -> web.StreamResponse:
@@ -1303,7 +1304,7 @@ class ApiServer:
             return await self._respond(c, entry, 200, warnings)
         raise conflict(c.res.plural, c.res.group, c.name, "too many concurrent modifications")
 
-    def _apply_subresource_rules(self, c: Call, old: Obj, new: Obj) -> Obj:
+    def _apply_subresource_rules(self, c: Call, old: JSON, new: JSON) -> JSON:
         """Status endpoints change status only; the main endpoint never changes status."""
         if c.sub == "status":
             if c.res.is_custom:
@@ -1410,7 +1411,7 @@ class ApiServer:
             return entry
         return self.store.remove(key, ns, name)
 
-    def _delete_crs(self, crd: Obj) -> None:
+    def _delete_crs(self, crd: JSON) -> None:
         spec = crd.get("spec") or {}
         key = f"{(spec.get('names') or {}).get('plural')}.{spec.get('group')}"
         t = self.store.table(key)
@@ -1446,7 +1447,7 @@ class ApiServer:
             }
         )
 
-    def _fill_sa_token(self, ns: str, secret: Obj) -> list[FieldError]:
+    def _fill_sa_token(self, ns: str, secret: JSON) -> list[FieldError]:
         """The legacy token controller: a Secret of type service-account-token gets a
         non-expiring token of the ServiceAccount its annotation names."""
         annotations = secret["metadata"].setdefault("annotations", {})

@@ -6,11 +6,10 @@ from __future__ import annotations
 
 import ipaddress
 import random
-from typing import Any
 
 from metallb_py.apiserver.errors import FieldError
+from metallb_py.objects import JSON
 
-Obj = dict[str, Any]
 IPNet = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 NODE_PORT_RANGE = (30000, 32767)
@@ -81,7 +80,7 @@ class ServiceAllocator:
         return [a.family() for a in self.allocators]
 
     # -- bookkeeping for objects loaded from storage, and deletions ------------------------------
-    def adopt(self, svc: Obj) -> None:
+    def adopt(self, svc: JSON) -> None:
         spec = svc.get("spec") or {}
         for ip in spec.get("clusterIPs") or []:
             for a in self.allocators:
@@ -93,7 +92,7 @@ class ServiceAllocator:
         if spec.get("healthCheckNodePort"):
             self.node_ports.add(int(spec["healthCheckNodePort"]))
 
-    def release(self, svc: Obj) -> None:
+    def release(self, svc: JSON) -> None:
         spec = svc.get("spec") or {}
         for ip in spec.get("clusterIPs") or []:
             for a in self.allocators:
@@ -115,7 +114,7 @@ class ServiceAllocator:
                 return n
 
     # -- defaulting and validation -----------------------------------------------------------------
-    def prepare(self, svc: Obj, old: Obj | None) -> list[FieldError]:
+    def prepare(self, svc: JSON, old: JSON | None) -> list[FieldError]:
         """Default and validate `svc` in place (it is owned by the caller). On success the
         addresses and ports it holds are reserved; on failure nothing is."""
         spec = svc.setdefault("spec", {})
@@ -203,7 +202,7 @@ class ServiceAllocator:
             return errs
         return self._node_ports(spec, old)
 
-    def _immutables(self, spec: Obj, old: Obj | None) -> list[FieldError]:
+    def _immutables(self, spec: JSON, old: JSON | None) -> list[FieldError]:
         if old is None:
             return []
         ospec = old.get("spec") or {}
@@ -233,7 +232,7 @@ class ServiceAllocator:
             )
         return errs
 
-    def _cluster_ips(self, spec: Obj, old: Obj | None) -> list[FieldError]:
+    def _cluster_ips(self, spec: JSON, old: JSON | None) -> list[FieldError]:
         ospec = (old or {}).get("spec") or {}
         if old is not None and ospec.get("clusterIPs") and ospec.get("type") != "ExternalName":
             # Keep what was allocated; only a change of policy may add the second family.
@@ -401,7 +400,7 @@ class ServiceAllocator:
         spec["ipFamilies"] = families
         return []
 
-    def _wanted_families(self, spec: Obj) -> list[str] | FieldError:
+    def _wanted_families(self, spec: JSON) -> list[str] | FieldError:
         fams = list(spec.get("ipFamilies") or [])
         if spec.get("ipFamilyPolicy") in ("PreferDualStack", "RequireDualStack"):
             for f in self.families():
@@ -417,7 +416,7 @@ class ServiceAllocator:
             return fams[:2]
         return fams[:1]
 
-    def _node_ports(self, spec: Obj, old: Obj | None) -> list[FieldError]:
+    def _node_ports(self, spec: JSON, old: JSON | None) -> list[FieldError]:
         stype = spec["type"]
         ospec = (old or {}).get("spec") or {}
         old_ports = {

@@ -31,10 +31,9 @@ from prometheus_client import Counter
 
 from metallb_py.apiserver.errors import ApiError
 from metallb_py.log import get_logger
+from metallb_py.objects import JSON
 
 log = get_logger("apiserver")
-
-Obj = dict[str, Any]
 
 DEFAULT_HISTORY = 20_000
 # Bytes all watches together may hold unsent (their queues plus their sockets' buffers).
@@ -85,7 +84,7 @@ def dumps(obj: Any) -> bytes:
 
 @dataclass(slots=True)
 class Entry:
-    obj: Obj
+    obj: JSON
     raw: bytes
     rv: int
 
@@ -360,7 +359,7 @@ class Store:
         t._sorted = None
 
     # -- writes ----------------------------------------------------------------------------------
-    def put(self, key: str, obj: Obj) -> Entry:
+    def put(self, key: str, obj: JSON) -> Entry:
         """Create or replace an object; stamps the next resourceVersion into it."""
         meta = obj["metadata"]
         ns, name = meta.get("namespace", ""), meta["name"]

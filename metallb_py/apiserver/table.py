@@ -8,8 +8,9 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-Obj = dict[str, Any]
-Column = tuple[str, str, str, int, Callable[[Obj], Any]]  # name, type, format, priority, getter
+from metallb_py.objects import JSON
+
+Column = tuple[str, str, str, int, Callable[[JSON], Any]]  # name, type, format, priority, getter
 
 
 def human_duration(seconds: float) -> str:
@@ -47,15 +48,15 @@ def age(ts: str | None) -> str:
     return human_duration((datetime.now(UTC) - t).total_seconds())
 
 
-def _name(o: Obj) -> str:
+def _name(o: JSON) -> str:
     return str(o.get("metadata", {}).get("name", ""))
 
 
-def _age(o: Obj) -> str:
+def _age(o: JSON) -> str:
     return age(o.get("metadata", {}).get("creationTimestamp"))
 
 
-def _svc_external(o: Obj) -> str:
+def _svc_external(o: JSON) -> str:
     spec, status = o.get("spec") or {}, o.get("status") or {}
     ips = [
         i.get("ip") or i.get("hostname")
@@ -70,7 +71,7 @@ def _svc_external(o: Obj) -> str:
     return ",".join(ips) if ips else "<none>"
 
 
-def _svc_ports(o: Obj) -> str:
+def _svc_ports(o: JSON) -> str:
     parts = []
     for p in (o.get("spec") or {}).get("ports") or []:
         text = str(p.get("port"))
@@ -80,35 +81,35 @@ def _svc_ports(o: Obj) -> str:
     return ",".join(parts) if parts else "<none>"
 
 
-def _selector(o: Obj) -> str:
+def _selector(o: JSON) -> str:
     sel = (o.get("spec") or {}).get("selector") or {}
     return ",".join(f"{k}={v}" for k, v in sel.items()) if sel else "<none>"
 
 
-def _pod_ready(o: Obj) -> str:
+def _pod_ready(o: JSON) -> str:
     statuses = (o.get("status") or {}).get("containerStatuses") or []
     total = len((o.get("spec") or {}).get("containers") or [])
     return f"{sum(1 for c in statuses if c.get('ready'))}/{total}"
 
 
-def _node_status(o: Obj) -> str:
+def _node_status(o: JSON) -> str:
     for c in (o.get("status") or {}).get("conditions") or []:
         if c.get("type") == "Ready":
             return "Ready" if c.get("status") == "True" else "NotReady"
     return "Unknown"
 
 
-def _deploy_ready(o: Obj) -> str:
+def _deploy_ready(o: JSON) -> str:
     st = o.get("status") or {}
     return f"{st.get('readyReplicas', 0)}/{(o.get('spec') or {}).get('replicas', 1)}"
 
 
-def _event_object(o: Obj) -> str:
+def _event_object(o: JSON) -> str:
     inv = o.get("involvedObject") or {}
     return f"{str(inv.get('kind', '')).lower()}/{inv.get('name', '')}"
 
 
-def _event_seen(o: Obj) -> str:
+def _event_seen(o: JSON) -> str:
     return age(
         o.get("lastTimestamp")
         or o.get("eventTime")
@@ -116,8 +117,8 @@ def _event_seen(o: Obj) -> str:
     )
 
 
-def _status(path: str, default: Any = 0) -> Callable[[Obj], Any]:
-    def get(o: Obj) -> Any:
+def _status(path: str, default: Any = 0) -> Callable[[JSON], Any]:
+    def get(o: JSON) -> Any:
         cur: Any = o
         for p in path.split("."):
             cur = cur.get(p) if isinstance(cur, dict) else None
@@ -230,12 +231,12 @@ def jsonpath(obj: Any, expr: str) -> list[Any]:
     return cur
 
 
-def crd_columns(columns: list[Obj]) -> list[Column]:
+def crd_columns(columns: list[JSON]) -> list[Column]:
     out: list[Column] = [NAME]
     for col in columns:
         path, ctype = col.get("jsonPath", ""), col.get("type", "string")
 
-        def getter(o: Obj, path: str = path, ctype: str = ctype) -> Any:
+        def getter(o: JSON, path: str = path, ctype: str = ctype) -> Any:
             vals = jsonpath(o, path)
             if not vals:
                 return None
@@ -260,21 +261,21 @@ def crd_columns(columns: list[Obj]) -> list[Column]:
     return out
 
 
-def columns_for(kind: str, crd_printer: list[Obj] | None) -> list[Column]:
+def columns_for(kind: str, crd_printer: list[JSON] | None) -> list[Column]:
     if crd_printer is not None:
         return crd_columns(crd_printer)
     return BUILTIN.get(kind, [NAME, AGE])
 
 
-def column_definitions(cols: list[Column]) -> list[Obj]:
+def column_definitions(cols: list[Column]) -> list[JSON]:
     return [
         {"name": n, "type": t, "format": f, "description": n, "priority": p}
         for n, t, f, p, _ in cols
     ]
 
 
-def row(obj: Obj, cols: list[Column], include: str) -> Obj:
-    r: Obj = {"cells": [g(obj) for *_, g in cols]}
+def row(obj: JSON, cols: list[Column], include: str) -> JSON:
+    r: JSON = {"cells": [g(obj) for *_, g in cols]}
     if include == "Object":
         r["object"] = obj
     elif include != "None":
@@ -286,7 +287,7 @@ def row(obj: Obj, cols: list[Column], include: str) -> Obj:
     return r
 
 
-def table(objs: list[Obj], cols: list[Column], include: str, list_meta: Obj) -> Obj:
+def table(objs: list[JSON], cols: list[Column], include: str, list_meta: JSON) -> JSON:
     return {
         "kind": "Table",
         "apiVersion": "meta.k8s.io/v1",
