@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 from typing import TYPE_CHECKING
 
 from metallb_py.apiserver import objects
 from metallb_py.apiserver.resources import Resource
 from metallb_py.apiserver.store import Entry
+from metallb_py.log import get_logger
 from metallb_py.objects import JSON
 
 if TYPE_CHECKING:
@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 
 Ref = tuple[str, str, str]  # store key, namespace, name
 
-log = logging.getLogger("apiserver.gc")
+log = get_logger("apiserver")
 
 
 class GarbageCollector:
@@ -100,7 +100,7 @@ class GarbageCollector:
             try:
                 self.process()
             except Exception:  # keep collecting; a bug in one object must not stop the rest
-                log.exception("garbage collection pass failed")
+                log.exception("garbageCollectionFailed")
             await asyncio.sleep(0)
 
     def process(self) -> None:

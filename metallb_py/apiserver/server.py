@@ -53,9 +53,11 @@ from metallb_py.apiserver.resources import Resource
 from metallb_py.apiserver.selectors import parse_field_selector, parse_label_selector
 from metallb_py.apiserver.services import ServiceAllocator
 from metallb_py.apiserver.store import Entry, Event, StorageError, Store, dumps
+from metallb_py.log import get_logger
 from metallb_py.objects import JSON
 
 JSON_TYPE = "application/json"
+log = get_logger("apiserver")
 PATCH_TYPES = [
     "application/json-patch+json",
     "application/merge-patch+json",
@@ -248,11 +250,7 @@ class ApiServer:
         except (ConnectionResetError, asyncio.CancelledError):
             raise
         except Exception as exc:  # a bug must not take the server down; the client sees 500
-            import logging
-
-            logging.getLogger("apiserver").exception(
-                "request failed: %s %s", request.method, request.path
-            )
+            log.exception("requestFailed", method=request.method, path=request.path)
             return self._error(
                 ApiError(
                     500, "InternalError", f"Internal error occurred: {type(exc).__name__}: {exc}"

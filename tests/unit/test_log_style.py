@@ -29,7 +29,7 @@ PRODUCT = ("metallb_py", "webhooks")
 LIBRARIES = ("bgp", "bfd", "l2", "netkit")
 # Product packages whose conversion to this API is still under way elsewhere; remove each entry
 # once its package follows the rules.
-PENDING = ("metallb_py/apiserver",)
+PENDING: tuple[str, ...] = ()
 
 LEVELS = {"debug", "info", "warning", "warn", "error", "exception", "critical", "log", "msg"}
 RECEIVER = re.compile(r"_?(log|logger|stdlog)")
