@@ -1,14 +1,11 @@
 """The BGP speaker: routes to originate, peers to send them to, and one session per peer.
 
-Layers, bottom up:
+This is the asyncio shell; the decisions live in pure modules beside it: `bgp.rib` (`Rib`, what
+we originate; `RibOut`, one peer's Adj-RIB-Out and the batches of UPDATEs that bring the peer up
+to date) and `bgp.nexthop` (the next hops of a session, chosen from the host's addresses).
 
-- `Rib` — what we originate: per family, prefix -> `RouteAttrs`, for every peer or for named
-  peers only (a targeted announcement overrides the general one for those peers).
-- `RibOut` — one peer's Adj-RIB-Out: what the peer holds from us, the changes not sent yet,
-  and the UPDATE stream that closes the gap (packed by `bgp.packing.Packer`), ending a full
-  resync with End-of-RIB per family. Pure: no I/O, no clock.
-- `Peer` — drives one `bgp.fsm.Session` over `bgp.transport` and feeds it UPDATEs from its
-  `RibOut` as fast as TCP drains them; keeps MetalLB's per-peer counters.
+- `Peer` — drives one `bgp.fsm.Session` over `bgp.transport` and writes its `RibOut`'s batches
+  as fast as TCP drains them; keeps MetalLB's per-peer counters.
 - `Speaker` — the peer manager: add/update/remove peers at run time (an unchanged peer keeps
   its session), `announce(prefix, attrs, peers)` / `withdraw(prefix, peers)`, shutdown.
 
@@ -22,20 +19,18 @@ one) as next hop, like IPv6 routes.
 
 from __future__ import annotations
 
-import array
 import asyncio
 import contextlib
 import dataclasses
-import fcntl
 import ipaddress
 import logging
 import socket
-import struct
 import time
-from collections.abc import Callable, Coroutine, Iterable, Iterator
+from collections.abc import Callable, Coroutine, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
+from bgp import nexthop
 from bgp import router_id as rid
 from bgp.context import AFI_IPV4, AFI_IPV6, IPV4_UNICAST, IPV6_UNICAST, SAFI_UNICAST
 from bgp.errors import CEASE_ADMIN_SHUTDOWN, CEASE_OTHER_CONFIG_CHANGE, CEASE_PEER_DECONFIGURED
@@ -51,15 +46,16 @@ from bgp.events import (
     SessionEstablished,
 )
 from bgp.fsm import ACCEPT_OPEN_WAIT, Session, SessionConfig, SessionError, State
+from bgp.nexthop import route_source
 from bgp.packing import (
     DEFAULT_ATTRS,
     Packer,
     RouteAttrs,
     SessionEncoding,
-    group_by_attrs,
     key_from_network,
     prefix_key,
 )
+from bgp.rib import WRITE_BUDGET, Rib, RibOut
 from bgp.transport import (
     BGP_PORT,
     Listener,
@@ -75,307 +71,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("bgp")
 CLOSE_FLUSH_TIMEOUT = 5.0  # seconds a closing connection may take to send its last bytes
-
-FAMILIES = (AFI_IPV4, AFI_IPV6)
-RouteKey = tuple[int, bytes]  # (AFI, NLRI wire bytes)
-Message = tuple[bytes, int, int]  # (UPDATE wire bytes, prefixes in it, End-of-RIB AFI or 0)
-
-
-def _tagged(messages: Iterator[tuple[bytes, int]]) -> Iterator[Message]:
-    for wire, count in messages:
-        yield wire, count, 0
-
-
-class Rib:
-    """Routes we originate (see the module docstring)."""
-
-    def __init__(self) -> None:
-        self.common: dict[int, dict[bytes, RouteAttrs]] = {afi: {} for afi in FAMILIES}
-        self.targeted: dict[str, dict[int, dict[bytes, RouteAttrs]]] = {}
-
-    def __len__(self) -> int:
-        return sum(len(t) for t in self.common.values())
-
-    def adopt(self, afi: int, table: dict[bytes, RouteAttrs]) -> None:
-        """Take `table` as the family's routes for every peer (bulk load, no copy)."""
-        if self.common[afi]:
-            self.common[afi].update(table)
-        else:
-            self.common[afi] = table
-
-    def announce(
-        self, afi: int, key: bytes, attrs: RouteAttrs, peers: Iterable[str] | None
-    ) -> None:
-        if peers is None:
-            self.common[afi][key] = attrs
-            return
-        for p in peers:
-            self.targeted.setdefault(p, {a: {} for a in FAMILIES})[afi][key] = attrs
-
-    def withdraw(self, afi: int, key: bytes, peers: Iterable[str] | None) -> None:
-        """Without `peers`: gone for everyone. With: the named peers' targeted entries only."""
-        if peers is None:
-            self.common[afi].pop(key, None)
-            for t in self.targeted.values():
-                t[afi].pop(key, None)
-            return
-        for p in peers:
-            own = self.targeted.get(p)
-            if own is not None:
-                own[afi].pop(key, None)
-
-    def lookup(self, peer: str, afi: int, key: bytes) -> RouteAttrs | None:
-        t = self.targeted.get(peer)
-        if t is not None:
-            hit = t[afi].get(key)
-            if hit is not None:
-                return hit
-        return self.common[afi].get(key)
-
-    def desired(self, peer: str, afi: int) -> dict[bytes, RouteAttrs]:
-        """Everything this peer should hold for the family."""
-        t = self.targeted.get(peer)
-        if t is None or not t[afi]:
-            return self.common[afi]
-        merged = dict(self.common[afi])
-        merged.update(t[afi])
-        return merged
-
-    def forget_peer(self, peer: str) -> None:
-        self.targeted.pop(peer, None)
-
-
-@dataclass
-class RibOut:
-    """One peer's Adj-RIB-Out and the UPDATEs still to send (see the module docstring)."""
-
-    sent: dict[int, dict[bytes, RouteAttrs]] = field(
-        default_factory=lambda: {afi: {} for afi in FAMILIES}
-    )
-    pending: dict[int, dict[bytes, RouteAttrs | None]] = field(
-        default_factory=lambda: {afi: {} for afi in FAMILIES}
-    )
-    eor_due: list[int] = field(default_factory=list)
-    active: set[int] = field(default_factory=set)  # families the session carries
-    _queue: list[Iterator[Message]] = field(default_factory=list)
-    _resync: dict[int, dict[bytes, RouteAttrs]] = field(default_factory=dict)
-    _shared: set[int] = field(default_factory=set)  # families whose `sent` IS the Rib's table
-    _queued_prefixes: int = 0
-
-    def start(self, families: Iterable[int], desired: dict[int, dict[bytes, RouteAttrs]]) -> None:
-        """A new session: the peer holds nothing; send `desired`, then End-of-RIB per family."""
-        self.active = set(families)
-        self.sent = {afi: {} for afi in FAMILIES}
-        self._shared.clear()
-        self.pending = {afi: {} for afi in FAMILIES}
-        self._queue.clear()
-        self._queued_prefixes = 0
-        self._resync = {afi: desired.get(afi, {}) for afi in sorted(self.active)}
-        self.eor_due = sorted(self.active)
-
-    def stop(self) -> None:
-        """Session gone: nothing is sent until the next `start`."""
-        self.active = set()
-        self._queue.clear()
-        self._resync.clear()
-        self.eor_due = []
-        self._queued_prefixes = 0
-        for afi in FAMILIES:
-            self.pending[afi].clear()
-
-    def refresh(self, afi: int, desired: dict[bytes, RouteAttrs]) -> None:
-        """Route refresh: send the family's whole table again (the peer asked for it)."""
-        if afi not in self.active:
-            return
-        self.sent[afi] = {}
-        self._shared.discard(afi)
-        self.pending[afi].clear()
-        self._resync[afi] = desired
-
-    def unshare(self, afi: int) -> None:
-        """The shared table is about to change: keep a private copy of what the peer holds."""
-        if afi in self._shared:
-            self._shared.discard(afi)
-            self.sent[afi] = dict(self.sent[afi])
-
-    def change(self, afi: int, key: bytes, attrs: RouteAttrs | None) -> None:
-        """The route's desired state for this peer is now `attrs` (None: withdrawn)."""
-        if afi in self.active:
-            self.pending[afi][key] = attrs
-
-    @property
-    def idle(self) -> bool:
-        return not (
-            self._queue or self._resync or self.eor_due or any(self.pending[a] for a in FAMILIES)
-        )
-
-    @property
-    def announced(self) -> int:
-        return sum(len(s) for s in self.sent.values())
-
-    @property
-    def pending_count(self) -> int:
-        return (
-            sum(len(p) for p in self.pending.values())
-            + sum(len(r) for r in self._resync.values())
-            + self._queued_prefixes
-        )
-
-    def _plan(self, packer: Packer) -> None:
-        """Turn the resync tables and pending changes into queued UPDATE generators."""
-        for afi, table in list(self._resync.items()):
-            del self._resync[afi]
-            if not packer.can_send(afi):
-                continue
-            # What the peer holds is exactly the table: share it instead of copying (100 000
-            # routes to N peers cost one table). `unshare` copies before the table changes.
-            self.sent[afi] = table
-            self._shared.add(afi)
-            self._queued_prefixes += len(table)
-            self._queue.append(_tagged(packer.announce(afi, group_by_attrs(table.items()))))
-        if self.eor_due:  # End-of-RIB follows the initial table, before later changes
-            self._queue.append(iter([(packer.end_of_rib(afi), 0, afi) for afi in self.eor_due]))
-            self.eor_due = []
-        for afi in FAMILIES:
-            pend = self.pending[afi]
-            if not pend:
-                continue
-            self.pending[afi] = {}
-            if not packer.can_send(afi):
-                continue
-            sent = self.sent[afi]
-            gone = [k for k, a in pend.items() if a is None and k in sent]
-            for k in gone:
-                del sent[k]
-            changed: list[tuple[bytes, RouteAttrs]] = []
-            for k, a in pend.items():
-                if a is not None and sent.get(k) != a:
-                    sent[k] = a
-                    changed.append((k, a))
-            if gone:
-                self._queued_prefixes += len(gone)
-                self._queue.append(_tagged(packer.withdraw(afi, gone)))
-            if changed:
-                self._queued_prefixes += len(changed)
-                self._queue.append(_tagged(packer.announce(afi, group_by_attrs(changed))))
-
-    def next_message(self, packer: Packer) -> Message | None:
-        """The next UPDATE to send, or None when the peer is up to date."""
-        while True:
-            while self._queue:
-                msg = next(self._queue[0], None)
-                if msg is not None:
-                    self._queued_prefixes -= msg[1]
-                    return msg
-                self._queue.pop(0)
-            if self._resync or self.eor_due or any(self.pending[a] for a in FAMILIES):
-                self._plan(packer)
-                if self._queue:
-                    continue
-            return None
-
-
-# -- addresses and next hops --------------------------------------------------------------------
-
-
-def _ipv6_interfaces() -> list[tuple[str, ipaddress.IPv6Interface]]:
-    """(interface name, address/prefix) of every IPv6 address in this network namespace."""
-    out: list[tuple[str, ipaddress.IPv6Interface]] = []
-    try:
-        with open("/proc/net/if_inet6", encoding="ascii") as f:
-            for line in f:
-                parts = line.split()
-                if len(parts) < 6:
-                    continue
-                addr = ipaddress.IPv6Address(bytes.fromhex(parts[0]))
-                out.append((parts[5], ipaddress.IPv6Interface(f"{addr}/{int(parts[2], 16)}")))
-    except OSError:
-        pass
-    return out
-
-
-def _ipv4_by_interface() -> dict[str, list[ipaddress.IPv4Address]]:
-    size = 64 * 40
-    buf = array.array("B", b"\0" * size)
-    out: dict[str, list[ipaddress.IPv4Address]] = {}
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        ptr, _ = buf.buffer_info()
-        used = struct.unpack("iL", fcntl.ioctl(s.fileno(), 0x8912, struct.pack("iL", size, ptr)))[0]
-    raw = buf.tobytes()[:used]
-    for off in range(0, used, 40):
-        name = raw[off : off + 16].split(b"\0", 1)[0].decode()
-        out.setdefault(name, []).append(ipaddress.IPv4Address(raw[off + 20 : off + 24]))
-    return out
-
-
-def route_source(peer: str, port: int = BGP_PORT) -> str | None:
-    """The source address the kernel would use towards `peer` (a UDP connect sends nothing)."""
-    family = socket.AF_INET6 if ":" in peer else socket.AF_INET
-    try:
-        with socket.socket(family, socket.SOCK_DGRAM) as s:
-            s.connect((peer, port))
-            return str(s.getsockname()[0])
-    except OSError:
-        return None
-
-
-@dataclass(frozen=True)
-class NextHops:
-    v4: bytes | None
-    v6: bytes | None  # 16 octets, or 32 with a link-local address
-
-
-def next_hops(local: str, peer: str) -> NextHops:
-    """Next hops for a session whose TCP endpoints are `local` and `peer`.
-
-    IPv4 session: NEXT_HOP is the local address; IPv6 routes get the interface's global IPv6
-    address, else the IPv4-mapped form of the local address. IPv6 session: the local address,
-    plus the interface's link-local when the peer is on-link; IPv4 routes get an IPv4 address
-    of the same interface (else none: only RFC 8950 can carry them).
-    """
-    la = ipaddress.ip_address(local)
-    pa = ipaddress.ip_address(peer)
-    v6s = _ipv6_interfaces()
-    if isinstance(la, ipaddress.IPv4Address):
-        ifname = next((n for n, addrs in _ipv4_by_interface().items() if la in addrs), None)
-        glob = [
-            i.ip for n, i in v6s if n == ifname and not i.ip.is_link_local and not i.ip.is_loopback
-        ]
-        v6 = glob[0].packed if glob else ipaddress.IPv6Address(f"::ffff:{la}").packed
-        return NextHops(la.packed, v6)
-    mine = next(((n, i) for n, i in v6s if i.ip == la), None)
-    v6 = la.packed
-    v4: bytes | None = None
-    if mine is not None:
-        ifname, iface = mine
-        if pa in iface.network and not la.is_link_local:
-            ll = [i.ip for n, i in v6s if n == ifname and i.ip.is_link_local]
-            if ll:
-                v6 += ll[0].packed
-        v4s = _ipv4_by_interface().get(ifname, [])
-        v4 = v4s[0].packed if v4s else None
-    return NextHops(v4, v6)
-
-
-def interface_next_hops(interface: str, local: str | None = None) -> NextHops:
-    """Next hops for an unnumbered session on `interface` whose local address is `local`.
-
-    IPv6 (and, with RFC 8950, IPv4) routes: the interface's global IPv6 address followed by our
-    link-local one (32 octets), or the link-local address alone (16 octets) on a link without a
-    global address. `v4` is the interface's IPv4 address, for a router without RFC 8950.
-    """
-    mine = [i.ip for n, i in _ipv6_interfaces() if n == interface]
-    ll: ipaddress.IPv6Address | None = None
-    if local:
-        la = ipaddress.ip_address(local.split("%", 1)[0])
-        if isinstance(la, ipaddress.IPv6Address) and la.is_link_local:
-            ll = la
-    if ll is None:
-        ll = next((a for a in mine if a.is_link_local), None)
-    glob = next((a for a in mine if not a.is_link_local and not a.is_loopback), None)
-    v6 = b"".join(a.packed for a in (glob, ll) if a is not None) or None
-    v4s = _ipv4_by_interface().get(interface, [])
-    return NextHops(v4s[0].packed if v4s else None, v6)
 
 
 # -- peers ------------------------------------------------------------------------------------
@@ -771,13 +466,9 @@ class Peer:
         conn = self.conns.get(conn_id)
         local = conn.stream.local_address() if conn else ""
         enh = (AFI_IPV4, SAFI_UNICAST, AFI_IPV6) in neg.extended_next_hop
-        if self.config.interface:
-            hops = interface_next_hops(self.config.interface, local)
-            if enh:  # RFC 8950: IPv4 routes with our IPv6 next hop, as unnumbered routers expect
-                hops = NextHops(None, hops.v6)
-        else:
-            hops = next_hops(local, self.config.address) if local else NextHops(None, None)
-        v4_over_v6 = hops.v4 is None and enh
+        interface = self.config.interface
+        host = nexthop.read_host_addresses() if interface or local else nexthop.HostAddresses()
+        hops, v4_over_v6 = nexthop.for_session(local, self.config.address, interface, enh, host)
         self.negotiated = neg
         self.packer = Packer(
             SessionEncoding(self.local_as, neg.ibgp, neg.tx, hops.v4, hops.v6, v4_over_v6)
@@ -843,34 +534,23 @@ class Peer:
         try:
             stream = conn.stream
             packer = self.packer
-            budget = 1 << 20  # yield to the loop after this many octets
+            budget = WRITE_BUDGET
             while stream.writable and budget > 0:
-                batch: list[bytes] = []
-                size = 0
-                prefixes = 0
-                eor_afi = 0
-                while size < 65536:
-                    msg = self.ribout.next_message(packer)
-                    if msg is None:
-                        break
-                    if msg[2]:  # End-of-RIB: through the session, which keeps track of it
-                        eor_afi = msg[2]
-                        break
-                    batch.append(msg[0])
-                    size += len(msg[0])
-                    prefixes += msg[1]
-                if not batch and not eor_afi:
+                batch = self.ribout.next_batch(packer)
+                if batch is None:
                     break
                 now = self.loop.time()
                 try:
-                    if batch:
-                        self.session.send_update(b"".join(batch), now=now, count=len(batch))
-                    if eor_afi:
-                        self.session.send_end_of_rib(eor_afi, SAFI_UNICAST, now=now)
+                    if batch.updates:
+                        self.session.send_update(
+                            b"".join(batch.updates), now=now, count=len(batch.updates)
+                        )
+                    if batch.eor_afi:
+                        self.session.send_end_of_rib(batch.eor_afi, SAFI_UNICAST, now=now)
                 except SessionError:
                     return
-                self.prefixes_sent += prefixes
-                budget -= size
+                self.prefixes_sent += batch.prefixes
+                budget -= batch.octets
                 stream.write(self.session.data_to_send(conn.conn_id))
             if self.ribout.idle:
                 if self._table_pending:

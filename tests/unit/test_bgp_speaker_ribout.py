@@ -1,11 +1,11 @@
-"""Rib and RibOut: what each peer should hold, and the UPDATEs that get it there."""
+"""Rib and RibOut: what each peer should hold, and the UPDATEs (in batches) that get it there."""
 
 from __future__ import annotations
 
 from bgp.context import AFI_IPV4, AFI_IPV6, CodecContext
 from bgp.messages import Update, decode
 from bgp.packing import DEFAULT_ATTRS, Packer, RouteAttrs, SessionEncoding, key_to_str, prefix_key
-from bgp.speaker import Rib, RibOut
+from bgp.rib import BATCH_OCTETS, Rib, RibOut
 
 CTX = CodecContext()
 PACKER = Packer(SessionEncoding(64512, False, CTX, bytes([198, 51, 100, 11]), bytes(15) + b"\x01"))
@@ -149,3 +149,39 @@ def test_peer_shares_the_rib_table_until_it_changes() -> None:
     assert summary(upds) == ["+203.0.113.1/32"]
     assert upds[0].attribute(8).values == (2,)  # type: ignore[union-attr]
     assert out.sent[AFI_IPV4] is not rib.common[AFI_IPV4]
+
+
+def test_batches_stop_at_the_octet_limit_and_end_of_rib_closes_one() -> None:
+    out = RibOut()
+    table = {k(f"10.{i >> 8}.{i & 255}.0/24"): RouteAttrs((i,)) for i in range(3000)}
+    out.start([AFI_IPV4], {AFI_IPV4: table})
+    batches = []
+    while (b := out.next_batch(PACKER)) is not None:
+        batches.append(b)
+    assert len(batches) > 2
+    for b in batches[:-1]:
+        assert b.eor_afi == 0 and b.updates
+        # The limit is checked before each UPDATE: a batch passes it by less than one UPDATE.
+        assert BATCH_OCTETS <= b.octets < BATCH_OCTETS + 4096
+        assert b.octets == sum(len(u) for u in b.updates)
+    assert batches[-1].eor_afi == AFI_IPV4  # End-of-RIB only after the whole table
+    assert batches[-1].octets < BATCH_OCTETS
+    assert sum(b.prefixes for b in batches) == 3000
+    assert out.idle and out.next_batch(PACKER) is None
+
+
+def test_a_batch_with_only_end_of_rib_and_one_per_family() -> None:
+    out = RibOut()
+    out.start([AFI_IPV4, AFI_IPV6], {})
+    first = out.next_batch(PACKER)
+    second = out.next_batch(PACKER)
+    assert first is not None and first.updates == [] and first.eor_afi == AFI_IPV4
+    assert second is not None and second.updates == [] and second.eor_afi == AFI_IPV6
+    assert out.next_batch(PACKER) is None
+
+
+def test_batch_limit_is_a_parameter() -> None:
+    out = RibOut()
+    out.start([AFI_IPV4], {AFI_IPV4: {k("203.0.113.1"): A, k("203.0.113.2"): B}})
+    b = out.next_batch(PACKER, max_octets=1)  # one UPDATE per batch
+    assert b is not None and len(b.updates) == 1 and b.prefixes == 1 and b.eor_afi == 0

@@ -9,9 +9,9 @@ import socket
 import pytest
 
 from bfd.engine import _peer_text, _sockaddr
-from bgp import speaker as sp
+from bgp.nexthop import HostAddresses, choose_unnumbered
 from bgp.speak_cli import RouteSpecError, parse_peer
-from bgp.speaker import PeerConfig, interface_next_hops
+from bgp.speaker import PeerConfig
 from bgp.transport import sockaddr
 from l2 import bpf, packets
 from l2.routers import (
@@ -153,19 +153,16 @@ def test_tracker_neighbour_fallback() -> None:
     assert t2.current == R2  # RA sources win once the choice is open again
 
 
-def test_interface_next_hops(monkeypatch: pytest.MonkeyPatch) -> None:
-    v6 = [
+def test_interface_next_hops() -> None:
+    v6 = (
         ("eth0", ipaddress.IPv6Interface("fe80::a/64")),
         ("eth1", ipaddress.IPv6Interface("fe80::b/64")),
         ("eth1", ipaddress.IPv6Interface("2001:db8:100::b/64")),
-    ]
-    monkeypatch.setattr(sp, "_ipv6_interfaces", lambda: v6)
-    monkeypatch.setattr(
-        sp, "_ipv4_by_interface", lambda: {"eth1": [ipaddress.IPv4Address("192.0.2.1")]}
     )
-    only_ll = interface_next_hops("eth0", "fe80::a")
+    host = HostAddresses(v6, {"eth1": [ipaddress.IPv4Address("192.0.2.1")]})
+    only_ll = choose_unnumbered("eth0", "fe80::a", host)
     assert only_ll.v6 == ipaddress.IPv6Address("fe80::a").packed and only_ll.v4 is None
-    both = interface_next_hops("eth1", "fe80::b%eth1")
+    both = choose_unnumbered("eth1", "fe80::b%eth1", host)
     glob, ll = ipaddress.IPv6Address("2001:db8:100::b"), ipaddress.IPv6Address("fe80::b")
     assert both.v6 == glob.packed + ll.packed  # global first, then link-local (32 octets)
     assert both.v4 == ipaddress.IPv4Address("192.0.2.1").packed
