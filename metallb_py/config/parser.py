@@ -565,6 +565,22 @@ def _duration(
         return False, None
 
 
+@dataclass(frozen=True)
+class _Asns:
+    my: int
+    peer: Any
+    dynamic: Any
+    local: Any
+
+
+@dataclass(frozen=True)
+class _Timers:
+    hold: float | None
+    keepalive: float | None
+    connect: float | None
+    parsed: bool  # False: a duration did not parse (already reported)
+
+
 def _parse_peer(
     o: Resource,
     secrets: dict[str, Resource],
@@ -573,12 +589,57 @@ def _parse_peer(
     lenient: bool,
     report: _Report,
 ) -> Peer | None:
+    """One BGPPeer; the checks run in a fixed order, since tests pin the problems' order."""
     strict_v1beta1 = o.version == "v1beta1"
     raw = bgppeer_conversion.to_v1beta2(o.raw) if strict_v1beta1 else o.raw
     spec: dict[str, Any] = raw.get("spec") or {}
-    before = len([p for p in report.problems if p.is_error])
+    before = _error_count(report)
     ref = o.ref
+    asns = _peer_asns(ref, spec, report)
+    address, source, router_id = _peer_addresses(ref, spec, report)
+    timers = _peer_timers(o, spec, strict_v1beta1, report)
+    selectors, errs = parse_selector_list(spec.get("nodeSelectors"), "spec.nodeSelectors")
+    report.many(ref, errs, "selector")
+    password, secret_name = _peer_password(ref, spec, secrets, namespace, lenient, report)
+    _check_peer_bfd_profile(o, spec, bfd, lenient, report)
+    _check_peer_deprecated(ref, spec, report)
+    if _error_count(report) > before or not timers.parsed:
+        return None
+    hold_eff, ka_eff = _effective_timers(timers.hold, timers.keepalive)
+    bfd_name = spec.get("bfdProfile") or None
+    return Peer(
+        name=o.name,
+        my_asn=asns.my,
+        peer_asn=int(asns.peer) if asns.peer else None,
+        dynamic_asn=str(asns.dynamic) if asns.dynamic else None,
+        local_asn=int(asns.local) if asns.local else None,
+        address=address,
+        interface=spec.get("interface") or None,
+        source_address=source,
+        port=int(spec.get("peerPort") or 179),
+        hold_time=hold_eff,
+        keepalive_time=ka_eff,
+        connect_time=int(timers.connect) if timers.connect is not None else None,
+        router_id=router_id,
+        node_selectors=selectors,
+        password=password,
+        password_secret=secret_name,
+        bfd_profile=bfd_name if bfd_name in bfd else None,
+        ebgp_multihop=bool(spec.get("ebgpMultiHop", False)),
+        vrf=str(spec.get("vrf") or ""),
+        enable_graceful_restart=bool(spec.get("enableGracefulRestart", False)),
+        dual_stack_address_family=bool(spec.get("dualStackAddressFamily", False)),
+        source=ref,
+        created=o.created,
+    )
 
+
+def _error_count(report: _Report) -> int:
+    return sum(1 for p in report.problems if p.is_error)
+
+
+def _peer_asns(ref: ObjectRef, spec: dict[str, Any], report: _Report) -> _Asns:
+    """myASN, exactly one of peerASN and dynamicASN, and no eBGP multi-hop on an iBGP peer."""
     my_asn = int(spec.get("myASN") or 0)
     peer_asn = spec.get("peerASN")
     dynamic = spec.get("dynamicASN")
@@ -604,8 +665,26 @@ def _parse_peer(
             "invalid ebgp-multihop parameter set for an ibgp peer",
             "peer-ebgp-multihop",
         )
+    return _Asns(my_asn, peer_asn, dynamic, local_asn)
 
-    address = None
+
+def _optional_ip(
+    ref: ObjectRef, spec: dict[str, Any], key: str, what: str, report: _Report
+) -> IPAddress | None:
+    """`spec[key]` as an address when set; a text that is none is reported as `invalid <what>`."""
+    if not spec.get(key):
+        return None
+    value = _ip(spec[key])
+    if value is None:
+        report.add(ref, f"spec.{key}", f"invalid {what} {quote(spec[key])}", "peer-address")
+    return value
+
+
+def _peer_addresses(
+    ref: ObjectRef, spec: dict[str, Any], report: _Report
+) -> tuple[IPAddress | None, IPAddress | None, IPAddress | None]:
+    """(peer address, source address, router ID): exactly one of peerAddress and interface, a
+    source of the peer's family, an IPv4 router ID."""
     if spec.get("peerAddress") and spec.get("interface"):
         report.add(
             ref,
@@ -620,32 +699,15 @@ def _parse_peer(
             "peer has no peerAddress or interface specified",
             "peer-address",
         )
-    if spec.get("peerAddress"):
-        address = _ip(spec["peerAddress"])
-        if address is None:
-            report.add(
-                ref,
-                "spec.peerAddress",
-                f"invalid peer IP {quote(spec['peerAddress'])}",
-                "peer-address",
-            )
-    source = None
-    if spec.get("sourceAddress"):
-        source = _ip(spec["sourceAddress"])
-        if source is None:
-            report.add(
-                ref,
-                "spec.sourceAddress",
-                f"invalid source IP {quote(spec['sourceAddress'])}",
-                "peer-address",
-            )
-        elif address is not None and source.version != address.version:
-            report.add(
-                ref,
-                "spec.sourceAddress",
-                f"source address {source} and peer address {address} are of different families",
-                "peer-address",
-            )
+    address = _optional_ip(ref, spec, "peerAddress", "peer IP", report)
+    source = _optional_ip(ref, spec, "sourceAddress", "source IP", report)
+    if source is not None and address is not None and source.version != address.version:
+        report.add(
+            ref,
+            "spec.sourceAddress",
+            f"source address {source} and peer address {address} are of different families",
+            "peer-address",
+        )
     router_id = None
     if spec.get("routerID"):
         router_id = _ip(spec["routerID"])
@@ -657,12 +719,19 @@ def _parse_peer(
                 "BGP identifier)",
                 "peer-router-id",
             )
+    return address, source, router_id
 
+
+def _peer_timers(
+    o: Resource, spec: dict[str, Any], strict_v1beta1: bool, report: _Report
+) -> _Timers:
+    """holdTime, keepaliveTime and connectTime, each alone and against each other (v1beta1's
+    stricter keepalive rule included)."""
+    ref = o.ref
     ok_h, hold = _duration(o, spec, "holdTime", report)
     ok_k, keepalive = _duration(o, spec, "keepaliveTime", report)
     ok_c, connect = _duration(o, spec, "connectTime", report)
-    hold_s = int(hold) if hold is not None else None
-    if hold is not None and hold_s is not None and hold_s != 0 and hold_s < 3:
+    if hold is not None and int(hold) != 0 and int(hold) < 3:
         report.add(
             ref,
             "spec.holdTime",
@@ -708,10 +777,30 @@ def _parse_peer(
             "and 65535s",
             "peer-connect-time",
         )
+    return _Timers(hold, keepalive, connect, ok_h and ok_k and ok_c)
 
-    selectors, errs = parse_selector_list(spec.get("nodeSelectors"), "spec.nodeSelectors")
-    report.many(ref, errs, "selector")
 
+def _effective_timers(hold: float | None, keepalive: float | None) -> tuple[int, int]:
+    """(hold, keepalive) in seconds: none -> 90/30; hold only -> hold/3; keepalive only -> 3x."""
+    if hold is None and keepalive is None:
+        return 90, 30
+    if hold is None:
+        assert keepalive is not None
+        return int(keepalive) * 3, int(keepalive)
+    if keepalive is None:
+        return int(hold), int(hold) // 3
+    return int(hold), int(keepalive)
+
+
+def _peer_password(
+    ref: ObjectRef,
+    spec: dict[str, Any],
+    secrets: dict[str, Resource],
+    namespace: str,
+    lenient: bool,
+    report: _Report,
+) -> tuple[str | None, str | None]:
+    """(password, Secret name): an inline password or a basic-auth Secret in our namespace."""
     password = spec.get("password") or None
     secret_ref = spec.get("passwordSecret") or {}
     secret_name = secret_ref.get("name") or None
@@ -742,14 +831,23 @@ def _parse_peer(
             )
         else:
             password = _secret_password(secret, ref, report)
+    return password, secret_name
+
+
+def _check_peer_bfd_profile(
+    o: Resource, spec: dict[str, Any], bfd: dict[str, BFDProfile], lenient: bool, report: _Report
+) -> None:
     if spec.get("bfdProfile") and spec["bfdProfile"] not in bfd:
         report.add(
-            ref,
+            o.ref,
             "spec.bfdProfile",
             f"peer {o.name} referencing non existing bfd profile {quote(spec['bfdProfile'])}",
             "peer-bfd-profile",
             "warning" if lenient else "error",
         )
+
+
+def _check_peer_deprecated(ref: ObjectRef, spec: dict[str, Any], report: _Report) -> None:
     if spec.get("disableMP"):
         report.add(
             ref,
@@ -758,46 +856,6 @@ def _parse_peer(
             "deprecated",
             "warning",
         )
-
-    errors_now = len([p for p in report.problems if p.is_error])
-    if errors_now > before or not (ok_h and ok_k and ok_c):
-        return None
-    # Effective timers: none -> 90/30; hold only -> hold/3; keepalive only -> 3x keepalive.
-    if hold is None and keepalive is None:
-        hold_eff, ka_eff = 90, 30
-    elif hold is None:
-        assert keepalive is not None
-        hold_eff, ka_eff = int(keepalive) * 3, int(keepalive)
-    elif keepalive is None:
-        hold_eff, ka_eff = int(hold), int(hold) // 3
-    else:
-        hold_eff, ka_eff = int(hold), int(keepalive)
-    bfd_name = spec.get("bfdProfile") or None
-    return Peer(
-        name=o.name,
-        my_asn=my_asn,
-        peer_asn=int(peer_asn) if peer_asn else None,
-        dynamic_asn=str(dynamic) if dynamic else None,
-        local_asn=int(local_asn) if local_asn else None,
-        address=address,
-        interface=spec.get("interface") or None,
-        source_address=source,
-        port=int(spec.get("peerPort") or 179),
-        hold_time=hold_eff,
-        keepalive_time=ka_eff,
-        connect_time=int(connect) if connect is not None else None,
-        router_id=router_id,
-        node_selectors=selectors,
-        password=password,
-        password_secret=secret_name,
-        bfd_profile=bfd_name if bfd_name in bfd else None,
-        ebgp_multihop=bool(spec.get("ebgpMultiHop", False)),
-        vrf=str(spec.get("vrf") or ""),
-        enable_graceful_restart=bool(spec.get("enableGracefulRestart", False)),
-        dual_stack_address_family=bool(spec.get("dualStackAddressFamily", False)),
-        source=ref,
-        created=o.created,
-    )
 
 
 def _secret_password(secret: Resource, ref: ObjectRef, report: _Report) -> str | None:
