@@ -39,7 +39,7 @@ from metallb_py.speaker import desired as dz
 from metallb_py.speaker.bgp_shell import BgpShell
 from metallb_py.speaker.l2_shell import L2Shell, local_interfaces
 from metallb_py.speaker.status import StatusObjects, resolve_owner
-from metallb_py.speaker.transitions import ChangeKind, transitions
+from metallb_py.speaker.transitions import Change, ChangeKind, transitions
 
 log = get_logger("speaker")
 COMPONENT = "metallb-speaker"
@@ -395,64 +395,75 @@ class SpeakerReconciler:
         that may differ from the previous pass (None: all of them)."""
         self.announced, changes = transitions(self.announced, want, changed)
         for ch in changes:
-            if ch.kind is ChangeKind.WITHDRAWN:
-                log.info(
-                    "serviceWithdrawn",
-                    service=ch.service,
-                    protocol=ch.protocol,
-                    ip=list(ch.ips),
-                    reason=ch.reason,
-                )
-                continue
-            sd = want.services[ch.service]
-            log.info(
-                "serviceAnnounced",
-                service=ch.service,
-                protocol=ch.protocol,
-                ip=list(ch.ips),
-                node=self.node,
-                pool=sd.pool,
-                orphaned=sd.orphaned,
-                msg="service has IP, announcing",
-            )
-            svc = self.services.cache.get(ch.service)
-            if svc is not None:
-                self.events.normal(
-                    svc,
-                    "nodeAssigned",
-                    f'announcing from node "{self.node}" with protocol "{ch.protocol}"',
-                )
+            self._report_change(want, ch)
         self.orphans &= want.services.keys()
         self.missing_ifaces &= want.services.keys()
         for key in want.services if changed is None else changed:
-            if key not in want.services:
-                continue
-            sd = want.services[key]
+            sd = want.services.get(key)
+            if sd is not None:
+                self._report_orphan(key, sd)
+                self._report_missing_interfaces(key, sd)
+
+    def _report_change(self, want: dz.Desired, ch: Change) -> None:
+        """One service announced or withdrawn: a log line, and an event when announced."""
+        if ch.kind is ChangeKind.WITHDRAWN:
+            log.info(
+                "serviceWithdrawn",
+                service=ch.service,
+                protocol=ch.protocol,
+                ip=list(ch.ips),
+                reason=ch.reason,
+            )
+            return
+        sd = want.services[ch.service]
+        log.info(
+            "serviceAnnounced",
+            service=ch.service,
+            protocol=ch.protocol,
+            ip=list(ch.ips),
+            node=self.node,
+            pool=sd.pool,
+            orphaned=sd.orphaned,
+            msg="service has IP, announcing",
+        )
+        svc = self.services.cache.get(ch.service)
+        if svc is not None:
+            self.events.normal(
+                svc,
+                "nodeAssigned",
+                f'announcing from node "{self.node}" with protocol "{ch.protocol}"',
+            )
+
+    def _report_orphan(self, key: str, sd: dz.ServiceDesired) -> None:
+        """Warn once when a service's IP leaves every pool while we still announce it."""
+        if sd.orphaned and key not in self.orphans and (sd.bgp.announce or sd.layer2.announce):
+            self.orphans.add(key)
+            log.warning(
+                "serviceOrphaned",
+                service=key,
+                ip=list(sd.ips),
+                msg="no pool allows this IP any more; announcing it as before until the "
+                "controller releases it",
+            )
+        elif not sd.orphaned:
+            self.orphans.discard(key)
+
+    def _report_missing_interfaces(self, key: str, sd: dz.ServiceDesired) -> None:
+        """Warn once (log and one event per IP) when layer 2 has none of the wanted interfaces."""
+        if sd.interfaces_missing and key not in self.missing_ifaces:
+            self.missing_ifaces.add(key)
+            log.warning("announceFailed", service=key, ip=list(sd.ips), node=self.node)
             svc = self.services.cache.get(key)
-            if sd.orphaned and key not in self.orphans and (sd.bgp.announce or sd.layer2.announce):
-                self.orphans.add(key)
-                log.warning(
-                    "serviceOrphaned",
-                    service=key,
-                    ip=list(sd.ips),
-                    msg="no pool allows this IP any more; announcing it as before until the "
-                    "controller releases it",
-                )
-            elif not sd.orphaned:
-                self.orphans.discard(key)
-            if sd.interfaces_missing and key not in self.missing_ifaces:
-                self.missing_ifaces.add(key)
-                log.warning("announceFailed", service=key, ip=list(sd.ips), node=self.node)
-                if svc is not None:
-                    for ip in sd.ips:
-                        self.events.warning(
-                            svc,
-                            "announceFailed",
-                            f'the interfaces specified by LB IP "{ip}" doesn\'t exist in '
-                            f'assigned node "{self.node}" with protocol "layer2"',
-                        )
-            elif not sd.interfaces_missing:
-                self.missing_ifaces.discard(key)
+            if svc is not None:
+                for ip in sd.ips:
+                    self.events.warning(
+                        svc,
+                        "announceFailed",
+                        f'the interfaces specified by LB IP "{ip}" doesn\'t exist in '
+                        f'assigned node "{self.node}" with protocol "layer2"',
+                    )
+        elif not sd.interfaces_missing:
+            self.missing_ifaces.discard(key)
 
     # ---- BGPSessionState ----------------------------------------------------------------------
 
