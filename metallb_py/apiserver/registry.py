@@ -66,8 +66,5 @@ class Registry:
     def preferred(self, group: str) -> str:
         return self.group_versions[group][0]
 
-    def storage_resource(self, r: Resource) -> Resource:
-        return self.get(r.store_group, r.storage_version, r.store_plural) or r
-
     def versions_of(self, r: Resource) -> list[Resource]:
         return [x for x in self.by_gvr.values() if x.store_key == r.store_key]

@@ -12,6 +12,7 @@ import asyncio
 import base64
 import bisect
 import copy
+import functools
 import json
 import random
 import time
@@ -25,6 +26,7 @@ from aiohttp import web
 from metallb_py.apiserver import apply as ssa
 from metallb_py.apiserver import builtin_schemas, discovery, limits, objects, patch, table
 from metallb_py.apiserver import schema as schemas
+from metallb_py.apiserver import watch as watching
 from metallb_py.apiserver.auth import (
     ANONYMOUS_ADMIN,
     Attributes,
@@ -67,8 +69,6 @@ PATCH_TYPES = [
 DEFAULT_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
 WRITE_RETRIES = 8
 SA_TOKEN_TYPE = "kubernetes.io/service-account-token"
-# Bytes a watch may have unsent in its socket buffer before it is closed as too slow.
-WATCH_BUFFER_LIMIT = 64 * 1024 * 1024
 
 
 @dataclass
@@ -631,193 +631,112 @@ class ApiServer:
 
     # -- watch -----------------------------------------------------------------------------
     async def watch(self, request: web.Request, c: Call) -> web.StreamResponse:
+        """A watch: where it starts, then the stream (see `watch.py` for the pieces)."""
         key = c.res.store_key
-        t = self.store.table(key)
-        label_fn, field_fn = self._filters(c)
-        ns = c.ns
-        if c.name:
-            # /watch/namespaces/ns/things/name (legacy) means fieldSelector=metadata.name=name
-            name = c.name
-            prev = field_fn
-
-            def field_fn(o: JSON, prev: Callable[[JSON], bool] | None = prev) -> bool:
-                return o.get("metadata", {}).get("name") == name and (prev is None or prev(o))
-
-        def match(o: JSON) -> bool:
-            if ns and o.get("metadata", {}).get("namespace") != ns:
-                return False
-            if label_fn is not None and not label_fn(o):
-                return False
-            return field_fn is None or field_fn(o)
-
-        def accept(ev: Event) -> str | None:
-            now_match = match(ev.entry.obj)
-            if ev.type == "ADDED":
-                return "ADDED" if now_match else None
-            if ev.type == "DELETED":
-                return "DELETED" if now_match else None
-            was = ev.old is not None and match(ev.old.obj)
-            if now_match and was:
-                return "MODIFIED"
-            if now_match:
-                return "ADDED"
-            if was:
-                return "DELETED"
-            return None
-
+        match = self._watch_match(c)
         rv_param = c.params.get("resourceVersion", "")
         send_initial = _truthy(c.params.get("sendInitialEvents"))
         bookmarks = _truthy(c.params.get("allowWatchBookmarks"))
         timeout = float(c.params.get("timeoutSeconds") or random.uniform(1800, 3600))
-        initial: list[Entry] = []
-        replay: list[Event] = []
-        expired = False
-        if rv_param in ("", "0") or send_initial:
-            initial = [e for e in t.entries(ns or None) if match(e.obj)]
-            initial.sort(key=lambda e: e.rv)
-        else:
-            try:
-                since = int(rv_param)
-            except ValueError:
-                raise bad_request(f"invalid resource version {rv_param!r}") from None
-            if since > self.store.rv:
-                raise ApiError(
-                    504,
-                    "Timeout",
-                    f"Too large resource version: {since}, current: {self.store.rv}",
-                    details={
-                        "causes": [
-                            {
-                                "reason": "ResourceVersionTooLarge",
-                                "message": "Too large resource version",
-                            }
-                        ],
-                        "retryAfterSeconds": 1,
-                    },
-                    headers={"Retry-After": "1"},
-                )
-            history = self.store.history_since(key, since)
-            if history is None:
-                expired = True
-            else:
-                replay = history
+        start = self._watch_start(key, c.ns, match, rv_param, send_initial)
         start_rv = self.store.rv
         w = self.store.subscribe(key)
-        w.accept = accept
+        w.accept = functools.partial(watching.event_type, match)
         w.transport = request.transport  # its unsent bytes count against the watch budget
-        table_mode = self._table_mode(c.accept)
-        columns = self._columns(c.res) if table_mode else []
-        first = [True]
-
-        async def encode(kind: str, entry: Entry) -> bytes:
-            if table_mode:
-                obj = (await self.from_storage(c.res, [entry.obj]))[0]
-                tbl = table.table(
-                    [obj],
-                    columns,
-                    c.params.get("includeObject", "Metadata"),
-                    {"resourceVersion": str(entry.rv)},
-                )
-                if not first[0]:
-                    tbl["columnDefinitions"] = []
-                first[0] = False
-                return dumps({"type": kind, "object": tbl}) + b"\n"
-            if not self.needs_conversion(c.res):
-                return b'{"type":"' + kind.encode() + b'","object":' + entry.raw + b"}\n"
-            obj = (await self.from_storage(c.res, [entry.obj]))[0]
-            return dumps({"type": kind, "object": obj}) + b"\n"
-
-        def bookmark(rv: int, initial_end: bool = False) -> bytes:
-            meta: JSON = {"resourceVersion": str(rv)}
-            if initial_end:
-                meta["annotations"] = {"k8s.io/initial-events-end": "true"}
-            return (
-                dumps(
-                    {
-                        "type": "BOOKMARK",
-                        "object": {
-                            "kind": c.res.kind,
-                            "apiVersion": c.res.api_version,
-                            "metadata": meta,
-                        },
-                    }
-                )
-                + b"\n"
-            )
-
+        tables = self._table_mode(c.accept)
+        encoder = watching.Encoder(
+            c.res,
+            self.from_storage if self.needs_conversion(c.res) else None,
+            self._columns(c.res) if tables else None,
+            c.params.get("includeObject", "Metadata"),
+        )
         resp = web.StreamResponse(headers={"Content-Type": JSON_TYPE, "Cache-Control": "no-cache"})
         resp.enable_chunked_encoding()
         try:
             await resp.prepare(request)
-            if expired:
-                status = gone(f"too old resource version: {rv_param} ({t.floor + 1})").status()
+            if start is None:
+                floor = self.store.table(key).floor + 1
+                status = gone(f"too old resource version: {rv_param} ({floor})").status()
                 await resp.write(dumps({"type": "ERROR", "object": status}) + b"\n")
                 return resp
-            out = [await encode("ADDED", e) for e in initial]
+            initial, replay = start
+            out = [await encoder.encode("ADDED", e) for e in initial]
             for ev in replay:
-                kind = accept(ev)
+                kind = watching.event_type(match, ev)
                 if kind is not None:
-                    out.append(await encode(kind, ev.entry))
+                    out.append(await encoder.encode(kind, ev.entry))
             if send_initial and bookmarks:
-                out.append(bookmark(start_rv, initial_end=True))
+                out.append(watching.bookmark(c.res, start_rv, initial_end=True))
             if out:
                 await resp.write(b"".join(out))
-            transport = request.transport
-            if not table_mode and not self.needs_conversion(c.res) and transport is not None:
-                # The fast path: events go straight to the socket from the store's flush, as
-                # chunks of the response's chunked encoding, without waking this task.
-                def sink(events: list[Event], transport: Any = transport) -> None:
-                    if transport.is_closing():
-                        w.close()
-                        return
-                    if transport.get_write_buffer_size() > WATCH_BUFFER_LIMIT:
-                        w.overflowed = True  # the client does not keep up: end its watch
-                        w.close()
-                        return
-                    data = b"".join(
-                        b'{"type":"' + ev.type.encode() + b'","object":' + ev.entry.raw + b"}\n"
-                        for ev in events
-                    )
-                    transport.write(b"%x\r\n" % len(data) + data + b"\r\n")
-
-                w.set_sink(sink)
-            deadline = time.monotonic() + timeout
-            last_sent = time.monotonic()
-            while not w.closed:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    break
-                wait = min(remaining, self.cfg.bookmark_interval) if bookmarks else remaining
-                w.wakeup.clear()
-                if not w.pending:
-                    try:
-                        await asyncio.wait_for(w.wakeup.wait(), wait)
-                    except TimeoutError:
-                        if bookmarks and not w.pending and not table_mode:
-                            await resp.write(bookmark(self.store.rv))
-                            last_sent = time.monotonic()
-                        continue
-                if w.overflowed:
-                    break
-                batch: list[bytes] = []
-                while w.pending and len(batch) < 512:
-                    ev = w.pending.popleft()
-                    batch.append(await encode(ev.type, ev.entry))
-                if batch:
-                    await resp.write(b"".join(batch))
-                    last_sent = time.monotonic()
-                if (
-                    bookmarks
-                    and not w.pending
-                    and time.monotonic() - last_sent > (self.cfg.bookmark_interval)
-                ):
-                    await resp.write(bookmark(self.store.rv))
-                    last_sent = time.monotonic()
+            if (
+                encoder.columns is None
+                and encoder.convert is None
+                and request.transport is not None
+            ):
+                w.set_sink(watching.direct_sink(w, request.transport))
+            await watching.pump(
+                resp,
+                w,
+                encoder,
+                until=time.monotonic() + timeout,
+                bookmark_every=self.cfg.bookmark_interval if bookmarks else None,
+                current_rv=lambda: self.store.rv,
+            )
         except (ConnectionResetError, asyncio.CancelledError):
             pass
         finally:
             self.store.unsubscribe(key, w)
         return resp
+
+    def _watch_match(self, c: Call) -> Callable[[JSON], bool]:
+        """The namespace, label and field selectors of a watch as one predicate; the legacy
+        /watch/namespaces/ns/things/name means fieldSelector=metadata.name=name."""
+        label_fn, field_fn = self._filters(c)
+        ns, name = c.ns, c.name
+
+        def match(o: JSON) -> bool:
+            meta = o.get("metadata", {})
+            if ns and meta.get("namespace") != ns:
+                return False
+            if name and meta.get("name") != name:
+                return False
+            if label_fn is not None and not label_fn(o):
+                return False
+            return field_fn is None or field_fn(o)
+
+        return match
+
+    def _watch_start(
+        self, key: str, ns: str, match: Callable[[JSON], bool], rv_param: str, send_initial: bool
+    ) -> tuple[list[Entry], list[Event]] | None:
+        """What a watch sends before live events: (the current objects, the events since its
+        resourceVersion); None when that version is compacted away (410 Gone)."""
+        if rv_param in ("", "0") or send_initial:
+            initial = [e for e in self.store.table(key).entries(ns or None) if match(e.obj)]
+            return sorted(initial, key=lambda e: e.rv), []
+        try:
+            since = int(rv_param)
+        except ValueError:
+            raise bad_request(f"invalid resource version {rv_param!r}") from None
+        if since > self.store.rv:
+            raise ApiError(
+                504,
+                "Timeout",
+                f"Too large resource version: {since}, current: {self.store.rv}",
+                details={
+                    "causes": [
+                        {
+                            "reason": "ResourceVersionTooLarge",
+                            "message": "Too large resource version",
+                        }
+                    ],
+                    "retryAfterSeconds": 1,
+                },
+                headers={"Retry-After": "1"},
+            )
+        history = self.store.history_since(key, since)
+        return None if history is None else ([], history)
 
     # -- writes ----------------------------------------------------------------------------------
     def _field_validation(self, c: Call) -> str:

@@ -233,188 +233,148 @@ class ServiceAllocator:
         return errs
 
     def _cluster_ips(self, spec: JSON, old: JSON | None) -> list[FieldError]:
+        """Cluster IPs of a created Service, or the old ones of an updated Service."""
         ospec = (old or {}).get("spec") or {}
         if old is not None and ospec.get("clusterIPs") and ospec.get("type") != "ExternalName":
-            # Keep what was allocated; only a change of policy may add the second family.
-            spec.setdefault("clusterIP", ospec.get("clusterIP"))
-            if not spec.get("clusterIPs"):
-                spec["clusterIPs"] = list(ospec["clusterIPs"])
-            if not spec.get("ipFamilies"):
-                spec["ipFamilies"] = list(ospec.get("ipFamilies") or [])
-            spec.setdefault("ipFamilyPolicy", ospec.get("ipFamilyPolicy", "SingleStack"))
-            if spec.get("clusterIP") == "None":
-                return []
-            want = self._wanted_families(spec)
-            if isinstance(want, FieldError):
-                return [want]
-            have = list(spec["ipFamilies"])
-            ips = list(spec["clusterIPs"])
-            if len(want) > len(have):
-                for fam in want[len(have) :]:
-                    a = self.by_family(fam)
-                    ip = a.allocate() if a else None
-                    if ip is None:
-                        return [
-                            FieldError(
-                                "spec.clusterIPs",
-                                "Invalid value",
-                                f"failed to allocate an IP of family {fam}",
-                                ips,
-                            )
-                        ]
-                    ips.append(ip)
-                    have.append(fam)
-            elif len(want) < len(have):
-                for ip in ips[len(want) :]:
-                    for a in self.allocators:
-                        a.release(ip)
-                ips, have = ips[: len(want)], have[: len(want)]
-            spec["clusterIPs"], spec["ipFamilies"] = ips, have
-            return []
-        policy = spec.get("ipFamilyPolicy")
+            err = self._keep_cluster_ips(spec, ospec)
+        else:
+            err = self._new_cluster_ips(spec)
+        return [] if err is None else [err]
+
+    def _keep_cluster_ips(self, spec: JSON, ospec: JSON) -> FieldError | None:
+        """Keep what was allocated; only a change of policy may add or drop the second family."""
+        spec.setdefault("clusterIP", ospec.get("clusterIP"))
+        if not spec.get("clusterIPs"):
+            spec["clusterIPs"] = list(ospec["clusterIPs"])
+        if not spec.get("ipFamilies"):
+            spec["ipFamilies"] = list(ospec.get("ipFamilies") or [])
+        spec.setdefault("ipFamilyPolicy", ospec.get("ipFamilyPolicy", "SingleStack"))
+        if spec.get("clusterIP") == "None":
+            return None
+        want = self._policy_families(spec["ipFamilies"], spec["ipFamilyPolicy"])
+        if isinstance(want, FieldError):
+            return want
+        have = list(spec["ipFamilies"])
+        ips = list(spec["clusterIPs"])
+        for fam in want[len(have) :]:
+            a = self.by_family(fam)
+            ip = a.allocate() if a else None
+            if ip is None:
+                msg = f"failed to allocate an IP of family {fam}"
+                return FieldError("spec.clusterIPs", "Invalid value", msg, ips)
+            ips.append(ip)
+            have.append(fam)
+        for ip in ips[len(want) :]:
+            for a in self.allocators:
+                a.release(ip)
+        spec["clusterIPs"], spec["ipFamilies"] = ips[: len(want)], have[: len(want)]
+        return None
+
+    def _new_cluster_ips(self, spec: JSON) -> FieldError | None:
+        """Check the addresses asked for, settle the families, then reserve and allocate."""
         given = spec.get("clusterIPs") or ([spec["clusterIP"]] if spec.get("clusterIP") else [])
-        if (
-            spec.get("clusterIP")
-            and spec.get("clusterIPs")
-            and spec["clusterIP"] != spec["clusterIPs"][0]
-        ):
-            return [
-                FieldError(
-                    "spec.clusterIPs",
-                    "Invalid value",
-                    "first value must match `clusterIP`",
-                    spec["clusterIPs"],
-                )
-            ]
+        if spec.get("clusterIP") and spec.get("clusterIPs") and spec["clusterIP"] != given[0]:
+            msg = "first value must match `clusterIP`"
+            return FieldError("spec.clusterIPs", "Invalid value", msg, spec["clusterIPs"])
         if given == ["None"] or spec.get("clusterIP") == "None":
-            spec["clusterIP"] = "None"
-            spec["clusterIPs"] = ["None"]
-            spec.setdefault("ipFamilyPolicy", policy or "SingleStack")
-            if not spec.get("ipFamilies"):
-                fams = self.families()
-                spec["ipFamilies"] = fams if spec["ipFamilyPolicy"] != "SingleStack" else fams[:1]
-            return []
-        families = list(spec.get("ipFamilies") or [])
-        for i, ip in enumerate(given):
-            try:
-                fam = FAMILY[ipaddress.ip_address(ip).version]
-            except ValueError:
-                return [
-                    FieldError(
-                        f"spec.clusterIPs[{i}]", "Invalid value", "must be a valid IP address", ip
-                    )
-                ]
-            if i < len(families) and families[i] != fam:
-                return [
-                    FieldError(
-                        "spec.ipFamilies",
-                        "Invalid value",
-                        "must match the family of clusterIPs",
-                        families,
-                    )
-                ]
-            if i >= len(families):
-                families.append(fam)
+            self._headless(spec)
+            return None
+        families = self._given_families(given, list(spec.get("ipFamilies") or []))
+        if isinstance(families, FieldError):
+            return families
+        policy = spec.get("ipFamilyPolicy")
         if policy is None:
             policy = "SingleStack" if len(families) <= 1 and len(given) <= 1 else "RequireDualStack"
             spec["ipFamilyPolicy"] = policy
         if policy not in ("SingleStack", "PreferDualStack", "RequireDualStack"):
-            return [
-                FieldError(
-                    "spec.ipFamilyPolicy",
-                    "Unsupported value",
-                    '"PreferDualStack", "RequireDualStack", "SingleStack"',
-                    policy,
-                )
-            ]
-        available = self.families()
-        if not families:
-            families = available[:1]
-        if policy != "SingleStack":
-            for fam in available:
-                if fam not in families:
-                    families.append(fam)
-            if policy == "RequireDualStack" and len(families) < 2:
-                return [
-                    FieldError(
-                        "spec.ipFamilyPolicy",
-                        "Invalid value",
-                        "this cluster is not configured for dual-stack services",
-                        policy,
-                    )
-                ]
-            families = families[:2]
-        else:
-            families = families[:1]
-            if len(given) > 1:
-                return [
-                    FieldError(
-                        "spec.clusterIPs",
-                        "Invalid value",
-                        "must be a single IP with ipFamilyPolicy SingleStack",
-                        given,
-                    )
-                ]
+            allowed = '"PreferDualStack", "RequireDualStack", "SingleStack"'
+            return FieldError("spec.ipFamilyPolicy", "Unsupported value", allowed, policy)
+        families = self._policy_families(families or self.families()[:1], policy)
+        if isinstance(families, FieldError):
+            return families
+        if policy == "SingleStack" and len(given) > 1:
+            msg = "must be a single IP with ipFamilyPolicy SingleStack"
+            return FieldError("spec.clusterIPs", "Invalid value", msg, given)
         for fam in families:
             if self.by_family(fam) is None:
-                return [
-                    FieldError(
-                        "spec.ipFamilies",
-                        "Invalid value",
-                        f"{fam} is not configured on this cluster",
-                        families,
-                    )
-                ]
-        ips = []
+                msg = f"{fam} is not configured on this cluster"
+                return FieldError("spec.ipFamilies", "Invalid value", msg, families)
+        ips = self._reserve(families, given)
+        if isinstance(ips, FieldError):
+            return ips
+        spec["clusterIP"] = ips[0]
+        spec["clusterIPs"] = ips
+        spec["ipFamilies"] = families
+        return None
+
+    def _headless(self, spec: JSON) -> None:
+        spec["clusterIP"] = "None"
+        spec["clusterIPs"] = ["None"]
+        spec.setdefault("ipFamilyPolicy", spec.get("ipFamilyPolicy") or "SingleStack")
+        if not spec.get("ipFamilies"):
+            fams = self.families()
+            spec["ipFamilies"] = fams if spec["ipFamilyPolicy"] != "SingleStack" else fams[:1]
+
+    @staticmethod
+    def _given_families(given: list[str], families: list[str]) -> list[str] | FieldError:
+        """spec.ipFamilies completed by the families of the addresses asked for, which must be
+        addresses and agree with the families already listed."""
+        for i, ip in enumerate(given):
+            try:
+                fam = FAMILY[ipaddress.ip_address(ip).version]
+            except ValueError:
+                msg = "must be a valid IP address"
+                return FieldError(f"spec.clusterIPs[{i}]", "Invalid value", msg, ip)
+            if i < len(families) and families[i] != fam:
+                msg = "must match the family of clusterIPs"
+                return FieldError("spec.ipFamilies", "Invalid value", msg, families)
+            if i >= len(families):
+                families.append(fam)
+        return families
+
+    def _policy_families(self, families: list[str], policy: str) -> list[str] | FieldError:
+        """The families a policy gives: dual stack adds the cluster's other family (and
+        RequireDualStack fails without one); SingleStack keeps the first."""
+        if policy not in ("PreferDualStack", "RequireDualStack"):
+            return list(families[:1])
+        fams = list(families)
+        fams += [f for f in self.families() if f not in fams]
+        if policy == "RequireDualStack" and len(fams) < 2:
+            msg = "this cluster is not configured for dual-stack services"
+            return FieldError("spec.ipFamilyPolicy", "Invalid value", msg, policy)
+        return fams[:2]
+
+    def _reserve(self, families: list[str], given: list[str]) -> list[str] | FieldError:
+        """One address per family: the one asked for if it is free and in range, else the next
+        free one; all or nothing."""
+        ips: list[str] = []
         reserved: list[tuple[IPAllocator, str]] = []
         for i, fam in enumerate(families):
             a = self.by_family(fam)
             assert a is not None
             if i < len(given):
-                if not a.reserve(given[i]):
-                    for aa, ip in reserved:
-                        aa.release(ip)
+                ip: str | None = given[i] if a.reserve(given[i]) else None
+                if ip is None:
                     why = (
                         "provided IP is already allocated"
                         if ipaddress.ip_address(given[i]) in a.net
                         else f"the provided IP ({given[i]}) is not in the valid range. The "
                         f"range of valid IPs is {a.net}"
                     )
-                    return [FieldError(f"spec.clusterIPs[{i}]", "Invalid value", why, given[i])]
-                ip = given[i]
+                    err = FieldError(f"spec.clusterIPs[{i}]", "Invalid value", why, given[i])
             else:
-                got = a.allocate()
-                if got is None:
-                    for aa, rip in reserved:
-                        aa.release(rip)
-                    return [
-                        FieldError(
-                            "spec.clusterIPs", "Invalid value", f"range is full for {fam}", ips
-                        )
-                    ]
-                ip = got
+                ip = a.allocate()
+                if ip is None:
+                    err = FieldError(
+                        "spec.clusterIPs", "Invalid value", f"range is full for {fam}", ips
+                    )
+            if ip is None:
+                for holder, held in reserved:
+                    holder.release(held)
+                return err
             reserved.append((a, ip))
             ips.append(ip)
-        spec["clusterIP"] = ips[0]
-        spec["clusterIPs"] = ips
-        spec["ipFamilies"] = families
-        return []
-
-    def _wanted_families(self, spec: JSON) -> list[str] | FieldError:
-        fams = list(spec.get("ipFamilies") or [])
-        if spec.get("ipFamilyPolicy") in ("PreferDualStack", "RequireDualStack"):
-            for f in self.families():
-                if f not in fams:
-                    fams.append(f)
-            if spec["ipFamilyPolicy"] == "RequireDualStack" and len(fams) < 2:
-                return FieldError(
-                    "spec.ipFamilyPolicy",
-                    "Invalid value",
-                    "this cluster is not configured for dual-stack services",
-                    spec["ipFamilyPolicy"],
-                )
-            return fams[:2]
-        return fams[:1]
+        return ips
 
     def _node_ports(self, spec: JSON, old: JSON | None) -> list[FieldError]:
         stype = spec["type"]

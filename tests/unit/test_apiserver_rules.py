@@ -164,6 +164,44 @@ def test_service_defaults_and_allocation() -> None:
     assert "not configured for dual-stack" in str(errs[0])
 
 
+def test_service_update_changes_families_only_by_policy() -> None:
+    alloc = ServiceAllocator(["10.96.0.0/28", "fd00::/120"])
+    a = svc()
+    assert alloc.prepare(a, None) == [] and a["spec"]["clusterIPs"] == ["10.96.0.1"]
+    grown = {"spec": {**a["spec"], "ipFamilyPolicy": "PreferDualStack", "ipFamilies": []}}
+    grown["spec"].pop("clusterIPs")
+    assert alloc.prepare(grown, a) == []
+    assert grown["spec"]["ipFamilies"] == ["IPv4", "IPv6"]
+    assert grown["spec"]["clusterIPs"] == ["10.96.0.1", "fd00::1"]
+    shrunk = {"spec": {**grown["spec"], "ipFamilyPolicy": "SingleStack"}}
+    assert alloc.prepare(shrunk, grown) == [] and shrunk["spec"]["clusterIPs"] == ["10.96.0.1"]
+    again = svc(clusterIPs=["fd00::1"])  # the dropped address was released
+    assert alloc.prepare(again, None) == [] and again["spec"]["ipFamilies"] == ["IPv6"]
+
+
+@pytest.mark.parametrize(
+    ("spec", "field", "words"),
+    [
+        ({"clusterIP": "10.96.0.5", "clusterIPs": ["10.96.0.6"]}, "spec.clusterIPs", "first"),
+        ({"clusterIPs": ["nope"]}, "spec.clusterIPs[0]", "valid IP address"),
+        ({"clusterIPs": ["fd00::5"], "ipFamilies": ["IPv4"]}, "spec.ipFamilies", "must match"),
+        ({"ipFamilyPolicy": "Both"}, "spec.ipFamilyPolicy", "SingleStack"),
+        (
+            {"clusterIPs": ["10.96.0.5", "fd00::5"], "ipFamilyPolicy": "SingleStack"},
+            "spec.clusterIPs",
+            "single IP",
+        ),
+    ],
+)
+def test_service_cluster_ip_requests_are_checked(
+    spec: dict[str, Any], field: str, words: str
+) -> None:
+    alloc = ServiceAllocator(["10.96.0.0/28", "fd00::/120"])
+    (err,) = alloc.prepare(svc(**spec), None)
+    assert err.field == field and words in str(err)
+    assert alloc.prepare(svc(clusterIP="10.96.0.5"), None) == []  # nothing was kept reserved
+
+
 SCHEMA: dict[str, Any] = {
     "type": "object",
     "properties": {
