@@ -49,15 +49,42 @@ def _legacy_selectors_to_v1beta2(selectors: list[Any]) -> list[Any]:
     return out
 
 
+def _begin(obj: dict[str, Any], source: str, target: str) -> tuple[Any, dict[str, Any]] | None:
+    """(the object's spec, a copy of the fields both versions share), or None when `obj` is
+    already at `target`; anything but `source` or `target` is refused."""
+    if obj.get("apiVersion") == target:
+        return None
+    if obj.get("apiVersion") != source:
+        raise ConversionError(f"cannot convert BGPPeer from {obj.get('apiVersion')!r}")
+    spec = obj.get("spec") or {}
+    return spec, {k: copy.deepcopy(spec[k]) for k in _COMMON if k in spec}
+
+
+def _annotations(out: dict[str, Any]) -> dict[str, Any]:
+    return dict(out.setdefault("metadata", {}).get("annotations") or {})
+
+
+def _finish(
+    out: dict[str, Any], annotations: dict[str, Any], version: str, spec: dict[str, Any]
+) -> dict[str, Any]:
+    """Store the annotations (none: no annotations key), the version and the new spec."""
+    meta = out["metadata"]
+    if annotations:
+        meta["annotations"] = annotations
+    else:
+        meta.pop("annotations", None)
+    out["apiVersion"] = version
+    out["spec"] = spec
+    return out
+
+
 def to_v1beta2(obj: dict[str, Any]) -> dict[str, Any]:
     """A v1beta1 BGPPeer as v1beta2 (an object already at v1beta2 is returned as a copy)."""
     out = copy.deepcopy(obj)
-    if obj.get("apiVersion") == V1BETA2:
+    begun = _begin(obj, V1BETA1, V1BETA2)
+    if begun is None:
         return out
-    if obj.get("apiVersion") != V1BETA1:
-        raise ConversionError(f"cannot convert BGPPeer from {obj.get('apiVersion')!r}")
-    spec = obj.get("spec") or {}
-    new: dict[str, Any] = {k: copy.deepcopy(spec[k]) for k in _COMMON if k in spec}
+    spec, new = begun
     if new.get("peerPort") == 0:
         del new["peerPort"]
     if "nodeSelectors" in spec:
@@ -65,8 +92,7 @@ def to_v1beta2(obj: dict[str, Any]) -> dict[str, Any]:
     if "holdTime" not in new and "keepaliveTime" not in new:
         new["holdTime"] = DEFAULT_HOLD
         new["keepaliveTime"] = DEFAULT_KEEPALIVE
-    meta = out.setdefault("metadata", {})
-    annotations = dict(meta.get("annotations") or {})
+    annotations = _annotations(out)
     stashed = annotations.pop(STASH_ANNOTATION, None)
     if stashed:
         try:
@@ -76,39 +102,24 @@ def to_v1beta2(obj: dict[str, Any]) -> dict[str, Any]:
         if isinstance(extra, dict):
             for key, value in extra.items():
                 new.setdefault(key, value)
-    if annotations:
-        meta["annotations"] = annotations
-    else:
-        meta.pop("annotations", None)
-    out["apiVersion"] = V1BETA2
-    out["spec"] = new
-    return out
+    return _finish(out, annotations, V1BETA2, new)
 
 
 def to_v1beta1(obj: dict[str, Any]) -> dict[str, Any]:
     """A v1beta2 BGPPeer as v1beta1; v1beta2-only fields go to an annotation."""
     out = copy.deepcopy(obj)
-    if obj.get("apiVersion") == V1BETA1:
+    begun = _begin(obj, V1BETA2, V1BETA1)
+    if begun is None:
         return out
-    if obj.get("apiVersion") != V1BETA2:
-        raise ConversionError(f"cannot convert BGPPeer from {obj.get('apiVersion')!r}")
-    spec = obj.get("spec") or {}
-    new: dict[str, Any] = {k: copy.deepcopy(spec[k]) for k in _COMMON if k in spec}
+    spec, new = begun
     if "nodeSelectors" in spec:
         new["nodeSelectors"] = copy.deepcopy(spec["nodeSelectors"])
     extra = {k: v for k, v in spec.items() if k not in _COMMON and k != "nodeSelectors"}
-    meta = out.setdefault("metadata", {})
-    annotations = dict(meta.get("annotations") or {})
+    annotations = _annotations(out)
     annotations.pop(STASH_ANNOTATION, None)
     if extra:
         annotations[STASH_ANNOTATION] = json.dumps(extra, sort_keys=True, separators=(",", ":"))
-    if annotations:
-        meta["annotations"] = annotations
-    else:
-        meta.pop("annotations", None)
-    out["apiVersion"] = V1BETA1
-    out["spec"] = new
-    return out
+    return _finish(out, annotations, V1BETA1, new)
 
 
 def convert(obj: dict[str, Any], desired_api_version: str) -> dict[str, Any]:
