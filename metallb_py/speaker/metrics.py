@@ -62,6 +62,17 @@ def _family(name: str, help_: str, labels: list[str], kind: str) -> Any:
     return UnknownMetricFamily(name, help_, labels=labels)
 
 
+def _per_peer(
+    name: str, help_: str, kind: str, metric: str, table: dict[str, dict[str, float]]
+) -> Any:
+    """One family labelled by peer, from {peer: {metric: value}} (peers without it left out)."""
+    fam = _family(name, help_, ["peer"], kind)
+    for peer, values in sorted(table.items()):
+        if metric in values:
+            fam.add_metric([peer], float(values[metric]))
+    return fam
+
+
 class SpeakerCollector:
     """`source()` returns a snapshot: announced rows, bgp, bfd and layer-2 counters."""
 
@@ -91,20 +102,12 @@ class SpeakerCollector:
                 if metric.endswith("_total")
                 else "untyped"
             )
-            fam = _family(f"metallb_bgp_{metric}", help_, ["peer"], kind)
-            for peer, values in sorted(bgp.items()):
-                if metric in values:
-                    fam.add_metric([peer], float(values[metric]))
-            yield fam
+            yield _per_peer(f"metallb_bgp_{metric}", help_, kind, metric, bgp)
 
         bfd: dict[str, dict[str, float]] = snap.get("bfd", {})
         for metric, help_ in BFD_HELP.items():
             kind = "gauge" if metric == "session_up" else "untyped"
-            fam = _family(f"metallb_bfd_{metric}", help_, ["peer"], kind)
-            for peer, values in sorted(bfd.items()):
-                if metric in values:
-                    fam.add_metric([peer], float(values[metric]))
-            yield fam
+            yield _per_peer(f"metallb_bfd_{metric}", help_, kind, metric, bfd)
 
         l2: dict[str, dict[str, int]] = snap.get("layer2", {})
         for metric, help_ in L2_HELP.items():
