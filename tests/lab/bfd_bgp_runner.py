@@ -16,8 +16,8 @@ import signal
 from bfd.engine import Engine
 from bfd.profile import Profile
 from bgp.speaker import PeerAddressChanged, PeerConfig, Speaker, SpeakerEvent
+from metallb_py.log import configure
 from metallb_py.speaker.bfd_bgp import BfdBgp, BfdPeer
-from netkit import jsonlog
 
 
 async def main(args: argparse.Namespace) -> None:
@@ -63,5 +63,5 @@ if __name__ == "__main__":
     parser.add_argument("--connect-retry", type=float, default=2.0)
     parser.add_argument("--tx-ms", type=int, default=300)
     parser.add_argument("--rx-ms", type=int, default=300)
-    jsonlog.setup("info")
+    configure("info")  # the speaker's glue logs through metallb_py.log, as in the product
     asyncio.run(main(parser.parse_args()))
