@@ -196,21 +196,24 @@ def same(a: Any, b: Any) -> bool:
 
 def encode(paths: Iterable[Path]) -> JSON:
     """A set of paths as a FieldsV1 object: `{}` marks a leaf, `.` an item that has children."""
+    # Built from the paths in order, so every node's keys are inserted sorted: "." sorts
+    # before the prefixed keys (f:, k:, v:, i:), and a path is followed at once by the paths
+    # under it, which is when its "." goes in, first. No second pass re-sorts the tree.
     root: JSON = {}
-    members = []
-    for p in paths:
+    ordered = sorted(paths)
+    last = len(ordered) - 1
+    for i, p in enumerate(ordered):
         node = root
         for pe in p:
-            node = node.setdefault(pe, {})
-        members.append(node)
-    for node in members:
-        if node and "." not in node:
-            node["."] = {}
-    return _sorted(root)
-
-
-def _sorted(node: JSON) -> JSON:
-    return {k: _sorted(node[k]) for k in sorted(node, key=lambda k: (k != ".", k))}
+            child = node.get(pe)
+            if child is None:
+                child = node[pe] = {}
+            node = child
+        if i < last and not node:
+            nxt = ordered[i + 1]
+            if len(nxt) > len(p) and nxt[: len(p)] == p:
+                node["."] = {}
+    return root
 
 
 def decode(fields: Any) -> set[Path]:

@@ -10,6 +10,7 @@ loopback debugging only.
 from __future__ import annotations
 
 import asyncio
+import gc
 import ipaddress
 import os
 import secrets
@@ -407,6 +408,9 @@ def _attach_extras(server: ApiServer) -> list[Any]:
 
 async def run(ctx: RunContext) -> int:
     args = ctx.args
+    # Every stored object is a long-lived tree of dicts; with the default thresholds the
+    # collector rescans them all so often that it costs more than decoding the writes.
+    gc.set_threshold(50_000, 20, 50)
     host, port = parse_listen(args.listen)
     ctx.readiness.require("serving", "API server not listening yet")
     server, db, sec, use_tls = build(args)

@@ -633,7 +633,7 @@ class ApiServer:
     async def watch(self, request: web.Request, c: Call) -> web.StreamResponse:
         """A watch: where it starts, then the stream (see `watch.py` for the pieces)."""
         key = c.res.store_key
-        match = self._watch_match(c)
+        match, everything = self._watch_match(c)
         rv_param = c.params.get("resourceVersion", "")
         send_initial = _truthy(c.params.get("sendInitialEvents"))
         bookmarks = _truthy(c.params.get("allowWatchBookmarks"))
@@ -641,7 +641,10 @@ class ApiServer:
         start = self._watch_start(key, c.ns, match, rv_param, send_initial)
         start_rv = self.store.rv
         w = self.store.subscribe(key)
-        w.accept = functools.partial(watching.event_type, match)
+        if everything:  # of a namespace or all: the store's own cheap filter is enough
+            w.namespace = c.ns
+        else:
+            w.accept = functools.partial(watching.event_type, match)
         w.transport = request.transport  # its unsent bytes count against the watch budget
         tables = self._table_mode(c.accept)
         encoder = watching.Encoder(
@@ -689,11 +692,13 @@ class ApiServer:
             self.store.unsubscribe(key, w)
         return resp
 
-    def _watch_match(self, c: Call) -> Callable[[JSON], bool]:
-        """The namespace, label and field selectors of a watch as one predicate; the legacy
+    def _watch_match(self, c: Call) -> tuple[Callable[[JSON], bool], bool]:
+        """The namespace, label and field selectors of a watch as one predicate, and whether it
+        selects every object of its namespace (or of all); the legacy
         /watch/namespaces/ns/things/name means fieldSelector=metadata.name=name."""
         label_fn, field_fn = self._filters(c)
         ns, name = c.ns, c.name
+        everything = not name and label_fn is None and field_fn is None
 
         def match(o: JSON) -> bool:
             meta = o.get("metadata", {})
@@ -705,7 +710,7 @@ class ApiServer:
                 return False
             return field_fn is None or field_fn(o)
 
-        return match
+        return match, everything
 
     def _watch_start(
         self, key: str, ns: str, match: Callable[[JSON], bool], rv_param: str, send_initial: bool

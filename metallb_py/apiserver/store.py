@@ -175,6 +175,10 @@ Sink = Callable[[list[Event]], None]
 FLUSH_DELAY = 0.002
 _dirty: set[Watcher] = set()
 _budgets: set[WatchBudget] = set()
+# Work the sinks of one flush share (most watches get the very same batch, framed once): keyed
+# by the ids of the events, each value holds those events so the ids stay theirs; emptied when
+# the flush ends.
+flush_cache: dict[tuple[int, ...], tuple[list[Event], bytes]] = {}
 # The loop a flush is scheduled in; a flag alone would stay set forever if that loop closed
 # before the flush ran (one loop per test), starving every later loop's watchers.
 _flush_scheduled: asyncio.AbstractEventLoop | None = None
@@ -204,10 +208,16 @@ def _flush() -> None:
         w.sink(batch)
         if w.budget is not None:
             w.budget.note(w)
+    flush_cache.clear()
     budgets = list(_budgets)
     _budgets.clear()
     for b in budgets:
         b.check()
+
+
+def _same_type(ev: Event) -> str:
+    """The default filter: a watch that sees every event as it is."""
+    return ev.type
 
 
 class Watcher:
@@ -220,7 +230,10 @@ class Watcher:
         self.limit = limit
         self.closed = False
         self.overflowed = False
-        self.accept: Callable[[Event], str | None] = lambda ev: ev.type
+        self.accept: Callable[[Event], str | None] = _same_type
+        # With the default `accept`: only objects of this namespace ("" for all), a filter
+        # cheap enough to run for every watch on every write.
+        self.namespace = ""
         self.sink: Sink | None = None
         self.budget = budget
         self.resource = resource
@@ -247,30 +260,43 @@ class Watcher:
             self.transport.abort()
 
     def offer(self, ev: Event) -> None:
+        if self.enqueue(ev):
+            _schedule()
+
+    def enqueue(self, ev: Event) -> bool:
+        """Queue `ev` if this watch sees it; True when a flush must follow (the store schedules
+        one per write, not one per watch)."""
         if self.closed:
-            return
-        kind = self.accept(ev)
-        if kind is None:
-            return
-        if kind != ev.type:
-            ev = Event(kind, ev.entry, ev.old, ev.rv)
-        if len(self.pending) >= self.limit:
+            return False
+        accept = self.accept
+        if accept is _same_type:
+            if self.namespace and ev.entry.obj["metadata"].get("namespace") != self.namespace:
+                return False
+        else:
+            kind = accept(ev)
+            if kind is None:
+                return False
+            if kind != ev.type:
+                ev = Event(kind, ev.entry, ev.old, ev.rv)
+        pending = self.pending
+        if len(pending) >= self.limit:
             # Too far behind: stop feeding it; the client relists, so memory stays bounded.
             self.overflowed = True
             self.closed = True
-            self.pending.clear()
+            pending.clear()
             self.wakeup.set()
-            return
-        self.pending.append(ev)
-        if self.budget is not None and self.pending.nbytes >= BACKLOG_THRESHOLD:
+            return False
+        pending.append(ev)
+        flush = False
+        if self.budget is not None and pending.nbytes >= BACKLOG_THRESHOLD:
             self.budget.backlogged.add(self)
             _budgets.add(self.budget)
-            _schedule()
+            flush = True
         if self.sink is None:
             self.wakeup.set()
-            return
+            return flush
         _dirty.add(self)
-        _schedule()
+        return True
 
     def set_sink(self, sink: Sink) -> None:
         """Switch to synchronous delivery; what is already queued goes out first."""
@@ -279,6 +305,7 @@ class Watcher:
             batch = list(self.pending)
             self.pending.clear()
             sink(batch)
+            flush_cache.clear()
             if self.budget is not None:
                 self.budget.note(self)
 
@@ -436,10 +463,17 @@ class Store:
         if len(t.history) >= t.history_limit:
             t.floor = t.history.popleft().rv
         t.history.append(ev)
-        for w in list(t.watchers):
-            w.offer(ev)
+        flush = False
+        closed = None
+        for w in t.watchers:
+            if w.enqueue(ev):
+                flush = True
             if w.closed:
-                t.watchers.discard(w)
+                closed = [w] if closed is None else [*closed, w]
+        if closed:
+            t.watchers.difference_update(closed)
+        if flush:
+            _schedule()
 
     # -- watches ---------------------------------------------------------------------------------
     def history_since(self, key: str, rv: int) -> list[Event] | None:

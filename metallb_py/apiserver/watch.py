@@ -19,7 +19,7 @@ from aiohttp import web
 
 from metallb_py.apiserver import table
 from metallb_py.apiserver.resources import Resource
-from metallb_py.apiserver.store import Entry, Event, Sink, Watcher, dumps
+from metallb_py.apiserver.store import Entry, Event, Sink, Watcher, dumps, flush_cache
 from metallb_py.objects import JSON
 
 # A client whose connection holds this much unsent data does not keep up: its watch is ended.
@@ -94,7 +94,8 @@ class Encoder:
 
 def direct_sink(w: Watcher, transport: Any) -> Sink:
     """A sink that writes the store's events for `w` straight to the connection, ending the
-    watch when the client is gone or has fallen `WATCH_BUFFER_LIMIT` bytes behind."""
+    watch when the client is gone or has fallen `WATCH_BUFFER_LIMIT` bytes behind. Watches
+    handed the same events in one flush share one framed copy (`flush_cache`)."""
 
     def sink(events: list[Event]) -> None:
         if transport.is_closing():
@@ -104,7 +105,14 @@ def direct_sink(w: Watcher, transport: Any) -> Sink:
             w.overflowed = True  # the client does not keep up: end its watch
             w.close()
             return
-        transport.write(chunk(b"".join(raw_event(ev.type, ev.entry.raw) for ev in events)))
+        key = tuple(map(id, events))
+        hit = flush_cache.get(key)
+        if hit is None:
+            data = chunk(b"".join([raw_event(ev.type, ev.entry.raw) for ev in events]))
+            flush_cache[key] = (events, data)
+        else:
+            data = hit[1]
+        transport.write(data)
 
     return sink
 
