@@ -54,7 +54,7 @@ from metallb_py.apiserver.registry import Registry
 from metallb_py.apiserver.resources import Resource
 from metallb_py.apiserver.selectors import parse_field_selector, parse_label_selector
 from metallb_py.apiserver.services import ServiceAllocator
-from metallb_py.apiserver.store import Entry, Event, StorageError, Store, dumps
+from metallb_py.apiserver.store import Entry, Event, Store, dumps
 from metallb_py.log import get_logger
 from metallb_py.objects import JSON
 
@@ -963,21 +963,32 @@ class ApiServer:
                 self._namespace_ok(c.ns, creating=True)
             await self._admit(c, "CREATE", obj, None, warnings)
             stored = await self.to_storage(c.res, obj)
-            limits.check_stored_size(len(dumps(stored)))
             t = self.store.table(c.res.store_key)
+            dry = _truthy(c.params.get("dryRun")) or c.params.get("dryRun") == "All"
+            refusal: ApiError | None = None
             if t.get(c.ns, name) is not None:
-                raise already_exists(c.res.plural, c.res.group, name)
-            if c.res.namespaced:
-                self._namespace_ok(c.ns, creating=True)
+                refusal = already_exists(c.res.plural, c.res.group, name)
+            elif c.res.namespaced:
+                try:
+                    self._namespace_ok(c.ns, creating=True)
+                except ApiError as exc:
+                    refusal = exc
+            if refusal is not None or dry:
+                # An object too large is refused as such first; the store's write checks
+                # the size of the bytes it serializes anyway, so a stored write pays no
+                # second serialization for it.
+                limits.check_stored_size(len(dumps(stored)))
+            if refusal is not None:
+                raise refusal
         except BaseException:
             self._rollback(c, obj, None)
             raise
-        if _truthy(c.params.get("dryRun")) or c.params.get("dryRun") == "All":
+        if dry:
             self._rollback(c, obj, None)
             return self._json(obj, 201, warnings)
         try:
-            entry = self.store.put(c.res.store_key, stored)
-        except StorageError:  # nothing was stored: free what `prepare` reserved
+            entry = self.store.put(c.res.store_key, stored, limits.check_stored_size)
+        except ApiError:  # too large, or the database refused: free what `prepare` reserved
             self._rollback(c, obj, None)
             raise
         return await self._respond(c, entry, 201, warnings)
@@ -1192,11 +1203,26 @@ class ApiServer:
             try:
                 await self._admit(c, "UPDATE", new, old_view, warnings)
                 stored = await self.to_storage(c.res, new)
-                limits.check_stored_size(len(dumps(stored)))
             except BaseException:
                 self._rollback(c, new, old_view)
                 raise
             latest = t.get(c.ns, c.name)
+            smeta = stored["metadata"]
+            removing = (
+                smeta.get("deletionTimestamp")
+                and not smeta.get("finalizers")
+                and not (
+                    c.res.plural == "namespaces" and (stored.get("spec") or {}).get("finalizers")
+                )
+            )
+            if latest is not current or c.params.get("dryRun") == "All" or removing:
+                # The size is refused first; a write the store makes checks it there instead,
+                # on the bytes it serializes, with no second serialization here.
+                try:
+                    limits.check_stored_size(len(dumps(stored)))
+                except ApiError:
+                    self._rollback(c, new, old_view)
+                    raise
             if latest is not current:
                 self._rollback(c, new, old_view)
                 if given_rv and not patching:
@@ -1207,20 +1233,13 @@ class ApiServer:
             if c.params.get("dryRun") == "All":
                 self._rollback(c, new, old_view)
                 return self._json(new, 200, warnings)
-            smeta = stored["metadata"]
-            if (
-                smeta.get("deletionTimestamp")
-                and not smeta.get("finalizers")
-                and not (
-                    c.res.plural == "namespaces" and (stored.get("spec") or {}).get("finalizers")
-                )
-            ):
+            if removing:
                 gone_entry = self.store.remove(c.res.store_key, c.ns, c.name)
                 assert gone_entry is not None
                 return await self._respond(c, gone_entry, 200, warnings)
             try:
-                entry = self.store.put(c.res.store_key, stored)
-            except StorageError:  # nothing was stored: restore the old allocations
+                entry = self.store.put(c.res.store_key, stored, limits.check_stored_size)
+            except ApiError:  # too large, or the database refused: restore the old allocations
                 self._rollback(c, new, old_view)
                 raise
             return await self._respond(c, entry, 200, warnings)

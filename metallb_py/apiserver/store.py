@@ -122,6 +122,9 @@ class _Queue(deque["Event"]):
         self.nbytes = 0
 
 
+_deque_append = deque.append
+
+
 class WatchBudget:
     """The memory all watches of one store may hold unsent. Checked after every flush and
     queueing, over the watches already behind (`BACKLOG_THRESHOLD`) only: the check costs
@@ -286,7 +289,8 @@ class Watcher:
             pending.clear()
             self.wakeup.set()
             return False
-        pending.append(ev)
+        _deque_append(pending, ev)  # `_Queue.append` inline: this runs per watch per write
+        pending.nbytes += len(ev.entry.raw)
         flush = False
         if self.budget is not None and pending.nbytes >= BACKLOG_THRESHOLD:
             self.budget.backlogged.add(self)
@@ -386,8 +390,9 @@ class Store:
         t._sorted = None
 
     # -- writes ----------------------------------------------------------------------------------
-    def put(self, key: str, obj: JSON) -> Entry:
-        """Create or replace an object; stamps the next resourceVersion into it."""
+    def put(self, key: str, obj: JSON, check_size: Callable[[int], None] | None = None) -> Entry:
+        """Create or replace an object; stamps the next resourceVersion into it. `check_size`
+        sees the serialized size first and may refuse the write by raising (nothing changes)."""
         meta = obj["metadata"]
         ns, name = meta.get("namespace", ""), meta["name"]
         t = self.table(key)
@@ -398,8 +403,10 @@ class Store:
         meta["resourceVersion"] = str(rv)
         raw = dumps(obj)
         try:
+            if check_size is not None:
+                check_size(len(raw))
             self._persist(key, ns, name, rv, raw)
-        except StorageError:
+        except ApiError:
             if had_rv:
                 meta["resourceVersion"] = given_rv
             else:
