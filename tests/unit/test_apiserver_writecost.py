@@ -121,7 +121,7 @@ async def test_namespace_watches_get_their_events_framed_once_for_all() -> None:
         store.put("configmaps", {"metadata": {"name": f"o{i}", "namespace": ns}})
     await asyncio.sleep(store_mod.FLUSH_DELAY * 5)
     assert not store_mod.flush_cache  # emptied when the flush ends
-    got = {}
+    got: dict[str, list[list[tuple[str, str]]]] = {}
     for w, t in watches.items():
         lines = b"".join(t.data).split(b"\r\n")[1::2]  # one chunk each: size, data
         events = [json.loads(x) for x in b"".join(lines).splitlines()]
