@@ -7,6 +7,7 @@ the raw JSON dicts from the API server; treat them as read-only.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from types import MappingProxyType
 from typing import Any
 
 from metallb_py.objects import JSON
@@ -61,6 +62,11 @@ class Cache:
 
     def values(self) -> list[JSON]:
         return list(self._items.values())
+
+    def view(self) -> Mapping[str, JSON]:
+        """Every object by key, live and read-only, without copying (valid until the event
+        loop runs again: pure code called synchronously can take it where it takes a dict)."""
+        return MappingProxyType(self._items)
 
     def by_index(self, index: str, value: str) -> list[JSON]:
         keys = self._indexes[index].get(value, ())

@@ -28,6 +28,9 @@ log = get_logger("kube")
 
 # handler(key, old, new): new is None on deletion; old is None on first sight.
 Handler = Callable[[str, JSON | None, JSON | None], None]
+# transform(obj) -> what the cache keeps: the fields its readers use (and metadata.name,
+# namespace and resourceVersion, which the cache itself needs). Applied once, at ingest.
+Transform = Callable[[JSON], JSON]
 
 
 class Informer:
@@ -45,6 +48,7 @@ class Informer:
         watch_timeout: tuple[int, int] = (240, 480),
         backoff: Backoff | None = None,
         optional: bool = False,
+        transform: Transform | None = None,
     ) -> None:
         self.rest = rest
         self.resource = resource
@@ -59,6 +63,9 @@ class Informer:
         # optional: the resource may not be served (a CRD not installed): count it as empty and
         # synced, and keep checking in the background.
         self.optional = optional
+        # transform: like client-go's SetTransform, trims each object before it is cached, so
+        # 10 000 Services cost their few read fields, not their whole JSON.
+        self.transform = transform
         self.missing = False
         self.synced = asyncio.Event()
         self.handlers: list[Handler] = []
@@ -100,7 +107,7 @@ class Informer:
 
     def remember(self, obj: JSON) -> None:
         """Put an object we just wrote into the cache (if newer), ahead of its watch event."""
-        self.cache.upsert_if_newer(obj)
+        self.cache.upsert_if_newer(self.transform(obj) if self.transform else obj)
 
     async def list(self) -> None:
         items: list[JSON] = []
@@ -115,7 +122,7 @@ class Informer:
                 # Items in a list carry no kind/apiVersion; put them back for consumers.
                 item.setdefault("kind", kind)
                 item.setdefault("apiVersion", self.resource.api_version)
-                items.append(item)
+                items.append(self.transform(item) if self.transform else item)
             meta = page.get("metadata") or {}
             cont = meta.get("continue") or None
             if not cont:
@@ -150,6 +157,8 @@ class Informer:
                 continue
             obj.setdefault("kind", self.resource.kind)
             obj.setdefault("apiVersion", self.resource.api_version)
+            if self.transform is not None:
+                obj = self.transform(obj)
             if kind == "DELETED":
                 key = object_key(obj)
                 cached = self.cache.get(key)

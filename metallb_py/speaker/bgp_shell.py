@@ -9,7 +9,7 @@ difference from what was applied last is sent.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -122,6 +122,7 @@ class BgpShell:
         self._prefix_keys: dict[str, tuple[int, bytes]] = {}
         # peer key -> the table (prefix text -> attributes) applied last, to diff the next one
         self._last_tables: dict[str, Mapping[str, RouteAttrs]] = {}
+        self._last_routes: object = None  # the whole `routes` applied last (its identity)
 
     async def start(self) -> None:
         if not self._started:
@@ -145,8 +146,14 @@ class BgpShell:
         config: Config | None,
         peers: Mapping[str, Peer],
         routes: Mapping[str, Mapping[str, RouteAttrs]],
+        changes: frozenset[tuple[str, str]] | None = None,
+        base: Mapping[str, Mapping[str, RouteAttrs]] | None = None,
     ) -> None:
-        """Reconcile sessions to `peers` (BGPPeer name -> Peer) and tables to `routes`."""
+        """Reconcile sessions to `peers` (BGPPeer name -> Peer) and tables to `routes`.
+
+        `changes`: the (peer name, prefix) pairs that may differ from `base`; when `base` is
+        what was applied last, only those are compared (one new service among 10 000: a few
+        lookups instead of a pass over every peer's table)."""
         configs: dict[str, PeerConfig] = {}
         bfd_peers: list[BfdPeer] = []
         for name, peer in sorted(peers.items()):
@@ -192,8 +199,18 @@ class BgpShell:
         self.names = {k: c.name for k, c in configs.items()}
         self.keys = {c.name: k for k, c in configs.items()}
         self.bfd.set_peers(bfd_peers)
+        hinted: dict[str, list[str]] | None = None
+        if changes is not None and base is not None and base is self._last_routes:
+            hinted = {}
+            for name, prefix in changes:
+                hinted.setdefault(name, []).append(prefix)
+        self._last_routes = routes
         for name, key in self.keys.items():
-            self._apply_table(key, routes.get(name, {}))
+            table = routes.get(name, {})
+            if hinted is not None and key in self._last_tables:
+                self._apply_prefixes(key, table, hinted.get(name, ()))
+            else:
+                self._apply_table(key, table)
 
     def _prefix_key(self, prefix: str) -> tuple[int, bytes] | None:
         pk = self._prefix_keys.get(prefix)
@@ -224,6 +241,24 @@ class BgpShell:
                 continue
             pk = self._prefix_key(prefix)
             if pk is not None and applied.get(pk) != attrs:
+                applied[pk] = attrs
+                self.speaker.announce(pk, attrs, [key])
+
+    def _apply_prefixes(
+        self, key: str, table: Mapping[str, RouteAttrs], prefixes: Iterable[str]
+    ) -> None:
+        """Apply `table` to a peer whose last table differs from it in `prefixes` at most."""
+        self._last_tables[key] = table
+        applied = self.applied.setdefault(key, {})
+        for prefix in prefixes:
+            pk = self._prefix_key(prefix)
+            if pk is None:
+                continue
+            attrs = table.get(prefix)
+            if attrs is None:
+                if applied.pop(pk, None) is not None:
+                    self.speaker.withdraw(pk, [key])
+            elif applied.get(pk) != attrs:
                 applied[pk] = attrs
                 self.speaker.announce(pk, attrs, [key])
 

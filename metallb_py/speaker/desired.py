@@ -27,6 +27,7 @@ import bisect
 import ipaddress
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any
 
 from bgp.packing import RouteAttrs
@@ -71,7 +72,7 @@ class Options:
     l2_require_node_ready: bool = False
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Decision:
     """One protocol's verdict for one service: announce (reason "") or withdraw (reason)."""
 
@@ -80,16 +81,29 @@ class Decision:
 
     @staticmethod
     def withdraw(reason: str) -> Decision:
-        return Decision(False, reason)
+        shared = _WITHDRAWALS.get(reason)
+        if shared is None:
+            shared = Decision(False, reason)
+            if len(_WITHDRAWALS) < 64:  # the reasons are a fixed set of constants
+                _WITHDRAWALS[reason] = shared
+        return shared
+
+
+_WITHDRAWALS: dict[str, Decision] = {}  # one shared (immutable) Decision per reason
 
 
 ANNOUNCE = Decision(True)
 Routes = Mapping[str, Mapping[str, RouteAttrs]]  # peer name -> prefix -> attributes
 
 
-@dataclass(frozen=True)
+_NO_ROUTES: Routes = MappingProxyType({})
+_NO_L2: Mapping[str, frozenset[str] | None] = MappingProxyType({})
+
+
+@dataclass(frozen=True, slots=True)
 class ServiceDesired:
-    """Everything this node does for one service."""
+    """Everything this node does for one service (one per Service: slotted, and the empty
+    tables are one shared read-only mapping)."""
 
     key: str
     ips: tuple[str, ...]
@@ -98,9 +112,9 @@ class ServiceDesired:
     layer2: Decision
     orphaned: bool = False
     # bgp: peer name -> prefix -> attributes (only when bgp.announce)
-    routes: Routes = field(default_factory=dict)
+    routes: Routes = field(default_factory=lambda: _NO_ROUTES)
     # layer2: ip -> interfaces (None: every usable interface), only when layer2.announce
-    l2_ips: Mapping[str, frozenset[str] | None] = field(default_factory=dict)
+    l2_ips: Mapping[str, frozenset[str] | None] = field(default_factory=lambda: _NO_L2)
     # layer2: the node elected for this service's IPs (None: nobody)
     l2_owner: str | None = None
     # layer2: the elected node is us but none of the selected interfaces exists here
@@ -132,6 +146,17 @@ class Desired:
     routes: Routes = field(default_factory=dict)  # merged over services
     l2: Mapping[str, frozenset[str] | None] = field(default_factory=dict)
     config_loaded: bool = False
+    # Hints from a hinted pass, so the shells look at what changed instead of 10 000 services
+    # (not part of the result: equal results compare equal whatever their hints). `changed`:
+    # the services whose result is not the very object of `base` (the previous call's services);
+    # `route_changes`: the (peer, prefix) pairs whose merged attributes may differ from
+    # `routes_base` (the previous call's routes). None: unknown, compare everything.
+    changed: tuple[str, ...] | None = field(default=None, compare=False, repr=False)
+    base: Mapping[str, ServiceDesired] | None = field(default=None, compare=False, repr=False)
+    route_changes: frozenset[tuple[str, str]] | None = field(
+        default=None, compare=False, repr=False
+    )
+    routes_base: Routes | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True)
@@ -177,6 +202,11 @@ class Memo:
     hinted_passes: int = 0
     contributors: dict[tuple[str, str], list[str]] = field(default_factory=dict)
     incremental_merges: int = 0
+    # The (peer, prefix) pairs the last incremental merge touched (None after a full merge).
+    route_changes: frozenset[tuple[str, str]] | None = None
+    # The services announcing over layer 2 in the last call, so a hinted pass builds the
+    # layer-2 table from them instead of looking at every service.
+    l2_keys: set[str] = field(default_factory=set)
 
     def check_context(self, inp: Inputs) -> None:
         nodes = tuple(
@@ -226,6 +256,8 @@ def changed_services(previous: Desired | None, want: Desired) -> list[str] | Non
     if previous is None:
         return None
     before = previous.services
+    if want.changed is not None and want.base is before:
+        return list(want.changed)  # a hinted pass knows them
     changed = [k for k, sd in want.services.items() if before.get(k) is not sd]
     changed += sorted(before.keys() - want.services.keys())
     return changed
@@ -325,8 +357,14 @@ def desired_state(inp: Inputs) -> Desired:
     memo = inp.memo
     if memo is not None:
         memo.check_context(inp)
-        for gone in memo.entries.keys() - inp.services.keys():
-            del memo.entries[gone]
+        if inp.changed is None:
+            for gone in memo.entries.keys() - inp.services.keys():
+                del memo.entries[gone]
+        else:  # a deleted service is among the hinted ones: no need to compare every key
+            for key in inp.changed:
+                if key not in inp.services:
+                    memo.entries.pop(key, None)
+    base = memo.last if memo is not None else None
     hinted = _hinted_services(inp, config, peers)
     l2_pending: list[_L2Case] = []
     touched: list[str] | None = None
@@ -344,17 +382,45 @@ def desired_state(inp: Inputs) -> Desired:
         if hinted is None:
             memo.orphans = {k for k, sd in services.items() if sd.orphaned}
 
+    routes_base = memo.merged if memo is not None else None
     routes = _merged_routes(services, memo, touched)
+    route_changes = memo.route_changes if memo is not None else None
+    announcing: list[ServiceDesired]
+    if memo is not None and touched is not None:
+        # Only the touched services can have joined or left the layer-2 announcers (orphans
+        # keep a layer-2 announcement in hinted passes too).
+        for key in touched:
+            one = services.get(key)
+            if one is not None and one.layer2.announce:
+                memo.l2_keys.add(key)
+            else:
+                memo.l2_keys.discard(key)
+        announcing = [services[k] for k in sorted(memo.l2_keys)]
+    else:
+        announcing = [sd for sd in services.values() if sd.layer2.announce]
+        if memo is not None:
+            memo.l2_keys = {sd.key for sd in announcing}
     l2: dict[str, frozenset[str] | None] = {}
-    for sd in services.values():
-        if sd.layer2.announce:
-            for ip, ifaces in sd.l2_ips.items():
-                if ip in l2:
-                    old = l2[ip]
-                    l2[ip] = None if old is None or ifaces is None else old | ifaces
-                else:
-                    l2[ip] = ifaces
-    return Desired(services, peers, routes, l2, config_loaded=True)
+    for sd in announcing:
+        for ip, ifaces in sd.l2_ips.items():
+            if ip in l2:
+                old = l2[ip]
+                l2[ip] = None if old is None or ifaces is None else old | ifaces
+            else:
+                l2[ip] = ifaces
+    return Desired(
+        services,
+        peers,
+        routes,
+        l2,
+        config_loaded=True,
+        changed=tuple(touched) if touched is not None else None,
+        base=base if touched is not None else None,
+        # A full pass whose merge could be patched (the safety pass every FULL_PASS_S, with
+        # nothing changed) still tells the BGP shell which prefixes to look at.
+        route_changes=route_changes,
+        routes_base=routes_base if route_changes is not None else None,
+    )
 
 
 def _memoized(
@@ -441,8 +507,8 @@ def _merged_routes(
             changed = [k for k, sd in services.items() if before.get(k) is not sd]
             changed += [k for k in before if k not in services]
         if len(changed) * 4 < len(services):
-            routes = _patch_merge(memo, services, changed)
-            memo.merged, memo.merged_from = routes, dict(services)
+            routes, memo.route_changes = _patch_merge(memo, services, changed)
+            memo.merged, memo.merged_from = routes, services
             memo.incremental_merges += 1
             return routes
     full: dict[str, dict[str, RouteAttrs]] = {}
@@ -455,11 +521,15 @@ def _merged_routes(
                 if memo is not None:
                     contributors.setdefault((peer, prefix), []).append(key)
     if memo is not None:
-        memo.merged, memo.merged_from, memo.contributors = full, dict(services), contributors
+        memo.merged, memo.merged_from, memo.contributors = full, services, contributors
+        memo.route_changes = None
     return full
 
 
-def _patch_merge(memo: Memo, services: dict[str, ServiceDesired], changed: list[str]) -> Routes:
+def _patch_merge(
+    memo: Memo, services: dict[str, ServiceDesired], changed: list[str]
+) -> tuple[Routes, frozenset[tuple[str, str]]]:
+    """The merged tables patched for `changed`, and the (peer, prefix) pairs it touched."""
     assert memo.merged is not None
     routes: dict[str, dict[str, RouteAttrs]] = {p: dict(t) for p, t in memo.merged.items()}
     contributors = memo.contributors
@@ -490,7 +560,7 @@ def _patch_merge(memo: Memo, services: dict[str, ServiceDesired], changed: list[
             merged = _merge(merged, services[k].routes[peer][prefix])
         assert merged is not None
         routes.setdefault(peer, {})[prefix] = merged
-    return routes
+    return routes, frozenset(touched)
 
 
 def _merge(old: RouteAttrs | None, new: RouteAttrs) -> RouteAttrs:

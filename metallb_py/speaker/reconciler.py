@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import time
 from collections.abc import Iterable
 from typing import Any
@@ -36,6 +37,7 @@ from metallb_py.log import get_logger
 from metallb_py.membership.interface import Membership
 from metallb_py.objects import JSON
 from metallb_py.speaker import desired as dz
+from metallb_py.speaker import ingest
 from metallb_py.speaker.bgp_shell import BgpShell
 from metallb_py.speaker.l2_shell import L2Shell, local_interfaces
 from metallb_py.speaker.status import StatusObjects, resolve_owner
@@ -66,6 +68,13 @@ def _node_signature(node: JSON | None) -> Any:
 
 MAX_SETTLE_S = 0.05  # the longest wait for related events before a pass
 FULL_PASS_S = 30.0  # a pass that looks at every service, whatever the events said
+# Collector settling: once the cached objects grew by GC_GROWTH (and at least GC_MIN_GROWTH)
+# since the last time, and no pass ran for GC_IDLE_S, collect everything once and freeze what
+# survives (gc.freeze), so later collections do not scan 10 000 services again.
+GC_IDLE_S = 1.0
+GC_GROWTH = 0.25
+GC_MIN_GROWTH = 2_000
+GC_CHECK_S = 0.5
 
 _VOLATILE_METADATA = ("resourceVersion", "managedFields", "generation")
 
@@ -104,9 +113,15 @@ class SpeakerReconciler:
                 rest, resource, namespace=namespace, field_selector=in_ns, optional=True, **kw
             )
 
-        self.services = Informer(rest, SERVICES)
-        self.slices = Informer(rest, ENDPOINTSLICES, indexers={"service": _service_of_slice})
-        self.nodes = Informer(rest, NODES)
+        # Trimmed at ingest to the fields the speaker reads (ingest.py).
+        self.services = Informer(rest, SERVICES, transform=ingest.service)
+        self.slices = Informer(
+            rest,
+            ENDPOINTSLICES,
+            indexers={"service": _service_of_slice},
+            transform=ingest.endpoint_slice,
+        )
+        self.nodes = Informer(rest, NODES, transform=ingest.node)
         self.config_informers = [
             cfg(IPADDRESSPOOLS),
             cfg(ADDRESSPOOLS),
@@ -155,6 +170,9 @@ class SpeakerReconciler:
         self.last_reconcile_seconds = 0.0
         self.ready = asyncio.Event()
         self._sessions_dirty = asyncio.Event()
+        self._last_pass_end = 0.0
+        self.gc_settles = 0
+        self.gc_settle_seconds = 0.0  # how long the last one blocked
 
     # ---- informer handlers --------------------------------------------------------------------
 
@@ -208,6 +226,7 @@ class SpeakerReconciler:
         tasks += [asyncio.create_task(inf.run(stop)) for inf in self.status.informers]
         tasks.append(asyncio.create_task(self.status.run(stop)))
         tasks.append(asyncio.create_task(self._session_loop(stop)))
+        tasks.append(asyncio.create_task(self._gc_loop(stop)))
         try:
             await wait_or_stop(asyncio.gather(*(i.synced.wait() for i in self.informers)), stop)
             if stop.is_set():
@@ -336,7 +355,7 @@ class SpeakerReconciler:
     def inputs(self) -> dz.Inputs:
         return dz.Inputs(
             config=self.config,
-            services=dict(self.services.cache.items()),
+            services=self.services.cache.view(),  # desired_state runs before any new event
             endpoint_slices=self.slices.cache.index_view("service"),
             nodes={
                 str((n.get("metadata") or {}).get("name")): n for n in self.nodes.cache.values()
@@ -358,16 +377,17 @@ class SpeakerReconciler:
         if self.config is None:
             return
         want = dz.desired_state(self.inputs())
-        self.bgp.apply(self.config, want.peers, want.routes)
+        self.bgp.apply(self.config, want.peers, want.routes, want.route_changes, want.routes_base)
         await self.l2.apply(want.l2, warm=bool(self.config.l2_advertisements))
         changed = dz.changed_services(self.current, want)
         self._report(want, changed)
         self.current = want
         self._update_status_maps(want, changed)
-        self.status.set_services(self._l2_status, self._bgp_status)
+        self.status.set_services(self._l2_status, self._bgp_status, changed)
         self._sessions_dirty.set()
         self.reconciles += 1
         self.last_reconcile_seconds = time.perf_counter() - started
+        self._last_pass_end = time.monotonic()
         if not self.ready.is_set():
             self.ready.set()
             log.info("speakerReady", services=len(want.services), peers=sorted(want.peers))
@@ -376,8 +396,9 @@ class SpeakerReconciler:
         """Service -> interfaces (L2) and -> peers (BGP) for the status objects, patched for
         the changed services only (None: rebuilt from every service)."""
         keys: Iterable[str] = want.services if changed is None else changed
-        l2: dict[str, tuple[str, ...]] = {} if changed is None else dict(self._l2_status)
-        bgp: dict[str, tuple[str, ...]] = {} if changed is None else dict(self._bgp_status)
+        # Patched in place: the status writer keeps its own copy, and takes `changed` too.
+        l2: dict[str, tuple[str, ...]] = {} if changed is None else self._l2_status
+        bgp: dict[str, tuple[str, ...]] = {} if changed is None else self._bgp_status
         for key in keys:
             sd = want.services.get(key)
             if sd is not None and sd.layer2.announce:
@@ -464,6 +485,41 @@ class SpeakerReconciler:
                     )
         elif not sd.interfaces_missing:
             self.missing_ifaces.discard(key)
+
+    # ---- the collector ------------------------------------------------------------------------
+
+    def _cached_objects(self) -> int:
+        return sum(len(i.cache) for i in (*self.informers, *self.status.informers))
+
+    async def _gc_loop(self, stop: asyncio.Event) -> None:
+        """Settle the collector while idle, after the caches grew.
+
+        Python's full collection scans every tracked object: after 10 000 Services arrive, the
+        next one blocks the loop for about 0.3 s whenever it happens to fall, in the middle of a
+        pass or not. Here it runs once the speaker is idle (no pending or recent pass), and what
+        survives is frozen: later collections leave it alone. Frozen objects are still freed
+        when their last reference goes; only reference cycles among them wait for the next
+        settle (each one unfreezes first, so it also collects those)."""
+        settled_at = self._cached_objects()
+        while not stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), GC_CHECK_S)
+            if stop.is_set() or not self.ready.is_set():
+                continue
+            count = self._cached_objects()
+            if count - settled_at < max(GC_MIN_GROWTH, settled_at * GC_GROWTH):
+                settled_at = min(settled_at, count)  # shrinking: measure growth from here
+                continue
+            if self.dirty.is_set() or time.monotonic() - self._last_pass_end < GC_IDLE_S:
+                continue
+            started = time.perf_counter()
+            gc.unfreeze()
+            gc.collect()
+            gc.freeze()
+            self.gc_settle_seconds = time.perf_counter() - started
+            self.gc_settles += 1
+            settled_at = count
+            log.debug("gcSettled", cachedObjects=count, seconds=round(self.gc_settle_seconds, 3))
 
     # ---- BGPSessionState ----------------------------------------------------------------------
 

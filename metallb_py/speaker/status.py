@@ -100,6 +100,10 @@ class _Kind:
                 self.dirty_keys.add(_key_of(obj))
 
 
+def _status_value(field_name: str, names: tuple[str, ...]) -> list[Any]:
+    return [{"name": n} for n in names] if field_name == "interfaces" else list(names)
+
+
 def _key_of(obj: JSON) -> str:
     labels = (obj.get("metadata") or {}).get("labels") or {}
     if LABEL_PEER in labels:
@@ -171,9 +175,16 @@ class StatusObjects:
 
     # -- what should exist -----------------------------------------------------------------------
     def set_services(
-        self, l2: Mapping[str, tuple[str, ...]], bgp: Mapping[str, tuple[str, ...]]
+        self,
+        l2: Mapping[str, tuple[str, ...]],
+        bgp: Mapping[str, tuple[str, ...]],
+        changed: Iterable[str] | None = None,
     ) -> None:
-        """l2: service key -> interfaces (() = all); bgp: service key -> peers (non-empty)."""
+        """l2: service key -> interfaces (() = all); bgp: service key -> peers (non-empty).
+        `changed`: the only keys that may differ from the last call (None: compare all)."""
+        if changed is not None and self._service_inputs is not None:
+            self._set_changed(l2, bgp, changed)
+            return
         inputs = (dict(l2), {k: v for k, v in bgp.items() if v})
         if inputs == self._service_inputs:
             return
@@ -183,6 +194,38 @@ class StatusObjects:
         self._patch(self.kinds["l2"], old_l2, inputs[0], "interfaces")
         self._patch(self.kinds["bgp"], old_bgp, inputs[1], "peers")
         self.dirty.set()
+
+    def _set_changed(
+        self,
+        l2: Mapping[str, tuple[str, ...]],
+        bgp: Mapping[str, tuple[str, ...]],
+        changed: Iterable[str],
+    ) -> None:
+        """set_services for a few keys: with 10 000 services a pass usually changes one."""
+        assert self._service_inputs is not None
+        mine = self._service_inputs
+        dirty = False
+        for key in changed:
+            for i, (kind, source, field_name) in enumerate(
+                ((self.kinds["l2"], l2, "interfaces"), (self.kinds["bgp"], bgp, "peers"))
+            ):
+                names = source.get(key)
+                if i == 1 and not names:
+                    names = None  # a service with no peers has no ServiceBGPStatus
+                if mine[i].get(key) == names and (names is None or key in kind.desired):
+                    continue
+                dirty = True
+                kind.dirty_keys.add(key)
+                if names is None:
+                    mine[i].pop(key, None)
+                    kind.desired.pop(key, None)
+                else:
+                    mine[i][key] = names
+                    kind.desired[key] = self._service_status(
+                        key, {field_name: _status_value(field_name, names)}
+                    )
+        if dirty:
+            self.dirty.set()
 
     def _patch(
         self,
@@ -199,8 +242,7 @@ class StatusObjects:
             if key in desired and old.get(key) == names:
                 continue
             kind.dirty_keys.add(key)
-            value = [{"name": n} for n in names] if field_name == "interfaces" else list(names)
-            desired[key] = self._service_status(key, {field_name: value})
+            desired[key] = self._service_status(key, {field_name: _status_value(field_name, names)})
 
     def set_sessions(self, sessions: Mapping[str, JSON]) -> None:
         """BGPPeer name -> BGPSessionState status."""

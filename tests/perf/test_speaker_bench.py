@@ -149,7 +149,7 @@ def test_speaker_latency_and_scale(lan: Lan) -> None:
         report.append(line("quiet status->route", quiet["status_to_route"]))  # type: ignore[arg-type]
 
         # 2. Many services: time until every peer holds every prefix; CPU and memory.
-        cpu0, _, _ = proc_stats(speaker.pid)
+        cpu0, rss0, _ = proc_stats(speaker.pid)
         started = time.monotonic()
         created = drive(c, "bulk", SERVICES, "198.18.0.1", "scale")
         total = SERVICES + LATENCY_SAMPLES
@@ -166,7 +166,8 @@ def test_speaker_latency_and_scale(lan: Lan) -> None:
         report.append(
             f"{SERVICES} services x {PEERS} peers: API create {created['seconds']:.1f} s, "
             f"all routes at all peers after {converged:.1f} s; speaker CPU "
-            f"{cpu_routes - cpu0:.1f} s, RSS {rss_routes:.0f} MB"
+            f"{cpu_routes - cpu0:.1f} s, RSS {rss_routes:.0f} MB ({rss0:.0f} MB before: "
+            f"{(rss_routes - rss0) / SERVICES * 1000:.1f} MB per 1 000 services)"
         )
 
         # ServiceBGPStatus objects (two writes each) go at the API server's pace: report it.
@@ -192,7 +193,8 @@ def test_speaker_latency_and_scale(lan: Lan) -> None:
             f"later; speaker CPU "
             f"{cpu1 - cpu0:.1f} s since the bulk started, then {(cpu2 - cpu1) / 10 * 100:.1f}% "
             f"over 10 s{'' if count >= total else ' (still writing status)'}; RSS {rss2:.0f} MB "
-            f"(peak {hwm1:.0f} MB)"
+            f"(peak {hwm1:.0f} MB; {(rss2 - rss0) / SERVICES * 1000:.1f} MB per 1 000 services "
+            "with their status objects)"
         )
         assert count >= total and still >= total  # every status object exists, and stays
 
