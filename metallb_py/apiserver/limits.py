@@ -266,14 +266,20 @@ def _check_schema_types(
     if value is None or schema.get("x-kubernetes-int-or-string"):
         return
     t = schema.get("type")
-    ok = {
-        "string": isinstance(value, str),
-        "integer": isinstance(value, int) and not isinstance(value, bool),
-        "number": isinstance(value, int | float) and not isinstance(value, bool),
-        "boolean": isinstance(value, bool),
-        "array": isinstance(value, list),
-        "object": isinstance(value, dict),
-    }.get(str(t), True)
+    if t == "string":
+        ok = isinstance(value, str)
+    elif t == "object":
+        ok = isinstance(value, dict)
+    elif t == "array":
+        ok = isinstance(value, list)
+    elif t == "integer":
+        ok = isinstance(value, int) and not isinstance(value, bool)
+    elif t == "boolean":
+        ok = isinstance(value, bool)
+    elif t == "number":
+        ok = isinstance(value, int | float) and not isinstance(value, bool)
+    else:
+        ok = True
     if not ok:
         raise _unmarshal(kind, version, value, path or ".", _go_name(schema))
     if isinstance(value, dict):
