@@ -497,9 +497,10 @@ class SpeakerReconciler:
         Python's full collection scans every tracked object: after 10 000 Services arrive, the
         next one blocks the loop for about 0.3 s whenever it happens to fall, in the middle of a
         pass or not. Here it runs once the speaker is idle (no pending or recent pass), and what
-        survives is frozen: later collections leave it alone. Frozen objects are still freed
-        when their last reference goes; only reference cycles among them wait for the next
-        settle (each one unfreezes first, so it also collects those)."""
+        survives is frozen, as start-up objects are: later collections leave it alone, so each
+        settle scans only what arrived since the last one. Frozen objects are still freed when
+        their last reference goes; only reference cycles among them are never collected (cached
+        objects are plain JSON, without cycles)."""
         settled_at = self._cached_objects()
         while not stop.is_set():
             with contextlib.suppress(TimeoutError):
@@ -513,13 +514,12 @@ class SpeakerReconciler:
             if self.dirty.is_set() or time.monotonic() - self._last_pass_end < GC_IDLE_S:
                 continue
             started = time.perf_counter()
-            gc.unfreeze()
             gc.collect()
             gc.freeze()
             self.gc_settle_seconds = time.perf_counter() - started
             self.gc_settles += 1
             settled_at = count
-            log.debug("gcSettled", cachedObjects=count, seconds=round(self.gc_settle_seconds, 3))
+            log.info("gcSettled", cachedObjects=count, seconds=round(self.gc_settle_seconds, 3))
 
     # ---- BGPSessionState ----------------------------------------------------------------------
 
