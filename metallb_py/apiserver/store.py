@@ -266,15 +266,18 @@ class Watcher:
         if self.enqueue(ev):
             _schedule()
 
-    def enqueue(self, ev: Event) -> bool:
+    def enqueue(self, ev: Event, ns: str | None = None) -> bool:
         """Queue `ev` if this watch sees it; True when a flush must follow (the store schedules
-        one per write, not one per watch)."""
+        one per write, not one per watch). `ns`: the object's namespace, if the caller has it."""
         if self.closed:
             return False
         accept = self.accept
         if accept is _same_type:
-            if self.namespace and ev.entry.obj["metadata"].get("namespace") != self.namespace:
-                return False
+            if self.namespace:
+                if ns is None:
+                    ns = ev.entry.obj["metadata"].get("namespace", "")
+                if ns != self.namespace:
+                    return False
         else:
             kind = accept(ev)
             if kind is None:
@@ -472,8 +475,9 @@ class Store:
         t.history.append(ev)
         flush = False
         closed = None
+        ns = ev.entry.obj["metadata"].get("namespace", "")
         for w in t.watchers:
-            if w.enqueue(ev):
+            if w.enqueue(ev, ns):
                 flush = True
             if w.closed:
                 closed = [w] if closed is None else [*closed, w]
