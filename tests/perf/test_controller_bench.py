@@ -55,7 +55,10 @@ async def test_controller_end_to_end(apiserver: ApiServer, tmp_path: Path) -> No
         await create_pool(rest, "bench", [POOL])
         ctl = start_controller(apiserver, tmp_path, "--lease-duration", "4", "--workers", "32")
         try:
+            await wait_for(lambda: _leading(ctl), 60, "the controller to lead")
+            rss_before = _rss_mb(ctl.popen.pid)
             created, total, assigned = await _measure(rest, ctl)
+            rss_after = _rss_mb(ctl.popen.pid)
         finally:
             ctl.stop()
         print(
@@ -63,6 +66,10 @@ async def test_controller_end_to_end(apiserver: ApiServer, tmp_path: Path) -> No
             f"({N / created:,.0f}/s, the API server's create rate), all with status after "
             f"{total:.1f} s ({N / total:,.0f} services/s end to end; Cilium anchor 278/s); "
             f"load {os.getloadavg()[0]:.1f}"
+        )
+        print(
+            f"BENCH controller RSS: {rss_before:.0f} MB before, {rss_after:.0f} MB with {N} "
+            f"services ({(rss_after - rss_before) / N * 1000:.1f} MB per 1 000 services)"
         )
         ips = [ip for v in assigned.values() for ip in v]
         assert len(ips) == N == len(set(ips))
@@ -109,6 +116,14 @@ async def _measure(rest: Rest, ctl: Controller) -> tuple[float, float, dict[str,
         with contextlib.suppress(asyncio.CancelledError):
             await watch_task
     return created, total, assigned
+
+
+def _rss_mb(pid: int) -> float:
+    """Resident set of a process, from /proc (Linux)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
 
 
 async def _leading(ctl: Controller) -> bool:
