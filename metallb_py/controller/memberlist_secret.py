@@ -14,6 +14,7 @@ import secrets
 
 from metallb_py.kube.rest import DEPLOYMENTS, SECRETS, ApiError, Rest
 from metallb_py.log import get_logger
+from metallb_py.objects import JSON
 
 log = get_logger("controller")
 
@@ -23,6 +24,25 @@ SECRET_KEY = "secretkey"
 def new_secret_value() -> str:
     """16 random bytes, base64 (standard alphabet) without padding: 22 characters."""
     return base64.b64encode(secrets.token_bytes(16)).decode().rstrip("=")
+
+
+def secret_object(
+    name: str,
+    namespace: str,
+    owners: list[JSON],
+    labels: dict[str, str] | None = None,
+) -> JSON:
+    """A new membership key Secret, as MetalLB's controller makes it (fresh random value)."""
+    meta: JSON = {"name": name, "namespace": namespace, "ownerReferences": owners}
+    if labels:
+        meta["labels"] = labels
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "type": "Opaque",
+        "metadata": meta,
+        "data": {SECRET_KEY: base64.b64encode(new_secret_value().encode()).decode()},
+    }
 
 
 async def ensure_memberlist_secret(
@@ -35,7 +55,7 @@ async def ensure_memberlist_secret(
     except ApiError as exc:
         if not exc.not_found:
             raise
-    owners = []
+    owners: list[JSON] = []
     if deployment:
         try:
             dep = await rest.get(DEPLOYMENTS.path(namespace, deployment))
@@ -55,14 +75,7 @@ async def ensure_memberlist_secret(
                 deployment=deployment,
                 msg="the controller Deployment was not found; the Secret is created without owner",
             )
-    value = new_secret_value()
-    body = {
-        "apiVersion": "v1",
-        "kind": "Secret",
-        "metadata": {"name": name, "namespace": namespace, "ownerReferences": owners},
-        "type": "Opaque",
-        "data": {SECRET_KEY: base64.b64encode(value.encode()).decode()},
-    }
+    body = secret_object(name, namespace, owners)
     try:
         await rest.create(SECRETS.path(namespace), body)
     except ApiError as exc:

@@ -42,6 +42,7 @@ from metallb_py.membership.events import (
     SuspicionRefuted,
 )
 from metallb_py.membership.messages import Ack, Message, NodeState, Ping, PushPull
+from netkit.timer import CoreTimer
 
 log = get_logger("membership")
 
@@ -107,8 +108,7 @@ class MembershipService:
         self.core: MembershipCore | None = None
         self._sock: socket.socket | None = None
         self._server: asyncio.base_events.Server | None = None
-        self._timer: asyncio.TimerHandle | None = None
-        self._timer_at: float | None = None
+        self._timer: CoreTimer | None = None
         self._subscribers: list[Callable[[], None]] = []
         self._formed = False
         self._left = asyncio.Event()
@@ -193,7 +193,6 @@ class MembershipService:
     async def close(self) -> None:
         if self._timer is not None:
             self._timer.cancel()
-            self._timer = None
         if self._sock is not None and self._loop is not None:
             self._loop.remove_reader(self._sock.fileno())
             self._sock.close()
@@ -302,19 +301,11 @@ class MembershipService:
             changed |= self._on_event(event)
         if changed and self._formed:
             self._notify()
-        when = core.get_timer()
-        if when is None:
-            return
-        if self._timer is not None and self._timer_at == when:
-            return
-        if self._timer is not None:
-            self._timer.cancel()
-        self._timer_at = when
-        self._timer = loop.call_at(when, self._on_timer)
+        if self._timer is None:
+            self._timer = CoreTimer(loop, self._on_timer)
+        self._timer.arm(core.get_timer())
 
     def _on_timer(self) -> None:
-        self._timer = None
-        self._timer_at = None
         # Read what is already waiting first: a late ack must not lose to its probe's deadline.
         self._on_readable()
         if self.core is not None and self._loop is not None:

@@ -6,12 +6,11 @@ cluster-scoped objects an ownerReference cannot cover.
 
 from __future__ import annotations
 
-import base64
 import copy
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from metallb_py.controller.memberlist_secret import SECRET_KEY, new_secret_value
+from metallb_py.controller.memberlist_secret import secret_object
 from metallb_py.kube.rest import (
     CLUSTERROLEBINDINGS,
     CLUSTERROLES,
@@ -140,20 +139,13 @@ async def apply(rest: Rest, obj: JSON) -> JSON:
 
 def memberlist_secret(instance: Mapping[str, Any], namespace: str) -> JSON:
     """The speakers' membership key, shaped like MetalLB's controller makes it."""
-    value = new_secret_value()
     meta = instance.get("metadata") or {}
-    return {
-        "apiVersion": "v1",
-        "kind": "Secret",
-        "type": "Opaque",
-        "metadata": {
-            "name": MEMBERLIST_SECRET,
-            "namespace": namespace,
-            "labels": {OWNER_LABEL: str(meta.get("name") or "")},
-            "ownerReferences": [owner_reference(instance)],
-        },
-        "data": {SECRET_KEY: base64.b64encode(value.encode()).decode()},
-    }
+    return secret_object(
+        MEMBERLIST_SECRET,
+        namespace,
+        [owner_reference(instance)],
+        labels={OWNER_LABEL: str(meta.get("name") or "")},
+    )
 
 
 async def create_memberlist_secret(rest: Rest, instance: Mapping[str, Any], namespace: str) -> bool:

@@ -673,17 +673,22 @@ def test_incremental_route_merge_equals_a_fresh_merge(
     assert memo.incremental_merges == len(steps) - 1
 
 
-@settings(max_examples=25, deadline=None)
-@given(
-    st.lists(
+def service_steps(max_steps: int) -> st.SearchStrategy[list[dict[int, Any]]]:
+    """Steps of Service changes: index -> None (deleted) or (IP octet, local ETP, labelled)."""
+    return st.lists(
         st.dictionaries(
             st.integers(0, 15),
             st.one_of(st.none(), st.tuples(st.integers(1, 12), st.booleans(), st.booleans())),
             max_size=6,
         ),
         min_size=1,
-        max_size=10,
-    ),
+        max_size=max_steps,
+    )
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    service_steps(10),
     st.booleans(),
 )
 def test_hinted_passes_equal_a_fresh_computation(

@@ -19,7 +19,15 @@ from metallb_py.speaker.bgp_shell import BgpShell
 from metallb_py.speaker.desired import Desired, Inputs, desired_state
 from metallb_py.speaker.status import StatusObjects
 from tests.lab.config_objects import bgpadv, l2adv, peer, pool
-from tests.unit.test_speaker_desired import _AGG, EVERYWHERE, NODES, config, node, svc
+from tests.unit.test_speaker_desired import (
+    _AGG,
+    EVERYWHERE,
+    NODES,
+    config,
+    node,
+    service_steps,
+    svc,
+)
 
 _L2 = config(pool("l2", "203.0.113.0/24"), l2adv("all"))
 _L2_SHRUNK = config(pool("l2", "203.0.113.0/25"), l2adv("all"))
@@ -120,15 +128,7 @@ async def _run(
 
 @settings(max_examples=40, deadline=None)
 @given(
-    st.lists(
-        st.dictionaries(
-            st.integers(0, 15),
-            st.one_of(st.none(), st.tuples(st.integers(1, 12), st.booleans(), st.booleans())),
-            max_size=6,
-        ),
-        min_size=1,
-        max_size=8,
-    ),
+    service_steps(8),
     st.booleans(),
     st.booleans(),
 )
