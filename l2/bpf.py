@@ -15,7 +15,7 @@ from __future__ import annotations
 import ipaddress
 import struct
 from collections.abc import Iterable, Sequence
-from typing import NamedTuple
+from typing import NamedTuple, TypeVar
 
 # Instruction classes and modes (linux/filter.h).
 BPF_LD, BPF_JMP, BPF_RET = 0x00, 0x05, 0x06
@@ -26,6 +26,8 @@ BPF_K = 0x00
 SKF_AD_OFF = -0x1000
 SKF_AD_PKTTYPE = 4
 PACKET_OUTGOING = 4
+
+_IP = TypeVar("_IP", ipaddress.IPv4Address, ipaddress.IPv6Address)
 
 ACCEPT = 0x40000  # snap length: the whole frame
 DROP = 0
@@ -78,6 +80,11 @@ class _Builder:
         """jt/jf: an int (relative skip) or a label."""
         self.insns.append((BPF_JMP | BPF_JEQ | BPF_K, k, jt, jf))
 
+    def require(self, size: int, offset: int, value: int) -> None:
+        """Load a header field and drop the frame unless it equals `value`."""
+        self.ld(size, offset)
+        self.jeq(value, 0, "drop")
+
     def ja(self, skip: int) -> None:
         self.insns.append((BPF_JMP | BPF_JA, skip, 0, 0))
 
@@ -119,30 +126,39 @@ def _reject_outgoing(b: _Builder) -> None:
     b.jeq(PACKET_OUTGOING, "drop", 0)
 
 
+def _icmp6_type(b: _Builder) -> None:
+    """The head of every ICMPv6 program: incoming IPv6 carrying ICMPv6, its type left in A."""
+    _reject_outgoing(b)
+    b.require(BPF_H, OFF_ETHERTYPE, 0x86DD)
+    b.require(BPF_B, OFF_IP6_NEXT, 58)
+    b.ld(BPF_B, OFF_ICMP6_TYPE)
+
+
+def _exact(addresses: Iterable[_IP] | None, limit: int) -> list[_IP] | None:
+    """The addresses to match one by one; None (none given, or too many): the generic program."""
+    if addresses is None:
+        return None
+    ips = sorted(set(addresses))
+    return ips if len(ips) <= limit else None
+
+
 def arp_program(addresses: Iterable[ipaddress.IPv4Address] | None = None) -> Program:
     """ARP requests, and broadcast (gratuitous) replies, for Ethernet/IPv4.
 
     With `addresses`, only frames whose target or sender address is one of them: targets are the
     requests we answer; senders are other hosts claiming our addresses (conflicts).
     """
-    ips = None if addresses is None else sorted(set(addresses))
-    if ips is not None and len(ips) > MAX_EXACT_V4:
-        ips = None
+    ips = _exact(addresses, MAX_EXACT_V4)
     b = _Builder()
     _reject_outgoing(b)
-    b.ld(BPF_H, OFF_ETHERTYPE)
-    b.jeq(0x0806, 0, "drop")
-    b.ld(BPF_H, OFF_ARP_HTYPE)
-    b.jeq(1, 0, "drop")
-    b.ld(BPF_H, OFF_ARP_PTYPE)
-    b.jeq(0x0800, 0, "drop")
+    b.require(BPF_H, OFF_ETHERTYPE, 0x0806)
+    b.require(BPF_H, OFF_ARP_HTYPE, 1)
+    b.require(BPF_H, OFF_ARP_PTYPE, 0x0800)
     b.ld(BPF_H, OFF_ARP_OP)
     b.jeq(1, 5, 0)  # request: skip the broadcast check below
     b.jeq(2, 0, "drop")
-    b.ld(BPF_W, OFF_DST_MAC)
-    b.jeq(0xFFFFFFFF, 0, "drop")
-    b.ld(BPF_H, OFF_DST_MAC + 4)
-    b.jeq(0xFFFF, 0, "drop")
+    b.require(BPF_W, OFF_DST_MAC, 0xFFFFFFFF)
+    b.require(BPF_H, OFF_DST_MAC + 4, 0xFFFF)
     if ips is None:
         b.ret(ACCEPT)
         return b.finish()
@@ -163,20 +179,12 @@ def ndp_program(addresses: Iterable[ipaddress.IPv6Address] | None = None) -> Pro
     With `addresses`, only those whose target is one of them. IPv6 extension headers before the
     ICMPv6 header are not followed (Neighbor Discovery does not use them).
     """
-    ips = None if addresses is None else sorted(set(addresses))
-    if ips is not None and len(ips) > MAX_EXACT_V6:
-        ips = None
+    ips = _exact(addresses, MAX_EXACT_V6)
     b = _Builder()
-    _reject_outgoing(b)
-    b.ld(BPF_H, OFF_ETHERTYPE)
-    b.jeq(0x86DD, 0, "drop")
-    b.ld(BPF_B, OFF_IP6_NEXT)
-    b.jeq(58, 0, "drop")
-    b.ld(BPF_B, OFF_ICMP6_TYPE)
+    _icmp6_type(b)
     b.jeq(135, 3, 0)  # solicitation: skip the multicast check below
     b.jeq(136, 0, "drop")
-    b.ld(BPF_B, OFF_IP6_DST)
-    b.jeq(0xFF, 0, "drop")
+    b.require(BPF_B, OFF_IP6_DST, 0xFF)
     if ips is None:
         b.ret(ACCEPT)
         return b.finish()
@@ -195,12 +203,7 @@ def ndp_program(addresses: Iterable[ipaddress.IPv6Address] | None = None) -> Pro
 def router_discovery_program() -> Program:
     """Router Solicitations and Advertisements (ICMPv6 133 and 134) received on the link."""
     b = _Builder()
-    _reject_outgoing(b)
-    b.ld(BPF_H, OFF_ETHERTYPE)
-    b.jeq(0x86DD, 0, "drop")
-    b.ld(BPF_B, OFF_IP6_NEXT)
-    b.jeq(58, 0, "drop")
-    b.ld(BPF_B, OFF_ICMP6_TYPE)
+    _icmp6_type(b)
     b.jeq(133, "accept", 0)
     b.jeq(134, "accept", "drop")
     return b.finish()
