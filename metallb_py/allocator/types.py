@@ -14,6 +14,21 @@ from dataclasses import dataclass
 from metallb_py.allocator.addresses import Block
 from metallb_py.selectors import Selector
 
+# What the package re-exports: `metallb_py.allocator` takes this list as is.
+__all__ = [
+    "PREFER_DUAL_STACK",
+    "REQUIRE_DUAL_STACK",
+    "SINGLE_STACK",
+    "AssignResult",
+    "ChangeKind",
+    "ClearReason",
+    "ConfigChange",
+    "Outcome",
+    "PoolSpec",
+    "PoolStats",
+    "ServiceRequest",
+]
+
 SINGLE_STACK = "SingleStack"
 PREFER_DUAL_STACK = "PreferDualStack"
 REQUIRE_DUAL_STACK = "RequireDualStack"

@@ -14,6 +14,18 @@ from metallb_py.config.communities import Community
 from metallb_py.config.problems import ObjectRef
 from metallb_py.selectors import LabelSelector, any_matches
 
+# What the package re-exports: `metallb_py.config` takes this list as is.
+__all__ = [
+    "BFDProfile",
+    "BGPAdvertisement",
+    "Config",
+    "L2Advertisement",
+    "Peer",
+    "Pool",
+    "PreferredNodeSelector",
+    "ServiceAllocation",
+]
+
 Labels = tuple[tuple[str, str], ...]
 _NO_IPADDRESSPOOL = ObjectRef("IPAddressPool", "", "")
 _NO_L2ADVERTISEMENT = ObjectRef("L2Advertisement", "", "")
