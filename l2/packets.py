@@ -332,26 +332,36 @@ class EchoRequest:
         return _icmp(ICMPV6_ECHO_REQUEST, body, src, dst)
 
 
+def _nd_message(
+    ip: IPv6, kinds: tuple[int, int], min_len: int, truncated: str, wrong_kind: str
+) -> bytes:
+    """The ICMPv6 message of a Neighbor Discovery packet, after the checks RFC 4861 §6.1 and §7.1
+    share: ICMPv6 of one of `kinds`, at least `min_len` bytes, code 0, a good checksum, and hop
+    limit 255 (a forwarded packet did not come from this link: off-link spoofing)."""
+    if ip.next_header != IPPROTO_ICMPV6:
+        raise MalformedFrame("ipv6-not-icmpv6")
+    icmp = ip.payload
+    if len(icmp) < min_len:
+        raise MalformedFrame(truncated)
+    kind, code = icmp[0], icmp[1]
+    if kind not in kinds:
+        raise MalformedFrame(wrong_kind)
+    if ip.hop_limit != NDP_HOP_LIMIT:
+        raise MalformedFrame("ndp-hop-limit")
+    if code != 0:
+        raise MalformedFrame("ndp-bad-code")
+    if not icmpv6_checksum_ok(ip.src, ip.dst, icmp):
+        raise MalformedFrame("icmpv6-bad-checksum")
+    return icmp
+
+
 RouterDiscoveryMessage = RouterSolicitation | RouterAdvertisement
 
 
 def parse_router_discovery(ip: IPv6) -> RouterDiscoveryMessage:
     """Validate an RS or RA as RFC 4861 §6.1 requires and return it."""
-    if ip.next_header != IPPROTO_ICMPV6:
-        raise MalformedFrame("ipv6-not-icmpv6")
-    icmp = ip.payload
-    if len(icmp) < 8:
-        raise MalformedFrame("rd-truncated")
-    kind, code = icmp[0], icmp[1]
-    if kind not in (ICMPV6_RS, ICMPV6_RA):
-        raise MalformedFrame("icmpv6-not-router-discovery")
-    if ip.hop_limit != NDP_HOP_LIMIT:
-        raise MalformedFrame("ndp-hop-limit")  # forwarded: not from this link
-    if code != 0:
-        raise MalformedFrame("ndp-bad-code")
-    if not icmpv6_checksum_ok(ip.src, ip.dst, icmp):
-        raise MalformedFrame("icmpv6-bad-checksum")
-    if kind == ICMPV6_RS:
+    icmp = _nd_message(ip, (ICMPV6_RS, ICMPV6_RA), 8, "rd-truncated", "icmpv6-not-router-discovery")
+    if icmp[0] == ICMPV6_RS:
         rs = RouterSolicitation(_parse_options(icmp[8:]))
         if ip.src == UNSPECIFIED6 and rs.source_lladdr is not None:
             raise MalformedFrame("rs-unspecified-with-lladdr")
@@ -377,25 +387,12 @@ NdpMessage = NeighborSolicitation | NeighborAdvertisement
 
 def parse_ndp(ip: IPv6) -> NdpMessage:
     """Validate an NS or NA as RFC 4861 §7.1 requires and return it."""
-    if ip.next_header != IPPROTO_ICMPV6:
-        raise MalformedFrame("ipv6-not-icmpv6")
-    icmp = ip.payload
-    if len(icmp) < 24:
-        raise MalformedFrame("ndp-truncated")
-    kind, code = icmp[0], icmp[1]
-    if kind not in (ICMPV6_NS, ICMPV6_NA):
-        raise MalformedFrame("icmpv6-not-ndp")
-    if ip.hop_limit != NDP_HOP_LIMIT:
-        raise MalformedFrame("ndp-hop-limit")  # may have been forwarded: off-link spoofing
-    if code != 0:
-        raise MalformedFrame("ndp-bad-code")
-    if not icmpv6_checksum_ok(ip.src, ip.dst, icmp):
-        raise MalformedFrame("icmpv6-bad-checksum")
+    icmp = _nd_message(ip, (ICMPV6_NS, ICMPV6_NA), 24, "ndp-truncated", "icmpv6-not-ndp")
     target = ipaddress.IPv6Address(icmp[8:24])
     if target.is_multicast:
         raise MalformedFrame("ndp-multicast-target")
     options = _parse_options(icmp[24:])
-    if kind == ICMPV6_NS:
+    if icmp[0] == ICMPV6_NS:
         ns = NeighborSolicitation(target, options)
         # Duplicate Address Detection: must go to a solicited-node group, without SLLA.
         if ip.src == UNSPECIFIED6 and (not ip.dst.is_multicast or ns.source_lladdr is not None):
