@@ -18,55 +18,41 @@ def _x(extensions: dict[str, Any]) -> dict[str, Any]:
     return extensions
 
 
-def _s(desc: str = "", **kw: Any) -> Schema:
-    out: Schema = {"type": "string"}
+def _node(base: Schema, desc: str, kw: dict[str, Any]) -> Schema:
+    """One schema node, its keys in CRD order: type keys, description, the rest."""
+    out = dict(base)
     if desc:
         out["description"] = desc
     out.update(kw)
     return out
+
+
+def _s(desc: str = "", **kw: Any) -> Schema:
+    return _node({"type": "string"}, desc, kw)
 
 
 def _i(desc: str = "", fmt: str = "int32", **kw: Any) -> Schema:
-    out: Schema = {"type": "integer", "format": fmt}
-    if desc:
-        out["description"] = desc
-    out.update(kw)
-    return out
+    return _node({"type": "integer", "format": fmt}, desc, kw)
 
 
 def _b(desc: str = "", **kw: Any) -> Schema:
-    out: Schema = {"type": "boolean"}
-    if desc:
-        out["description"] = desc
-    out.update(kw)
-    return out
+    return _node({"type": "boolean"}, desc, kw)
 
 
 def _arr(items: Schema, desc: str = "", **kw: Any) -> Schema:
-    out: Schema = {"type": "array", "items": items}
-    if desc:
-        out["description"] = desc
-    out.update(kw)
-    return out
+    return _node({"type": "array", "items": items}, desc, kw)
 
 
 def _obj(
     props: dict[str, Schema], desc: str = "", required: list[str] | None = None, **kw: Any
 ) -> Schema:
-    out: Schema = {"type": "object", "properties": props}
-    if desc:
-        out["description"] = desc
     if required:
-        out["required"] = required
-    out.update(kw)
-    return out
+        kw = {"required": required, **kw}
+    return _node({"type": "object", "properties": props}, desc, kw)
 
 
 def _map(desc: str = "") -> Schema:
-    out: Schema = {"type": "object", "additionalProperties": {"type": "string"}}
-    if desc:
-        out["description"] = desc
-    return out
+    return _node({"type": "object", "additionalProperties": {"type": "string"}}, desc, {})
 
 
 def label_selector(desc: str = "", legacy: bool = False) -> Schema:
@@ -426,6 +412,9 @@ METALLB_STATUS = _obj(
 )
 
 
+Column = tuple[str, str, str]  # (name, type, jsonPath)
+
+
 @dataclass(frozen=True)
 class Version:
     name: str
@@ -433,7 +422,7 @@ class Version:
     status: Schema | None = None
     storage: bool = False
     deprecated: str = ""
-    columns: tuple[tuple[str, str, str], ...] = ()  # (name, type, jsonPath)
+    columns: tuple[Column, ...] = ()
     column_priority: dict[str, int] = field(default_factory=dict)
 
 
@@ -453,68 +442,92 @@ class Kind:
         return next(v for v in self.versions if v.storage)
 
 
-_POOL_COLS = (
+_POOL_COLS: tuple[Column, ...] = (
     ("Auto Assign", "boolean", ".spec.autoAssign"),
     ("Avoid Buggy IPs", "boolean", ".spec.avoidBuggyIPs"),
     ("Addresses", "string", ".spec.addresses"),
 )
-_PEER_COLS = (
+_LEGACY_POOL_COLS: tuple[Column, ...] = (
+    ("Protocol", "string", ".spec.protocol"),
+    ("Auto Assign", "boolean", ".spec.autoAssign"),
+    ("Addresses", "string", ".spec.addresses"),
+)
+_PEER_COLS: tuple[Column, ...] = (
     ("Address", "string", ".spec.peerAddress"),
     ("ASN", "string", ".spec.peerASN"),
     ("BFD Profile", "string", ".spec.bfdProfile"),
     ("Multi Hops", "string", ".spec.ebgpMultiHop"),
 )
-_SVC_COLS = (
+_SVC_COLS: tuple[Column, ...] = (
     ("Allocated Node", "string", ".status.node"),
     ("Service Name", "string", ".status.serviceName"),
     ("Service Namespace", "string", ".status.serviceNamespace"),
 )
 
+
+def _condition_col(kind: str) -> Column:
+    return (kind, "string", f'.status.conditions[?(@.type=="{kind}")].status')
+
+
+def _v1beta1(
+    kind: str,
+    plural: str,
+    spec: Schema,
+    status: Schema | None = None,
+    columns: tuple[Column, ...] = (),
+    *,
+    column_priority: dict[str, int] | None = None,
+    status_only: bool = False,
+) -> Kind:
+    """A kind served at v1beta1 alone (then also its storage version), as most of MetalLB's are."""
+    version = Version(
+        "v1beta1", spec, status, True, columns=columns, column_priority=column_priority or {}
+    )
+    return Kind(kind, plural, (version,), status_only=status_only)
+
+
+def _advertisement(kind: str, plural: str, spec: Schema, target: Column) -> Kind:
+    """L2Advertisement and BGPAdvertisement: the same pool and node columns around their target."""
+    columns = (
+        ("IPAddressPools", "string", ".spec.ipAddressPools"),
+        ("IPAddressPool Selectors", "string", ".spec.ipAddressPoolSelectors"),
+        target,
+        ("Node Selectors", "string", ".spec.nodeSelectors"),
+    )
+    return _v1beta1(kind, plural, spec, columns=columns, column_priority={"Node Selectors": 10})
+
+
+def _status_kind(
+    kind: str,
+    plural: str,
+    status: Schema,
+    columns: tuple[Column, ...],
+    column_priority: dict[str, int] | None = None,
+) -> Kind:
+    """A kind that only reports (written by MetalLB, never configured): an empty spec."""
+    return _v1beta1(
+        kind,
+        plural,
+        {"type": "object"},
+        status,
+        columns,
+        column_priority=column_priority,
+        status_only=True,
+    )
+
+
 KINDS: dict[str, Kind] = {
     k.kind: k
     for k in (
-        Kind(
-            "IPAddressPool",
-            "ipaddresspools",
-            (Version("v1beta1", POOL_SPEC, POOL_STATUS, True, columns=_POOL_COLS),),
-        ),
-        Kind(
+        _v1beta1("IPAddressPool", "ipaddresspools", POOL_SPEC, POOL_STATUS, _POOL_COLS),
+        _advertisement(
             "L2Advertisement",
             "l2advertisements",
-            (
-                Version(
-                    "v1beta1",
-                    L2ADV_SPEC,
-                    None,
-                    True,
-                    columns=(
-                        ("IPAddressPools", "string", ".spec.ipAddressPools"),
-                        ("IPAddressPool Selectors", "string", ".spec.ipAddressPoolSelectors"),
-                        ("Interfaces", "string", ".spec.interfaces"),
-                        ("Node Selectors", "string", ".spec.nodeSelectors"),
-                    ),
-                    column_priority={"Node Selectors": 10},
-                ),
-            ),
+            L2ADV_SPEC,
+            ("Interfaces", "string", ".spec.interfaces"),
         ),
-        Kind(
-            "BGPAdvertisement",
-            "bgpadvertisements",
-            (
-                Version(
-                    "v1beta1",
-                    BGPADV_SPEC,
-                    None,
-                    True,
-                    columns=(
-                        ("IPAddressPools", "string", ".spec.ipAddressPools"),
-                        ("IPAddressPool Selectors", "string", ".spec.ipAddressPoolSelectors"),
-                        ("Peers", "string", ".spec.peers"),
-                        ("Node Selectors", "string", ".spec.nodeSelectors"),
-                    ),
-                    column_priority={"Node Selectors": 10},
-                ),
-            ),
+        _advertisement(
+            "BGPAdvertisement", "bgpadvertisements", BGPADV_SPEC, ("Peers", "string", ".spec.peers")
         ),
         Kind(
             "BGPPeer",
@@ -523,34 +536,25 @@ KINDS: dict[str, Kind] = {
                 Version(
                     "v1beta1",
                     PEER_SPEC_V1BETA1,
-                    None,
-                    False,
                     deprecated="metallb.io v1beta1 BGPPeer is deprecated, consider using v1beta2",
                     columns=_PEER_COLS,
                 ),
-                Version("v1beta2", PEER_SPEC_V1BETA2, None, True, columns=_PEER_COLS),
+                Version("v1beta2", PEER_SPEC_V1BETA2, storage=True, columns=_PEER_COLS),
             ),
             conversion_webhook=True,
         ),
-        Kind(
+        _v1beta1(
             "BFDProfile",
             "bfdprofiles",
-            (
-                Version(
-                    "v1beta1",
-                    BFD_SPEC,
-                    None,
-                    True,
-                    columns=(
-                        ("Passive Mode", "boolean", ".spec.passiveMode"),
-                        ("Transmit Interval", "integer", ".spec.transmitInterval"),
-                        ("Receive Interval", "integer", ".spec.receiveInterval"),
-                        ("Multiplier", "integer", ".spec.detectMultiplier"),
-                    ),
-                ),
+            BFD_SPEC,
+            columns=(
+                ("Passive Mode", "boolean", ".spec.passiveMode"),
+                ("Transmit Interval", "integer", ".spec.transmitInterval"),
+                ("Receive Interval", "integer", ".spec.receiveInterval"),
+                ("Multiplier", "integer", ".spec.detectMultiplier"),
             ),
         ),
-        Kind("Community", "communities", (Version("v1beta1", COMMUNITY_SPEC, None, True),)),
+        _v1beta1("Community", "communities", COMMUNITY_SPEC),
         Kind(
             "AddressPool",
             "addresspools",
@@ -558,107 +562,52 @@ KINDS: dict[str, Kind] = {
                 Version(
                     "v1alpha1",
                     LEGACY_POOL_SPEC,
-                    None,
-                    False,
                     deprecated="metallb.io v1alpha1 AddressPool is deprecated",
-                    columns=(
-                        ("Protocol", "string", ".spec.protocol"),
-                        ("Auto Assign", "boolean", ".spec.autoAssign"),
-                        ("Addresses", "string", ".spec.addresses"),
-                    ),
+                    columns=_LEGACY_POOL_COLS,
                 ),
                 Version(
                     "v1beta1",
                     LEGACY_POOL_SPEC,
-                    None,
-                    True,
+                    storage=True,
                     deprecated=(
                         "metallb.io v1beta1 AddressPool is deprecated, consider using IPAddressPool"
                     ),
-                    columns=(
-                        ("Protocol", "string", ".spec.protocol"),
-                        ("Auto Assign", "boolean", ".spec.autoAssign"),
-                        ("Addresses", "string", ".spec.addresses"),
-                    ),
+                    columns=_LEGACY_POOL_COLS,
                 ),
             ),
         ),
-        Kind(
-            "ServiceL2Status",
-            "servicel2statuses",
-            (Version("v1beta1", {"type": "object"}, L2STATUS_STATUS, True, columns=_SVC_COLS),),
-            status_only=True,
-        ),
-        Kind(
-            "ServiceBGPStatus",
-            "servicebgpstatuses",
-            (Version("v1beta1", {"type": "object"}, BGPSTATUS_STATUS, True, columns=_SVC_COLS),),
-            status_only=True,
-        ),
-        Kind(
+        _status_kind("ServiceL2Status", "servicel2statuses", L2STATUS_STATUS, _SVC_COLS),
+        _status_kind("ServiceBGPStatus", "servicebgpstatuses", BGPSTATUS_STATUS, _SVC_COLS),
+        _status_kind(
             "ConfigurationState",
             "configurationstates",
+            CONFIG_STATE_STATUS,
             (
-                Version(
-                    "v1beta1",
-                    {"type": "object"},
-                    CONFIG_STATE_STATUS,
-                    True,
-                    columns=(
-                        ("Result", "string", ".status.result"),
-                        ("LastError", "string", ".status.errorSummary"),
-                    ),
-                ),
+                ("Result", "string", ".status.result"),
+                ("LastError", "string", ".status.errorSummary"),
             ),
-            status_only=True,
         ),
-        Kind(
+        _status_kind(
             "BGPSessionState",
             "bgpsessionstates",
+            SESSION_STATE_STATUS,
             (
-                Version(
-                    "v1beta1",
-                    {"type": "object"},
-                    SESSION_STATE_STATUS,
-                    True,
-                    columns=(
-                        ("Node", "string", ".status.node"),
-                        ("Peer", "string", ".status.peer"),
-                        ("State", "string", ".status.state"),
-                        ("Uptime", "date", ".status.establishedSince"),
-                        ("Sent", "integer", ".status.prefixesSent"),
-                        ("BFD", "string", ".status.bfdState"),
-                        ("Last Error", "string", ".status.lastError"),
-                    ),
-                    column_priority={"Last Error": 10},
-                ),
+                ("Node", "string", ".status.node"),
+                ("Peer", "string", ".status.peer"),
+                ("State", "string", ".status.state"),
+                ("Uptime", "date", ".status.establishedSince"),
+                ("Sent", "integer", ".status.prefixesSent"),
+                ("BFD", "string", ".status.bfdState"),
+                ("Last Error", "string", ".status.lastError"),
             ),
-            status_only=True,
+            column_priority={"Last Error": 10},
         ),
-        Kind(
+        _v1beta1(
             "MetalLB",
             "metallbs",
-            (
-                Version(
-                    "v1beta1",
-                    METALLB_SPEC,
-                    METALLB_STATUS,
-                    True,
-                    columns=(
-                        (
-                            "Available",
-                            "string",
-                            '.status.conditions[?(@.type=="Available")].status',
-                        ),
-                        ("Degraded", "string", '.status.conditions[?(@.type=="Degraded")].status'),
-                        (
-                            "Progressing",
-                            "string",
-                            '.status.conditions[?(@.type=="Progressing")].status',
-                        ),
-                    ),
-                ),
-            ),
+            METALLB_SPEC,
+            METALLB_STATUS,
+            tuple(_condition_col(c) for c in ("Available", "Degraded", "Progressing")),
         ),
     )
 }
