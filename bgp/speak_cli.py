@@ -255,6 +255,20 @@ class SpeakConfig:
     log_level: str = "info"
 
 
+# The SpeakConfig fields that every peer's session takes as they are (same names in PeerConfig).
+SESSION_SETTINGS = (
+    "router_id",
+    "local_address",
+    "vrf",
+    "passive",
+    "hold_time",
+    "keepalive",
+    "password",
+    "ebgp_multihop",
+    "graceful_restart",
+    "restart_time",
+)
+
 PASSWORD_ENV = "BGP_PASSWORD"  # the TCP MD5 key when neither flag gives one
 MAX_PASSWORD_FILE = 1024  # bytes read from --password-file (the key itself is at most 80)
 
@@ -558,16 +572,7 @@ def peer_config(cfg: SpeakConfig, spec: PeerSpec) -> PeerConfig:
         interface=spec.interface,
         peer_as=peer_as,
         port=spec.port,
-        router_id=cfg.router_id,
-        local_address=cfg.local_address,
-        vrf=cfg.vrf,
-        passive=cfg.passive,
-        hold_time=cfg.hold_time,
-        keepalive=cfg.keepalive,
-        password=cfg.password,
-        ebgp_multihop=cfg.ebgp_multihop,
-        graceful_restart=cfg.graceful_restart,
-        restart_time=cfg.restart_time,
+        **{name: getattr(cfg, name) for name in SESSION_SETTINGS},
     )
 
 

@@ -8,6 +8,7 @@ import pytest
 
 from bgp.packing import RouteAttrs, prefix_key
 from bgp.speak_cli import (
+    SESSION_SETTINGS,
     RouteSpecError,
     parse_args,
     parse_asn,
@@ -15,6 +16,7 @@ from bgp.speak_cli import (
     parse_large_community,
     parse_peer,
     parse_route_line,
+    peer_config,
 )
 
 BASE = ["--local-as", "64512", "--peer", "64500@198.51.100.1"]
@@ -194,3 +196,23 @@ def test_equal_attribute_sets_share_one_object(tmp_path: Path) -> None:
     f.write_text("".join(f"198.18.0.{i} community 65000:{i % 2}\n" for i in range(10)))
     cfg = parse_args([*BASE, "--announce-file", str(f)])
     assert len({id(a) for t in cfg.routes.values() for a in t.values()}) == 2
+
+
+def test_peer_config_carries_every_session_flag() -> None:
+    flags = "--router-id 192.0.2.1 --local-address 2001:db8::2 --vrf red --passive --hold-time 9"
+    flags += " --keepalive 3 --password pw --ebgp-multihop 4 --graceful-restart --restart-time 30"
+    cfg = parse_args([*BASE[:2], "--peer", "internal@[2001:db8::1]:1179", *flags.split()])
+    peer = peer_config(cfg, cfg.peers[0])
+    assert (peer.address, peer.port, peer.peer_as) == ("2001:db8::1", 1179, "internal")
+    assert {name: getattr(peer, name) for name in SESSION_SETTINGS} == {
+        "router_id": "192.0.2.1",
+        "local_address": "2001:db8::2",
+        "vrf": "red",
+        "passive": True,
+        "hold_time": 9,
+        "keepalive": 3,
+        "password": "pw",
+        "ebgp_multihop": 4,
+        "graceful_restart": True,
+        "restart_time": 30,
+    }
