@@ -19,6 +19,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from metallb_py.apiserver import patch
+from metallb_py.apiserver.objects import SYSTEM_META
 from metallb_py.objects import JSON
 
 Path = tuple[str, ...]
@@ -43,20 +44,7 @@ ITEM: Any = _Item()
 MISSING: Any = _Missing()
 
 # Fields the server owns or that name the object: never part of anyone's field set.
-IGNORED_META = frozenset(
-    {
-        "name",
-        "namespace",
-        "uid",
-        "resourceVersion",
-        "generation",
-        "creationTimestamp",
-        "deletionTimestamp",
-        "deletionGracePeriodSeconds",
-        "selfLink",
-        "managedFields",
-    }
-)
+IGNORED_META = frozenset({*SYSTEM_META, "name", "namespace", "resourceVersion", "managedFields"})
 
 
 class Types:

@@ -7,6 +7,7 @@ they wrap, and handle plain dicts. Works the same against a real cluster and the
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
@@ -70,60 +71,64 @@ class Resource:
             base += f"/{subresource}"
         return base
 
+    @classmethod
+    def of(cls, api_version: str, kind: str, *, namespaced: bool = True) -> Resource:
+        """The resource as a manifest names it: `Resource.of("apps/v1", "Deployment")`, so the
+        plural is written nowhere. It follows the regular rule (lowercase, then -s, -es after s,
+        -ies for a final y); build a kind with an irregular plural (Endpoints) directly."""
+        group, _, version = api_version.rpartition("/")
+        return cls(group, version, _plural(kind), namespaced, kind)
+
     @property
     def api_version(self) -> str:
         return f"{self.group}/{self.version}" if self.group else self.version
 
 
-SERVICES = Resource("", "v1", "services", kind="Service")
-NAMESPACES = Resource("", "v1", "namespaces", namespaced=False, kind="Namespace")
-EVENTS = Resource("", "v1", "events", kind="Event")
-PODS = Resource("", "v1", "pods", kind="Pod")
-LEASES = Resource("coordination.k8s.io", "v1", "leases", kind="Lease")
-IPADDRESSPOOLS = Resource("metallb.io", "v1beta1", "ipaddresspools", kind="IPAddressPool")
-ADDRESSPOOLS = Resource("metallb.io", "v1beta1", "addresspools", kind="AddressPool")
-COMMUNITIES = Resource("metallb.io", "v1beta1", "communities", kind="Community")
-CONFIGURATIONSTATES = Resource(
-    "metallb.io", "v1beta1", "configurationstates", kind="ConfigurationState"
-)
-NODES = Resource("", "v1", "nodes", namespaced=False, kind="Node")
-SECRETS = Resource("", "v1", "secrets", kind="Secret")
-ENDPOINTSLICES = Resource("discovery.k8s.io", "v1", "endpointslices", kind="EndpointSlice")
-L2ADVERTISEMENTS = Resource("metallb.io", "v1beta1", "l2advertisements", kind="L2Advertisement")
-BGPADVERTISEMENTS = Resource("metallb.io", "v1beta1", "bgpadvertisements", kind="BGPAdvertisement")
-BGPPEERS = Resource("metallb.io", "v1beta2", "bgppeers", kind="BGPPeer")
-BFDPROFILES = Resource("metallb.io", "v1beta1", "bfdprofiles", kind="BFDProfile")
-SERVICEL2STATUSES = Resource("metallb.io", "v1beta1", "servicel2statuses", kind="ServiceL2Status")
-SERVICEBGPSTATUSES = Resource(
-    "metallb.io", "v1beta1", "servicebgpstatuses", kind="ServiceBGPStatus"
-)
-BGPSESSIONSTATES = Resource("metallb.io", "v1beta1", "bgpsessionstates", kind="BGPSessionState")
+def _plural(kind: str) -> str:
+    lower = kind.lower()
+    if lower.endswith("s"):
+        return lower + "es"
+    if lower.endswith("y"):
+        return lower[:-1] + "ies"
+    return lower + "s"
 
-METALLBS = Resource("metallb.io", "v1beta1", "metallbs", kind="MetalLB")
-DEPLOYMENTS = Resource("apps", "v1", "deployments", kind="Deployment")
-DAEMONSETS = Resource("apps", "v1", "daemonsets", kind="DaemonSet")
-SERVICEACCOUNTS = Resource("", "v1", "serviceaccounts", kind="ServiceAccount")
-CONFIGMAPS = Resource("", "v1", "configmaps", kind="ConfigMap")
-ROLES = Resource("rbac.authorization.k8s.io", "v1", "roles", kind="Role")
-ROLEBINDINGS = Resource("rbac.authorization.k8s.io", "v1", "rolebindings", kind="RoleBinding")
-CLUSTERROLES = Resource(
-    "rbac.authorization.k8s.io", "v1", "clusterroles", namespaced=False, kind="ClusterRole"
+
+_METALLB = "metallb.io/v1beta1"
+_RBAC = "rbac.authorization.k8s.io/v1"
+
+SERVICES = Resource.of("v1", "Service")
+NAMESPACES = Resource.of("v1", "Namespace", namespaced=False)
+EVENTS = Resource.of("v1", "Event")
+PODS = Resource.of("v1", "Pod")
+LEASES = Resource.of("coordination.k8s.io/v1", "Lease")
+IPADDRESSPOOLS = Resource.of(_METALLB, "IPAddressPool")
+ADDRESSPOOLS = Resource.of(_METALLB, "AddressPool")
+COMMUNITIES = Resource.of(_METALLB, "Community")
+CONFIGURATIONSTATES = Resource.of(_METALLB, "ConfigurationState")
+NODES = Resource.of("v1", "Node", namespaced=False)
+SECRETS = Resource.of("v1", "Secret")
+ENDPOINTSLICES = Resource.of("discovery.k8s.io/v1", "EndpointSlice")
+L2ADVERTISEMENTS = Resource.of(_METALLB, "L2Advertisement")
+BGPADVERTISEMENTS = Resource.of(_METALLB, "BGPAdvertisement")
+BGPPEERS = Resource.of("metallb.io/v1beta2", "BGPPeer")
+BFDPROFILES = Resource.of(_METALLB, "BFDProfile")
+SERVICEL2STATUSES = Resource.of(_METALLB, "ServiceL2Status")
+SERVICEBGPSTATUSES = Resource.of(_METALLB, "ServiceBGPStatus")
+BGPSESSIONSTATES = Resource.of(_METALLB, "BGPSessionState")
+
+METALLBS = Resource.of(_METALLB, "MetalLB")
+DEPLOYMENTS = Resource.of("apps/v1", "Deployment")
+DAEMONSETS = Resource.of("apps/v1", "DaemonSet")
+SERVICEACCOUNTS = Resource.of("v1", "ServiceAccount")
+CONFIGMAPS = Resource.of("v1", "ConfigMap")
+ROLES = Resource.of(_RBAC, "Role")
+ROLEBINDINGS = Resource.of(_RBAC, "RoleBinding")
+CLUSTERROLES = Resource.of(_RBAC, "ClusterRole", namespaced=False)
+CLUSTERROLEBINDINGS = Resource.of(_RBAC, "ClusterRoleBinding", namespaced=False)
+VALIDATINGWEBHOOKCONFIGURATIONS = Resource.of(
+    "admissionregistration.k8s.io/v1", "ValidatingWebhookConfiguration", namespaced=False
 )
-CLUSTERROLEBINDINGS = Resource(
-    "rbac.authorization.k8s.io",
-    "v1",
-    "clusterrolebindings",
-    namespaced=False,
-    kind="ClusterRoleBinding",
-)
-VALIDATINGWEBHOOKCONFIGURATIONS = Resource(
-    "admissionregistration.k8s.io",
-    "v1",
-    "validatingwebhookconfigurations",
-    namespaced=False,
-    kind="ValidatingWebhookConfiguration",
-)
-NETWORKPOLICIES = Resource("networking.k8s.io", "v1", "networkpolicies", kind="NetworkPolicy")
+NETWORKPOLICIES = Resource.of("networking.k8s.io/v1", "NetworkPolicy")
 
 
 class Rest:
@@ -136,7 +141,8 @@ class Rest:
     async def close(self) -> None:
         await self.api.close()
 
-    async def _send(
+    @contextlib.asynccontextmanager
+    async def _open(
         self,
         method: str,
         path: str,
@@ -144,7 +150,8 @@ class Rest:
         body: Any = None,
         content_type: str | None = None,
         request_timeout: float | aiohttp.ClientTimeout | None = None,
-    ) -> aiohttp.ClientResponse:
+    ) -> AsyncIterator[aiohttp.ClientResponse]:
+        """The response with its body unread; a non-2xx answer raises ApiError instead."""
         headers = {"Accept": "application/json"}
         if content_type:
             headers["Content-Type"] = content_type
@@ -159,7 +166,12 @@ class Rest:
             _preload_content=False,
             _request_timeout=request_timeout if request_timeout is not None else self.timeout,
         )
-        return response
+        async with response:
+            if not 200 <= response.status <= 299:
+                raise ApiError(
+                    response.status, response.reason or "", _decode(await response.read())
+                )
+            yield response
 
     async def request(
         self,
@@ -169,12 +181,8 @@ class Rest:
         body: Any = None,
         content_type: str | None = None,
     ) -> JSON:
-        response = await self._send(method, path, query, body, content_type)
-        async with response:
-            raw = await response.read()
-            data = _decode(raw)
-            if not 200 <= response.status <= 299:
-                raise ApiError(response.status, response.reason or "", data)
+        async with self._open(method, path, query, body, content_type) as response:
+            data = _decode(await response.read())
         return data if isinstance(data, dict) else {}
 
     async def get(self, path: str, query: Mapping[str, Any] | None = None) -> JSON:
@@ -199,12 +207,7 @@ class Rest:
         query = {**query, "watch": "true", "timeoutSeconds": timeout_seconds}
         # No total timeout: a quiet watch is fine; a dead connection is caught by sock_read.
         timeout = aiohttp.ClientTimeout(total=None, sock_connect=15, sock_read=timeout_seconds + 30)
-        response = await self._send("GET", path, query, request_timeout=timeout)
-        async with response:
-            if not 200 <= response.status <= 299:
-                raise ApiError(
-                    response.status, response.reason or "", _decode(await response.read())
-                )
+        async with self._open("GET", path, query, request_timeout=timeout) as response:
             buffer = b""
             async for chunk in response.content.iter_any():
                 buffer += chunk

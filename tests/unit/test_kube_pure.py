@@ -12,7 +12,7 @@ from metallb_py.kube.backoff import Backoff
 from metallb_py.kube.cache import Cache, by_namespace, object_key
 from metallb_py.kube.client import ClientConfigError, choose_source
 from metallb_py.kube.events import EventCorrelator
-from metallb_py.kube.rest import IPADDRESSPOOLS, NAMESPACES, SERVICES
+from metallb_py.kube.rest import IPADDRESSPOOLS, NAMESPACES, SERVICES, Resource
 from metallb_py.kube.workqueue import WorkQueue
 
 
@@ -27,6 +27,19 @@ def test_resource_paths() -> None:
     assert SERVICES.path("a", "b", "status") == "/api/v1/namespaces/a/services/b/status"
     assert NAMESPACES.path("ignored", "x") == "/api/v1/namespaces/x"
     assert IPADDRESSPOOLS.path("m") == "/apis/metallb.io/v1beta1/namespaces/m/ipaddresspools"
+
+
+def test_resource_of_derives_the_plural_from_the_kind() -> None:
+    assert Resource.of("v1", "Service") == Resource("", "v1", "services", True, "Service")
+    assert Resource.of("networking.k8s.io/v1", "NetworkPolicy").plural == "networkpolicies"
+    assert Resource.of("metallb.io/v1beta1", "ServiceL2Status").plural == "servicel2statuses"
+    crb = Resource.of("rbac.authorization.k8s.io/v1", "ClusterRoleBinding", namespaced=False)
+    assert (crb.group, crb.version, crb.plural, crb.namespaced) == (
+        "rbac.authorization.k8s.io",
+        "v1",
+        "clusterrolebindings",
+        False,
+    )
 
 
 def test_cache_indexes_follow_updates_and_deletes() -> None:
