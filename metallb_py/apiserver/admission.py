@@ -14,6 +14,7 @@ import base64
 import hashlib
 import ssl
 import uuid
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import aiohttp
@@ -158,6 +159,18 @@ def _rule_matches(rule: JSON, op: str, res: Resource, sub: str) -> bool:
     return scope == "*" or (scope == "Namespaced") == res.namespaced
 
 
+@dataclass(frozen=True)
+class _Write:
+    """The write under review, as each matching webhook is called about it; webhook warnings
+    collect in `warnings` for the response."""
+
+    call: Call
+    op: str
+    obj: JSON | None
+    old: JSON | None
+    warnings: list[str]
+
+
 class Admission:
     def __init__(self, server: ApiServer) -> None:
         self.server = server
@@ -216,6 +229,7 @@ class Admission:
         configs = list(server.store.table(VWC_KEY).entries())
         if not configs:
             return
+        write = _Write(c, op, obj, old, warnings)
         calls = []
         for cfg in configs:
             for hook in cfg.obj.get("webhooks") or []:
@@ -226,7 +240,7 @@ class Admission:
                     continue
                 if not self._object_matches(hook, obj, old):
                     continue
-                calls.append(self._call(hook, target, c, op, obj, old, warnings))
+                calls.append(self._call(hook, target, write))
         if calls:
             # The real server calls validating webhooks in parallel; the first denial wins.
             results = await asyncio.gather(*calls, return_exceptions=True)
@@ -234,17 +248,9 @@ class Admission:
                 if isinstance(r, BaseException):
                     raise r
 
-    async def _call(
-        self,
-        hook: JSON,
-        target: Resource,
-        c: Call,
-        op: str,
-        obj: JSON | None,
-        old: JSON | None,
-        warnings: list[str],
-    ) -> None:
+    async def _call(self, hook: JSON, target: Resource, write: _Write) -> None:
         server = self.server
+        c, op, obj, old = write.call, write.op, write.obj, write.old
         name = hook.get("name", "")
         if target is not c.res:
             conv = [x for x in (obj, old) if x is not None]
@@ -309,7 +315,7 @@ class Admission:
                 f'Internal error occurred: failed calling webhook "{name}": {exc}',
             ) from None
         for w in response.get("warnings") or []:
-            warnings.append(str(w))
+            write.warnings.append(str(w))
         if response.get("allowed"):
             return
         result = response.get("status") or {}
