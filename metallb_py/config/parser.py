@@ -77,6 +77,7 @@ _NS_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 @dataclass
 class _Report:
     problems: list[Problem] = field(default_factory=list)
+    lenient: bool = False  # parse(lenient_references=...)
 
     def add(
         self,
@@ -88,6 +89,12 @@ class _Report:
         related: Iterable[ObjectRef] = (),
     ) -> None:
         self.problems.append(Problem(ref, path, message, rule, severity, tuple(related)))
+
+    def missing(self, ref: ObjectRef, path: str, message: str, rule: str) -> bool:
+        """A reference to an object that does not exist (yet): an error, or a warning when lenient
+        (the object may simply be created later). True when it counts as an error."""
+        self.add(ref, path, message, rule, "warning" if self.lenient else "error")
+        return not self.lenient
 
     def many(self, ref: ObjectRef, errors: Iterable[tuple[str, str]], rule: str) -> int:
         n = 0
@@ -122,7 +129,7 @@ def parse(
     Secret, Community alias) is a warning, not an error — for webhooks and offline validation,
     where creation order must not matter. At run time (the default) such an object is left out.
     """
-    report = _Report()
+    report = _Report(lenient=lenient_references)
     objs = _collect(resources, namespace, report)
     secrets = {o.name: o for o in objs if o.kind == "Secret"}
     by_kind: dict[str, list[Resource]] = {}
@@ -133,13 +140,9 @@ def parse(
     communities = _parse_communities(by_kind.get("Community", []), report)
     bfd = _parse_bfd_profiles(by_kind.get("BFDProfile", []), report)
     pools = _parse_pools(by_kind.get("IPAddressPool", []), by_kind.get("AddressPool", []), report)
-    peers = _parse_peers(
-        by_kind.get("BGPPeer", []), secrets, bfd, namespace, lenient_references, report
-    )
+    peers = _parse_peers(by_kind.get("BGPPeer", []), secrets, bfd, namespace, report)
     l2 = _parse_l2(by_kind.get("L2Advertisement", []), pools, report)
-    bgp = _parse_bgp_ads(
-        by_kind.get("BGPAdvertisement", []), pools, peers, communities, lenient_references, report
-    )
+    bgp = _parse_bgp_ads(by_kind.get("BGPAdvertisement", []), pools, peers, communities, report)
     bgp = _check_bfd_echo(bgp, pools, peers, bfd, report)
     for kind in ("MetalLB",):
         for o in by_kind.get(kind, []):
@@ -586,7 +589,6 @@ def _parse_peer(
     secrets: dict[str, Resource],
     bfd: dict[str, BFDProfile],
     namespace: str,
-    lenient: bool,
     report: _Report,
 ) -> Peer | None:
     """One BGPPeer; the checks run in a fixed order, since tests pin the problems' order."""
@@ -600,8 +602,8 @@ def _parse_peer(
     timers = _peer_timers(o, spec, strict_v1beta1, report)
     selectors, errs = parse_selector_list(spec.get("nodeSelectors"), "spec.nodeSelectors")
     report.many(ref, errs, "selector")
-    password, secret_name = _peer_password(ref, spec, secrets, namespace, lenient, report)
-    _check_peer_bfd_profile(o, spec, bfd, lenient, report)
+    password, secret_name = _peer_password(ref, spec, secrets, namespace, report)
+    _check_peer_bfd_profile(o, spec, bfd, report)
     _check_peer_deprecated(ref, spec, report)
     if _error_count(report) > before or not timers.parsed:
         return None
@@ -797,7 +799,6 @@ def _peer_password(
     spec: dict[str, Any],
     secrets: dict[str, Resource],
     namespace: str,
-    lenient: bool,
     report: _Report,
 ) -> tuple[str | None, str | None]:
     """(password, Secret name): an inline password or a basic-auth Secret in our namespace."""
@@ -822,12 +823,11 @@ def _peer_password(
             )
         secret = secrets.get(secret_name)
         if secret is None:
-            report.add(
+            report.missing(
                 ref,
                 "spec.passwordSecret.name",
                 f"secret {quote(secret_name)} not found",
                 "peer-password",
-                "warning" if lenient else "error",
             )
         else:
             password = _secret_password(secret, ref, report)
@@ -835,15 +835,14 @@ def _peer_password(
 
 
 def _check_peer_bfd_profile(
-    o: Resource, spec: dict[str, Any], bfd: dict[str, BFDProfile], lenient: bool, report: _Report
+    o: Resource, spec: dict[str, Any], bfd: dict[str, BFDProfile], report: _Report
 ) -> None:
     if spec.get("bfdProfile") and spec["bfdProfile"] not in bfd:
-        report.add(
+        report.missing(
             o.ref,
             "spec.bfdProfile",
             f"peer {o.name} referencing non existing bfd profile {quote(spec['bfdProfile'])}",
             "peer-bfd-profile",
-            "warning" if lenient else "error",
         )
 
 
@@ -898,12 +897,11 @@ def _parse_peers(
     secrets: dict[str, Resource],
     bfd: dict[str, BFDProfile],
     namespace: str,
-    lenient: bool,
     report: _Report,
 ) -> list[Peer]:
     parsed: list[tuple[Resource, Peer]] = []
     for o in _by_age(objs):
-        peer = _parse_peer(o, secrets, bfd, namespace, lenient, report)
+        peer = _parse_peer(o, secrets, bfd, namespace, report)
         if peer is not None:
             parsed.append((o, peer))
     # Accepted peers indexed by what can make them clash, so a peer is compared only with the
@@ -1057,7 +1055,6 @@ def _resolve_communities(
     values: list[Any],
     path: str,
     table: dict[str, Community],
-    lenient: bool,
     report: _Report,
 ) -> tuple[bool, tuple[Community, ...]]:
     ok = not _duplicates(o, values, path, "community", report)
@@ -1072,17 +1069,14 @@ def _resolve_communities(
                 ok = False
         elif text in table:
             out.append(table[text])
-        else:
-            report.add(
-                o.ref,
-                f"{path}[{i}]",
-                f"community {quote(text)} is neither A:B, large:A:B:C nor a Community alias "
-                "that exists",
-                "community-alias",
-                "warning" if lenient else "error",
-            )
-            if not lenient:
-                ok = False
+        elif report.missing(
+            o.ref,
+            f"{path}[{i}]",
+            f"community {quote(text)} is neither A:B, large:A:B:C nor a Community alias "
+            "that exists",
+            "community-alias",
+        ):
+            ok = False
     return ok, tuple(out)
 
 
@@ -1091,7 +1085,6 @@ def _parse_bgp_ads(
     pools: list[_PoolDraft],
     peers: list[Peer],
     communities: dict[str, Community],
-    lenient: bool,
     report: _Report,
 ) -> list[BGPAdvertisement]:
     drafts: list[tuple[Resource, BGPAdvertisement]] = []
@@ -1118,7 +1111,7 @@ def _parse_bgp_ads(
         if _duplicates(o, peers_list, "spec.peers", "peer", report):
             ok = False
         c_ok, comms = _resolve_communities(
-            o, list(spec.get("communities") or []), "spec.communities", communities, lenient, report
+            o, list(spec.get("communities") or []), "spec.communities", communities, report
         )
         if not (ok and c_ok):
             continue
@@ -1156,7 +1149,6 @@ def _parse_bgp_ads(
                 list(raw.get("communities") or []),
                 f"{path}.communities",
                 communities,
-                lenient,
                 report,
             )
             if not c_ok:
