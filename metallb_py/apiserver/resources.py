@@ -88,41 +88,33 @@ def core(
     )
 
 
-def _events_to_core(obj: JSON) -> JSON:
-    """events.k8s.io/v1 Event -> the stored core/v1 Event (one store, two APIs)."""
-    out: JSON = {"apiVersion": "v1", "kind": "Event", "metadata": obj.get("metadata", {})}
-    rename = {
-        "regarding": "involvedObject",
-        "note": "message",
-        "reportingController": "reportingComponent",
-        "deprecatedSource": "source",
-        "deprecatedFirstTimestamp": "firstTimestamp",
-        "deprecatedLastTimestamp": "lastTimestamp",
-        "deprecatedCount": "count",
-    }
+# events.k8s.io/v1 Event field -> the core/v1 name it is stored under (one store, two APIs).
+_EVENTS_TO_CORE = {
+    "regarding": "involvedObject",
+    "note": "message",
+    "reportingController": "reportingComponent",
+    "deprecatedSource": "source",
+    "deprecatedFirstTimestamp": "firstTimestamp",
+    "deprecatedLastTimestamp": "lastTimestamp",
+    "deprecatedCount": "count",
+}
+_CORE_TO_EVENTS = {core: new for new, core in _EVENTS_TO_CORE.items()}
+
+
+def _renamed_event(obj: JSON, api_version: str, rename: dict[str, str]) -> JSON:
+    out: JSON = {"apiVersion": api_version, "kind": "Event", "metadata": obj.get("metadata", {})}
     for key, value in obj.items():
-        if key in ("apiVersion", "kind", "metadata"):
-            continue
-        out[rename.get(key, key)] = value
+        if key not in ("apiVersion", "kind", "metadata"):
+            out[rename.get(key, key)] = value
     return out
+
+
+def _events_to_core(obj: JSON) -> JSON:
+    return _renamed_event(obj, "v1", _EVENTS_TO_CORE)
 
 
 def _core_to_events(obj: JSON) -> JSON:
-    out: JSON = {"apiVersion": "events.k8s.io/v1", "kind": "Event", "metadata": obj.get("metadata")}
-    rename = {
-        "involvedObject": "regarding",
-        "message": "note",
-        "reportingComponent": "reportingController",
-        "source": "deprecatedSource",
-        "firstTimestamp": "deprecatedFirstTimestamp",
-        "lastTimestamp": "deprecatedLastTimestamp",
-        "count": "deprecatedCount",
-    }
-    for key, value in obj.items():
-        if key in ("apiVersion", "kind", "metadata"):
-            continue
-        out[rename.get(key, key)] = value
-    return out
+    return _renamed_event(obj, "events.k8s.io/v1", _CORE_TO_EVENTS)
 
 
 def builtin_resources() -> list[Resource]:

@@ -11,6 +11,7 @@ from metallb_py.apiserver import patch, schema, table
 from metallb_py.apiserver.auth import Attributes, _rule_allows
 from metallb_py.apiserver.cel import CelValidator
 from metallb_py.apiserver.errors import ApiError
+from metallb_py.apiserver.resources import builtin_resources
 from metallb_py.apiserver.selectors import (
     match_label_selector,
     parse_field_selector,
@@ -317,3 +318,28 @@ def test_rbac_rules() -> None:
     assert not _rule_allows(rule, Attributes("get", "apps", "services", "", "default", "web"))
     star = {"apiGroups": ["*"], "resources": ["*"], "verbs": ["*"]}
     assert _rule_allows(star, a)
+
+
+def test_events_api_and_core_events_convert_both_ways() -> None:
+    new = next(r for r in builtin_resources() if r.group == "events.k8s.io")
+    assert new.to_storage is not None and new.from_storage is not None
+    event = {
+        "apiVersion": "events.k8s.io/v1",
+        "kind": "Event",
+        "metadata": {"name": "e", "namespace": "d"},
+        "regarding": {"kind": "Service", "name": "web"},
+        "note": "assigned 192.0.2.1",
+        "reason": "IPAllocated",
+        "deprecatedCount": 2,
+    }
+    stored = new.to_storage(event)
+    assert stored == {
+        "apiVersion": "v1",
+        "kind": "Event",
+        "metadata": {"name": "e", "namespace": "d"},
+        "involvedObject": {"kind": "Service", "name": "web"},
+        "message": "assigned 192.0.2.1",
+        "reason": "IPAllocated",
+        "count": 2,
+    }
+    assert new.from_storage(stored) == event
