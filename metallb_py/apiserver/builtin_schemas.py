@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from metallb_py.apiserver.resources import CORE_TO_EVENTS
+
 Schema = dict[str, Any]
 
 ANY: Schema = {"type": "object", "x-kubernetes-preserve-unknown-fields": True}
@@ -108,27 +110,8 @@ _CORE_EVENT = {
         "reportingInstance",
     )
 }
-_NEW_EVENT = {
-    k: ANY
-    if k in ("regarding", "deprecatedSource", "series", "related")
-    else (INT if k == "deprecatedCount" else STR)
-    for k in (
-        "eventTime",
-        "series",
-        "reportingController",
-        "reportingInstance",
-        "action",
-        "reason",
-        "regarding",
-        "related",
-        "note",
-        "type",
-        "deprecatedSource",
-        "deprecatedFirstTimestamp",
-        "deprecatedLastTimestamp",
-        "deprecatedCount",
-    )
-}
+# The same fields under their events.k8s.io/v1 names.
+_NEW_EVENT = {CORE_TO_EVENTS.get(k, k): schema for k, schema in _CORE_EVENT.items()}
 
 
 def top_level(kind: str, group: str) -> Schema:

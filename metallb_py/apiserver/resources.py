@@ -98,7 +98,7 @@ _EVENTS_TO_CORE = {
     "deprecatedLastTimestamp": "lastTimestamp",
     "deprecatedCount": "count",
 }
-_CORE_TO_EVENTS = {core: new for new, core in _EVENTS_TO_CORE.items()}
+CORE_TO_EVENTS = {core: new for new, core in _EVENTS_TO_CORE.items()}
 
 
 def _renamed_event(obj: JSON, api_version: str, rename: dict[str, str]) -> JSON:
@@ -114,7 +114,7 @@ def _events_to_core(obj: JSON) -> JSON:
 
 
 def _core_to_events(obj: JSON) -> JSON:
-    return _renamed_event(obj, "events.k8s.io/v1", _CORE_TO_EVENTS)
+    return _renamed_event(obj, "events.k8s.io/v1", CORE_TO_EVENTS)
 
 
 def builtin_resources() -> list[Resource]:
