@@ -10,12 +10,15 @@ input that ends without the end code is an error (Go reports io.ErrUnexpectedEOF
 
 from __future__ import annotations
 
+import itertools
+
 CLEAR = 256
 EOF = 257
 FIRST_FREE = 258
 MAX_WIDTH = 12
 # The writer resets once its next free code would reach this (Go's maxCode).
 MAX_CODE = (1 << MAX_WIDTH) - 1
+_FLUSH = 256  # a pseudo-literal no byte equals: ends the input in compress
 
 
 class LZWError(ValueError):
@@ -49,45 +52,36 @@ class _BitWriter:
 def compress(data: bytes) -> bytes:
     """Compress `data` to the exact bytes Go's lzw.NewWriter(w, lzw.LSB, 8) produces."""
     out = _BitWriter()
-    if not data:
-        # Go's Write ignores empty input; Close then writes clear and end codes.
-        out.write(CLEAR, 9)
-        out.write(EOF, 9)
-        return out.finish()
     width = 9
-    hi = EOF  # the last assigned code; the first entry gets hi + 1 = 258
-    overflow = 1 << width
-    table: dict[int, int] = {}
     out.write(CLEAR, width)
-    code = data[0]
-    for literal in data[1:]:
-        key = (code << 8) | literal
-        found = table.get(key)
-        if found is not None:
-            code = found
-            continue
-        out.write(code, width)
-        code = literal
-        hi += 1
-        if hi == overflow:
-            width += 1
-            overflow <<= 1
-        if hi == MAX_CODE:
-            out.write(CLEAR, width)
-            width = 9
-            hi = EOF
-            overflow = 1 << width
-            table.clear()
-            continue
-        table[key] = hi
-    out.write(code, width)
-    hi += 1
-    if hi == overflow:
-        width += 1
-        overflow <<= 1
-    if hi == MAX_CODE:
-        out.write(CLEAR, width)
-        width = 9
+    if data:  # Go's Write ignores empty input; Close then writes just the end code
+        hi = EOF  # the last assigned code; the first entry gets hi + 1 = 258
+        overflow = 1 << width
+        table: dict[int, int] = {}
+        code = data[0]
+        # A trailing _FLUSH matches no entry (keys give the literal 9 bits), so the pending code
+        # goes out by the same steps as every other: Go's Close writes it, then runs incHi. The
+        # entry it adds is never looked up.
+        for literal in itertools.chain(data[1:], (_FLUSH,)):
+            key = (code << 9) | literal
+            found = table.get(key)
+            if found is not None:
+                code = found
+                continue
+            out.write(code, width)
+            code = literal
+            hi += 1
+            if hi == overflow:
+                width += 1
+                overflow <<= 1
+            if hi == MAX_CODE:
+                out.write(CLEAR, width)
+                width = 9
+                hi = EOF
+                overflow = 1 << width
+                table.clear()
+                continue
+            table[key] = hi
     out.write(EOF, width)
     return out.finish()
 
