@@ -224,33 +224,53 @@ class As4Path:
 
 
 @dataclass(frozen=True, slots=True)
-class NextHop:
+class _AddressValue:
+    """The value is one IPv4 address (NEXT_HOP, ORIGINATOR_ID)."""
+
     address: ipaddress.IPv4Address
-    type_code: ClassVar[int] = NEXT_HOP
-    flags: ClassVar[int] = FLAG_TRANSITIVE
 
     def encode_value(self, ctx: CodecContext) -> bytes:
         return self.address.packed
 
 
 @dataclass(frozen=True, slots=True)
-class MultiExitDisc:
+class _U32Value:
+    """The value is one 32-bit number (MULTI_EXIT_DISC, LOCAL_PREF)."""
+
     value: int
-    type_code: ClassVar[int] = MULTI_EXIT_DISC
-    flags: ClassVar[int] = FLAG_OPTIONAL
 
     def encode_value(self, ctx: CodecContext) -> bytes:
         return struct.pack("!I", self.value)
 
 
 @dataclass(frozen=True, slots=True)
-class LocalPref:
+class _NumberList:
+    """The value is a list of fixed-width numbers (COMMUNITIES, EXTENDED_COMMUNITIES)."""
+
+    values: tuple[int, ...]
+    struct_code: ClassVar[str]  # the width of one number: "I" 4 octets, "Q" 8
+
+    def encode_value(self, ctx: CodecContext) -> bytes:
+        return struct.pack(f"!{len(self.values)}{self.struct_code}", *self.values)
+
+
+@dataclass(frozen=True, slots=True)
+class NextHop(_AddressValue):
+    type_code: ClassVar[int] = NEXT_HOP
+    flags: ClassVar[int] = FLAG_TRANSITIVE
+
+
+@dataclass(frozen=True, slots=True)
+class MultiExitDisc(_U32Value):
+    type_code: ClassVar[int] = MULTI_EXIT_DISC
+    flags: ClassVar[int] = FLAG_OPTIONAL
+
+
+@dataclass(frozen=True, slots=True)
+class LocalPref(_U32Value):
     value: int = 100
     type_code: ClassVar[int] = LOCAL_PREF
     flags: ClassVar[int] = FLAG_TRANSITIVE
-
-    def encode_value(self, ctx: CodecContext) -> bytes:
-        return struct.pack("!I", self.value)
 
 
 @dataclass(frozen=True, slots=True)
@@ -263,24 +283,11 @@ class AtomicAggregate:
 
 
 @dataclass(frozen=True, slots=True)
-class Aggregator:
+class _AggregatorValue:
+    """The AS number and router ID of the aggregating speaker (AGGREGATOR, AS4_AGGREGATOR)."""
+
     asn: int
     address: ipaddress.IPv4Address
-    type_code: ClassVar[int] = AGGREGATOR
-    flags: ClassVar[int] = FLAG_OPTIONAL | FLAG_TRANSITIVE
-
-    def encode_value(self, ctx: CodecContext) -> bytes:
-        if ctx.four_octet_as:
-            return struct.pack("!I", self.asn) + self.address.packed
-        asn = self.asn if self.asn <= 0xFFFF else AS_TRANS
-        return struct.pack("!H", asn) + self.address.packed
-
-
-@dataclass(frozen=True, slots=True)
-class As4Aggregator:
-    asn: int
-    address: ipaddress.IPv4Address
-    type_code: ClassVar[int] = AS4_AGGREGATOR
     flags: ClassVar[int] = FLAG_OPTIONAL | FLAG_TRANSITIVE
 
     def encode_value(self, ctx: CodecContext) -> bytes:
@@ -288,27 +295,39 @@ class As4Aggregator:
 
 
 @dataclass(frozen=True, slots=True)
-class Communities:
-    values: tuple[int, ...]
+class Aggregator(_AggregatorValue):
+    type_code: ClassVar[int] = AGGREGATOR
+
+    def encode_value(self, ctx: CodecContext) -> bytes:
+        if ctx.four_octet_as:
+            return _AggregatorValue.encode_value(self, ctx)
+        asn = self.asn if self.asn <= 0xFFFF else AS_TRANS
+        return struct.pack("!H", asn) + self.address.packed
+
+
+@dataclass(frozen=True, slots=True)
+class As4Aggregator(_AggregatorValue):
+    """Always 4-octet: carries the true AS when AGGREGATOR says AS_TRANS (RFC 6793)."""
+
+    type_code: ClassVar[int] = AS4_AGGREGATOR
+
+
+@dataclass(frozen=True, slots=True)
+class Communities(_NumberList):
     type_code: ClassVar[int] = COMMUNITIES
     flags: ClassVar[int] = FLAG_OPTIONAL | FLAG_TRANSITIVE
+    struct_code: ClassVar[str] = "I"
 
     @classmethod
     def parse(cls, *texts: str) -> Communities:
         return cls(tuple(parse_community(t) for t in texts))
 
-    def encode_value(self, ctx: CodecContext) -> bytes:
-        return struct.pack(f"!{len(self.values)}I", *self.values)
-
 
 @dataclass(frozen=True, slots=True)
-class ExtendedCommunities:
-    values: tuple[int, ...]
+class ExtendedCommunities(_NumberList):
     type_code: ClassVar[int] = EXTENDED_COMMUNITIES
     flags: ClassVar[int] = FLAG_OPTIONAL | FLAG_TRANSITIVE
-
-    def encode_value(self, ctx: CodecContext) -> bytes:
-        return struct.pack(f"!{len(self.values)}Q", *self.values)
+    struct_code: ClassVar[str] = "Q"
 
 
 @dataclass(frozen=True, slots=True)
@@ -326,13 +345,9 @@ class LargeCommunities:
 
 
 @dataclass(frozen=True, slots=True)
-class OriginatorId:
-    address: ipaddress.IPv4Address
+class OriginatorId(_AddressValue):
     type_code: ClassVar[int] = ORIGINATOR_ID
     flags: ClassVar[int] = FLAG_OPTIONAL
-
-    def encode_value(self, ctx: CodecContext) -> bytes:
-        return self.address.packed
 
 
 @dataclass(frozen=True, slots=True)
@@ -599,6 +614,9 @@ def _multiple(value: bytes, n: int, name: str) -> None:
         raise _Bad(ATTRIBUTE_LENGTH_ERROR, f"{name} length {len(value)}, not a multiple of {n}")
 
 
+_Decoder = Callable[[bytes, CodecContext], Attribute]
+
+
 def _d_origin(v: bytes, ctx: CodecContext) -> Attribute:
     _fixed(v, 1, "ORIGIN")
     if v[0] > ORIGIN_INCOMPLETE:
@@ -628,14 +646,14 @@ def _d_next_hop(v: bytes, ctx: CodecContext) -> Attribute:
     return NextHop(_ipv4(v))
 
 
-def _d_med(v: bytes, ctx: CodecContext) -> Attribute:
-    _fixed(v, 4, "MULTI_EXIT_DISC")
-    return MultiExitDisc(int.from_bytes(v, "big"))
+def _d_u32(cls: type[MultiExitDisc] | type[LocalPref]) -> _Decoder:
+    name = ATTRIBUTE_NAMES[cls.type_code]
 
+    def decode(v: bytes, ctx: CodecContext) -> Attribute:
+        _fixed(v, 4, name)
+        return cls(int.from_bytes(v, "big"))
 
-def _d_local_pref(v: bytes, ctx: CodecContext) -> Attribute:
-    _fixed(v, 4, "LOCAL_PREF")
-    return LocalPref(int.from_bytes(v, "big"))
+    return decode
 
 
 def _d_atomic(v: bytes, ctx: CodecContext) -> Attribute:
@@ -643,34 +661,33 @@ def _d_atomic(v: bytes, ctx: CodecContext) -> Attribute:
     return AtomicAggregate()
 
 
-def _d_aggregator(v: bytes, ctx: CodecContext) -> Attribute:
-    if ctx.four_octet_as:
-        _fixed(v, 8, "AGGREGATOR")
-        asn, addr = int.from_bytes(v[:4], "big"), v[4:]
-    else:
-        _fixed(v, 6, "AGGREGATOR")
-        asn, addr = int.from_bytes(v[:2], "big"), v[2:]
+def _aggregator(cls: type[Aggregator] | type[As4Aggregator], v: bytes, asn_width: int) -> Attribute:
+    name = ATTRIBUTE_NAMES[cls.type_code]
+    _fixed(v, asn_width + 4, name)
+    asn = int.from_bytes(v[:asn_width], "big")
     if asn == 0:
-        raise _Bad(OPTIONAL_ATTRIBUTE_ERROR, "AGGREGATOR AS 0 (RFC 7607)")
-    return Aggregator(asn, _ipv4(addr))
+        raise _Bad(OPTIONAL_ATTRIBUTE_ERROR, f"{name} AS 0 (RFC 7607)")
+    return cls(asn, _ipv4(v[asn_width:]))
+
+
+def _d_aggregator(v: bytes, ctx: CodecContext) -> Attribute:
+    return _aggregator(Aggregator, v, 4 if ctx.four_octet_as else 2)
 
 
 def _d_as4_aggregator(v: bytes, ctx: CodecContext) -> Attribute:
-    _fixed(v, 8, "AS4_AGGREGATOR")
-    asn = int.from_bytes(v[:4], "big")
-    if asn == 0:
-        raise _Bad(OPTIONAL_ATTRIBUTE_ERROR, "AS4_AGGREGATOR AS 0 (RFC 7607)")
-    return As4Aggregator(asn, _ipv4(v[4:]))
+    return _aggregator(As4Aggregator, v, 4)
 
 
-def _d_communities(v: bytes, ctx: CodecContext) -> Attribute:
-    _multiple(v, 4, "COMMUNITIES")
-    return Communities(struct.unpack(f"!{len(v) // 4}I", v))
+def _d_number_list(cls: type[Communities] | type[ExtendedCommunities]) -> _Decoder:
+    name = ATTRIBUTE_NAMES[cls.type_code]
 
+    width = struct.calcsize("!" + cls.struct_code)
 
-def _d_ext_communities(v: bytes, ctx: CodecContext) -> Attribute:
-    _multiple(v, 8, "EXTENDED_COMMUNITIES")
-    return ExtendedCommunities(struct.unpack(f"!{len(v) // 8}Q", v))
+    def decode(v: bytes, ctx: CodecContext) -> Attribute:
+        _multiple(v, width, name)
+        return cls(struct.unpack(f"!{len(v) // width}{cls.struct_code}", v))
+
+    return decode
 
 
 def _d_large(v: bytes, ctx: CodecContext) -> Attribute:
@@ -731,20 +748,20 @@ def _d_mp_unreach(v: bytes, ctx: CodecContext) -> Attribute:
     return MpUnreachNlri(afi, safi, (), body)
 
 
-_DECODERS: dict[int, Callable[[bytes, CodecContext], Attribute]] = {
+_DECODERS: dict[int, _Decoder] = {
     ORIGIN: _d_origin,
     AS_PATH: _d_as_path,
     NEXT_HOP: _d_next_hop,
-    MULTI_EXIT_DISC: _d_med,
-    LOCAL_PREF: _d_local_pref,
+    MULTI_EXIT_DISC: _d_u32(MultiExitDisc),
+    LOCAL_PREF: _d_u32(LocalPref),
     ATOMIC_AGGREGATE: _d_atomic,
     AGGREGATOR: _d_aggregator,
-    COMMUNITIES: _d_communities,
+    COMMUNITIES: _d_number_list(Communities),
     ORIGINATOR_ID: _d_originator,
     CLUSTER_LIST: _d_cluster_list,
     MP_REACH_NLRI: _d_mp_reach,
     MP_UNREACH_NLRI: _d_mp_unreach,
-    EXTENDED_COMMUNITIES: _d_ext_communities,
+    EXTENDED_COMMUNITIES: _d_number_list(ExtendedCommunities),
     AS4_PATH: _d_as4_path,
     AS4_AGGREGATOR: _d_as4_aggregator,
     LARGE_COMMUNITY: _d_large,
