@@ -24,7 +24,14 @@ from metallb_py import __version__
 from metallb_py.monitoring import files as monitoring
 from metallb_py.objects import JSON
 from metallb_py.operator.env import DEFAULT_IMAGE, OperatorEnv
-from metallb_py.operator.render import RBAC_V1, components, render, rule
+from metallb_py.operator.render import (
+    components,
+    object_meta,
+    render,
+    role_with_binding,
+    rule,
+    service_account,
+)
 
 NAMESPACE = "metallb-system"
 COMMAND = "python -m metallb_py.operator.render --write manifests/"
@@ -247,48 +254,15 @@ def operator_rules(namespace: str = NAMESPACE) -> tuple[list[JSON], list[JSON]]:
 # -- the operator's own objects -----------------------------------------------------------------
 def operator_rbac(namespace: str = NAMESPACE) -> list[JSON]:
     cluster, local = operator_rules(namespace)
-    labels = dict(OPERATOR_LABELS)
-    subjects = [{"kind": "ServiceAccount", "name": OPERATOR_SA, "namespace": namespace}]
+    account = service_account(OPERATOR_SA, namespace, OPERATOR_LABELS)
     return [
-        {
-            "apiVersion": "v1",
-            "kind": "ServiceAccount",
-            "metadata": {"name": OPERATOR_SA, "namespace": namespace, "labels": labels},
-        },
-        {
-            "apiVersion": RBAC_V1,
-            "kind": "ClusterRole",
-            "metadata": {"name": OPERATOR_ROLE, "labels": labels},
-            "rules": cluster,
-        },
-        {
-            "apiVersion": RBAC_V1,
-            "kind": "ClusterRoleBinding",
-            "metadata": {"name": OPERATOR_BINDING, "labels": labels},
-            "roleRef": {
-                "apiGroup": "rbac.authorization.k8s.io",
-                "kind": "ClusterRole",
-                "name": OPERATOR_ROLE,
-            },
-            "subjects": subjects,
-        },
-        {
-            "apiVersion": RBAC_V1,
-            "kind": "Role",
-            "metadata": {"name": OPERATOR_ROLE, "namespace": namespace, "labels": labels},
-            "rules": local,
-        },
-        {
-            "apiVersion": RBAC_V1,
-            "kind": "RoleBinding",
-            "metadata": {"name": OPERATOR_BINDING, "namespace": namespace, "labels": labels},
-            "roleRef": {
-                "apiGroup": "rbac.authorization.k8s.io",
-                "kind": "Role",
-                "name": OPERATOR_ROLE,
-            },
-            "subjects": subjects,
-        },
+        account,
+        *role_with_binding(
+            OPERATOR_ROLE, None, cluster, account, OPERATOR_LABELS, OPERATOR_BINDING
+        ),
+        *role_with_binding(
+            OPERATOR_ROLE, namespace, local, account, OPERATOR_LABELS, OPERATOR_BINDING
+        ),
     ]
 
 
@@ -368,11 +342,7 @@ def operator_deployment(namespace: str = NAMESPACE) -> JSON:
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
-        "metadata": {
-            "name": OPERATOR_NAME,
-            "namespace": namespace,
-            "labels": dict(OPERATOR_LABELS),
-        },
+        "metadata": object_meta(OPERATOR_NAME, namespace, OPERATOR_LABELS),
         "spec": operator_deployment_spec(),
     }
 
@@ -381,11 +351,7 @@ def operator_service(namespace: str = NAMESPACE) -> JSON:
     return {
         "apiVersion": "v1",
         "kind": "Service",
-        "metadata": {
-            "name": OPERATOR_SERVICE,
-            "namespace": namespace,
-            "labels": dict(OPERATOR_LABELS),
-        },
+        "metadata": object_meta(OPERATOR_SERVICE, namespace, OPERATOR_LABELS),
         "spec": {
             "selector": dict(OPERATOR_LABELS),
             "ports": [

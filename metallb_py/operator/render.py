@@ -55,7 +55,8 @@ def _labels(component: str | None = None) -> dict[str, str]:
     return {"app": APP, "component": component} if component else {"app": APP}
 
 
-def _meta(name: str, namespace: str | None, labels: Mapping[str, str]) -> JSON:
+def object_meta(name: str, namespace: str | None, labels: Mapping[str, str]) -> JSON:
+    """metadata: name, namespace unless cluster-scoped (None), and a copy of `labels`."""
     meta: JSON = {"name": name}
     if namespace is not None:
         meta["namespace"] = namespace
@@ -78,8 +79,9 @@ def _field_env(name: str, path: str) -> JSON:
     return {"name": name, "valueFrom": {"fieldRef": {"fieldPath": path}}}
 
 
-def _probes(container: JSON) -> None:
-    """/healthz and /readyz on the metrics port, which every component serves."""
+def _component_defaults(container: JSON) -> None:
+    """What the controller and speaker containers share: /healthz and /readyz on the metrics
+    port, which every component serves, and their resource requests and limits."""
     container["livenessProbe"] = {
         "httpGet": {"path": "/healthz", "port": "monitoring"},
         "initialDelaySeconds": 10,
@@ -90,6 +92,56 @@ def _probes(container: JSON) -> None:
         "httpGet": {"path": "/readyz", "port": "monitoring"},
         "periodSeconds": 5,
     }
+    container["resources"] = {
+        "requests": {"cpu": "50m", "memory": "64Mi"},
+        "limits": {"memory": "512Mi"},
+    }
+
+
+def _template_meta(labels: Mapping[str, str], metrics_port: int) -> JSON:
+    """Pod template metadata, with the annotations that let Prometheus scrape without monitors."""
+    return {
+        "labels": dict(labels),
+        "annotations": {"prometheus.io/scrape": "true", "prometheus.io/port": str(metrics_port)},
+    }
+
+
+def role_with_binding(
+    name: str,
+    namespace: str | None,
+    rules: list[JSON],
+    account: JSON,
+    labels: Mapping[str, str],
+    binding: str | None = None,
+) -> list[JSON]:
+    """A Role in `namespace` (a ClusterRole when None) and the binding that grants it to the
+    ServiceAccount `account`; the binding takes the role's name unless `binding` names it."""
+    kind = "ClusterRole" if namespace is None else "Role"
+    meta = account["metadata"]
+    subject = {"kind": "ServiceAccount", "name": meta["name"], "namespace": meta["namespace"]}
+    return [
+        {
+            "apiVersion": RBAC_V1,
+            "kind": kind,
+            "metadata": object_meta(name, namespace, labels),
+            "rules": rules,
+        },
+        {
+            "apiVersion": RBAC_V1,
+            "kind": f"{kind}Binding",
+            "metadata": object_meta(binding or name, namespace, labels),
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": kind, "name": name},
+            "subjects": [subject],
+        },
+    ]
+
+
+def service_account(name: str, namespace: str, labels: Mapping[str, str]) -> JSON:
+    return {
+        "apiVersion": "v1",
+        "kind": "ServiceAccount",
+        "metadata": object_meta(name, namespace, labels),
+    }
 
 
 def _identity(
@@ -98,47 +150,14 @@ def _identity(
     """ServiceAccount plus its ClusterRole/Binding (cluster-wide reads) and Role/Binding (its own
     namespace only: configuration, leases, secrets), so nothing outside the namespace is writable
     except what must be (Service status, events)."""
-    ns = env.namespace
     # Fixed, like the webhook's: one MetalLB serves a cluster, and the operator's RBAC may then
     # name them whatever namespace it is installed in.
     cluster_name = f"{CLUSTER_PREFIX}:{component}"
-    subject = [{"kind": "ServiceAccount", "name": component, "namespace": ns}]
+    account = service_account(component, env.namespace, _labels(component))
     return [
-        {
-            "apiVersion": "v1",
-            "kind": "ServiceAccount",
-            "metadata": _meta(component, ns, _labels(component)),
-        },
-        {
-            "apiVersion": RBAC_V1,
-            "kind": "ClusterRole",
-            "metadata": _meta(cluster_name, None, _labels()),
-            "rules": cluster_rules,
-        },
-        {
-            "apiVersion": RBAC_V1,
-            "kind": "ClusterRoleBinding",
-            "metadata": _meta(cluster_name, None, _labels()),
-            "roleRef": {
-                "apiGroup": "rbac.authorization.k8s.io",
-                "kind": "ClusterRole",
-                "name": cluster_name,
-            },
-            "subjects": subject,
-        },
-        {
-            "apiVersion": RBAC_V1,
-            "kind": "Role",
-            "metadata": _meta(component, ns, _labels()),
-            "rules": rules,
-        },
-        {
-            "apiVersion": RBAC_V1,
-            "kind": "RoleBinding",
-            "metadata": _meta(component, ns, _labels()),
-            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": component},
-            "subjects": copy.deepcopy(subject),
-        },
+        account,
+        *role_with_binding(cluster_name, None, cluster_rules, account, _labels()),
+        *role_with_binding(component, env.namespace, rules, account, _labels()),
     ]
 
 
@@ -219,23 +238,13 @@ def controller(spec: Mapping[str, Any], env: OperatorEnv) -> list[JSON]:
         ],
         "ports": [{"name": "monitoring", "containerPort": env.controller_metrics_port}],
     }
-    _probes(container)
-    container["resources"] = {
-        "requests": {"cpu": "50m", "memory": "64Mi"},
-        "limits": {"memory": "512Mi"},
-    }
+    _component_defaults(container)
     container["securityContext"] = {
         "allowPrivilegeEscalation": False,
         "readOnlyRootFilesystem": True,
         "capabilities": {"drop": ["ALL"]},
     }
-    template_meta: JSON = {
-        "labels": dict(labels),
-        "annotations": {
-            "prometheus.io/scrape": "true",
-            "prometheus.io/port": str(env.controller_metrics_port),
-        },
-    }
+    template_meta = _template_meta(labels, env.controller_metrics_port)
     pod: JSON = {
         "serviceAccountName": CONTROLLER,
         "terminationGracePeriodSeconds": 5,
@@ -267,7 +276,7 @@ def controller(spec: Mapping[str, Any], env: OperatorEnv) -> list[JSON]:
     deployment: JSON = {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
-        "metadata": _meta(CONTROLLER, ns, labels),
+        "metadata": object_meta(CONTROLLER, ns, labels),
         "spec": {
             "replicas": 2,
             "revisionHistoryLimit": 3,
@@ -331,11 +340,7 @@ def speaker(spec: Mapping[str, Any], env: OperatorEnv) -> list[JSON]:
             {"name": "memberlist-udp", "containerPort": port, "protocol": "UDP"},
         ],
     }
-    _probes(container)
-    container["resources"] = {
-        "requests": {"cpu": "50m", "memory": "64Mi"},
-        "limits": {"memory": "512Mi"},
-    }
+    _component_defaults(container)
     container["securityContext"] = {
         "runAsUser": 0,
         "allowPrivilegeEscalation": False,
@@ -345,13 +350,7 @@ def speaker(spec: Mapping[str, Any], env: OperatorEnv) -> list[JSON]:
     container["volumeMounts"] = [
         {"name": MEMBERLIST_SECRET, "mountPath": MEMBERLIST_KEY_DIR, "readOnly": True}
     ]
-    template_meta: JSON = {
-        "labels": dict(labels),
-        "annotations": {
-            "prometheus.io/scrape": "true",
-            "prometheus.io/port": str(env.speaker_metrics_port),
-        },
-    }
+    template_meta = _template_meta(labels, env.speaker_metrics_port)
     pod: JSON = {
         "serviceAccountName": SPEAKER,
         "hostNetwork": True,
@@ -376,7 +375,7 @@ def speaker(spec: Mapping[str, Any], env: OperatorEnv) -> list[JSON]:
     daemonset: JSON = {
         "apiVersion": "apps/v1",
         "kind": "DaemonSet",
-        "metadata": _meta(SPEAKER, ns, labels),
+        "metadata": object_meta(SPEAKER, ns, labels),
         "spec": {
             "selector": {"matchLabels": dict(labels)},
             "updateStrategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 1}},
@@ -436,7 +435,7 @@ def webhook_deployment(spec: Mapping[str, Any], env: OperatorEnv) -> list[JSON]:
         {
             "apiVersion": "apps/v1",
             "kind": "Deployment",
-            "metadata": _meta(WEBHOOK_DEPLOYMENT, env.namespace, labels),
+            "metadata": object_meta(WEBHOOK_DEPLOYMENT, env.namespace, labels),
             "spec": {
                 "replicas": 1,
                 "selector": {"matchLabels": dict(labels)},
@@ -450,7 +449,7 @@ def _ingress_policy(name: str, env: OperatorEnv, component: str, ports: list[int
     return {
         "apiVersion": "networking.k8s.io/v1",
         "kind": "NetworkPolicy",
-        "metadata": _meta(name, env.namespace, _labels()),
+        "metadata": object_meta(name, env.namespace, _labels()),
         "spec": {
             "podSelector": {"matchLabels": _labels(component)},
             "policyTypes": ["Ingress"],
@@ -508,7 +507,7 @@ def monitor(
             {
                 "apiVersion": "monitoring.coreos.com/v1",
                 "kind": "PodMonitor",
-                "metadata": _meta(name, namespace, meta_labels),
+                "metadata": object_meta(name, namespace, meta_labels),
                 "spec": {
                     "selector": {"matchLabels": dict(selector)},
                     "namespaceSelector": {"matchNames": [namespace]},
@@ -521,7 +520,7 @@ def monitor(
         {
             "apiVersion": "v1",
             "kind": "Service",
-            "metadata": _meta(service, namespace, {**meta_labels, "name": service}),
+            "metadata": object_meta(service, namespace, {**meta_labels, "name": service}),
             "spec": {
                 "clusterIP": "None",
                 "selector": dict(selector),
@@ -533,7 +532,7 @@ def monitor(
         {
             "apiVersion": "monitoring.coreos.com/v1",
             "kind": "ServiceMonitor",
-            "metadata": _meta(name, namespace, meta_labels),
+            "metadata": object_meta(name, namespace, meta_labels),
             "spec": {
                 "selector": {"matchLabels": {"name": service}},
                 "namespaceSelector": {"matchNames": [namespace]},
