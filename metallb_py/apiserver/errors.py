@@ -50,31 +50,26 @@ def qualified(resource: str, group: str) -> str:
     return f"{resource}.{group}" if group else resource
 
 
+def _about(
+    code: int, reason: str, resource: str, group: str, name: str, text: str, lead: str = ""
+) -> ApiError:
+    """An error about one named object, worded as the real server does:
+    `<lead><resource>.<group> "<name>"<text>`."""
+    message = f'{lead}{qualified(resource, group)} "{name}"{text}'
+    return ApiError(code, reason, message, details=_details(name, group, resource))
+
+
 def not_found(resource: str, group: str, name: str) -> ApiError:
-    return ApiError(
-        404,
-        "NotFound",
-        f'{qualified(resource, group)} "{name}" not found',
-        details=_details(name, group, resource),
-    )
+    return _about(404, "NotFound", resource, group, name, " not found")
 
 
 def already_exists(resource: str, group: str, name: str) -> ApiError:
-    return ApiError(
-        409,
-        "AlreadyExists",
-        f'{qualified(resource, group)} "{name}" already exists',
-        details=_details(name, group, resource),
-    )
+    return _about(409, "AlreadyExists", resource, group, name, " already exists")
 
 
 def conflict(resource: str, group: str, name: str, why: str) -> ApiError:
-    return ApiError(
-        409,
-        "Conflict",
-        f'Operation cannot be fulfilled on {qualified(resource, group)} "{name}": {why}',
-        details=_details(name, group, resource),
-    )
+    lead = "Operation cannot be fulfilled on "
+    return _about(409, "Conflict", resource, group, name, f": {why}", lead)
 
 
 def stale(resource: str, group: str, name: str) -> ApiError:
@@ -177,13 +172,12 @@ def _render(value: Any) -> str:
 
 def invalid(kind: str, group: str, name: str, errors: list[FieldError]) -> ApiError:
     """422 Invalid with every cause, like `Service "x" is invalid: [a, b]`."""
-    qual = f"{kind}.{group}" if group else kind
     texts = [str(e) for e in errors]
     joined = texts[0] if len(texts) == 1 else "[" + ", ".join(texts) + "]"
     return ApiError(
         422,
         "Invalid",
-        f'{qual} "{name}" is invalid: {joined}',
+        f'{qualified(kind, group)} "{name}" is invalid: {joined}',
         details={
             **_details(name, group, kind),
             "causes": [

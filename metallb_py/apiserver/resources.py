@@ -67,7 +67,8 @@ class Resource:
         return bool(self.crd_name)
 
 
-def core(
+def builtin(
+    api_version: str,
     plural: str,
     kind: str,
     namespaced: bool,
@@ -76,9 +77,11 @@ def core(
     sub: tuple[str, ...] = (),
     cats: tuple[str, ...] = (),
 ) -> Resource:
+    """A built-in type in one line of the table below."""
+    group, _, version = api_version.rpartition("/")
     return Resource(
-        "",
-        "v1",
+        group,
+        version,
         plural,
         kind,
         namespaced,
@@ -86,6 +89,11 @@ def core(
         subresources=frozenset(sub),
         categories=list(cats),
     )
+
+
+def _in_all(api_version: str, plural: str, kind: str, short: str) -> Resource:
+    """A member of the `all` category (`kubectl get all`): namespaced, with a status."""
+    return builtin(api_version, plural, kind, True, short=(short,), sub=("status",), cats=("all",))
 
 
 # events.k8s.io/v1 Event field -> the core/v1 name it is stored under (one store, two APIs).
@@ -119,17 +127,18 @@ def _core_to_events(obj: JSON) -> JSON:
 
 def builtin_resources() -> list[Resource]:
     """Every built-in type, in the order discovery lists them."""
+    rbac = "rbac.authorization.k8s.io/v1"
     r = [
-        core("namespaces", "Namespace", False, short=("ns",), sub=("status", "finalize")),
-        core("nodes", "Node", False, short=("no",), sub=("status",)),
-        core("pods", "Pod", True, short=("po",), sub=("status",), cats=("all",)),
-        core("services", "Service", True, short=("svc",), sub=("status",), cats=("all",)),
-        core("endpoints", "Endpoints", True, short=("ep",)),
-        core("secrets", "Secret", True),
-        core("configmaps", "ConfigMap", True, short=("cm",)),
-        core("events", "Event", True, short=("ev",)),
-        core("serviceaccounts", "ServiceAccount", True, short=("sa",), sub=("token",)),
-        Resource("discovery.k8s.io", "v1", "endpointslices", "EndpointSlice", True),
+        builtin("v1", "namespaces", "Namespace", False, short=("ns",), sub=("status", "finalize")),
+        builtin("v1", "nodes", "Node", False, short=("no",), sub=("status",)),
+        _in_all("v1", "pods", "Pod", "po"),
+        _in_all("v1", "services", "Service", "svc"),
+        builtin("v1", "endpoints", "Endpoints", True, short=("ep",)),
+        builtin("v1", "secrets", "Secret", True),
+        builtin("v1", "configmaps", "ConfigMap", True, short=("cm",)),
+        builtin("v1", "events", "Event", True, short=("ev",)),
+        builtin("v1", "serviceaccounts", "ServiceAccount", True, short=("sa",), sub=("token",)),
+        builtin("discovery.k8s.io/v1", "endpointslices", "EndpointSlice", True),
         Resource(
             "events.k8s.io",
             "v1",
@@ -143,58 +152,31 @@ def builtin_resources() -> list[Resource]:
             to_storage=_events_to_core,
             from_storage=_core_to_events,
         ),
-        Resource("coordination.k8s.io", "v1", "leases", "Lease", True),
-        Resource(
-            "apps",
-            "v1",
-            "deployments",
-            "Deployment",
-            True,
-            short_names=["deploy"],
-            subresources=frozenset({"status"}),
-            categories=["all"],
-        ),
-        Resource(
-            "apps",
-            "v1",
-            "daemonsets",
-            "DaemonSet",
-            True,
-            short_names=["ds"],
-            subresources=frozenset({"status"}),
-            categories=["all"],
-        ),
+        builtin("coordination.k8s.io/v1", "leases", "Lease", True),
+        _in_all("apps/v1", "deployments", "Deployment", "deploy"),
+        _in_all("apps/v1", "daemonsets", "DaemonSet", "ds"),
         # Stored and served, not enforced: this server has no pod network. Manifests that carry
         # policies for a real cluster apply here unchanged.
-        Resource(
-            "networking.k8s.io",
-            "v1",
-            "networkpolicies",
-            "NetworkPolicy",
-            True,
-            short_names=["netpol"],
+        builtin(
+            "networking.k8s.io/v1", "networkpolicies", "NetworkPolicy", True, short=("netpol",)
         ),
-        Resource("rbac.authorization.k8s.io", "v1", "roles", "Role", True),
-        Resource("rbac.authorization.k8s.io", "v1", "rolebindings", "RoleBinding", True),
-        Resource("rbac.authorization.k8s.io", "v1", "clusterroles", "ClusterRole", False),
-        Resource(
-            "rbac.authorization.k8s.io", "v1", "clusterrolebindings", "ClusterRoleBinding", False
-        ),
-        Resource(
-            "admissionregistration.k8s.io",
-            "v1",
+        builtin(rbac, "roles", "Role", True),
+        builtin(rbac, "rolebindings", "RoleBinding", True),
+        builtin(rbac, "clusterroles", "ClusterRole", False),
+        builtin(rbac, "clusterrolebindings", "ClusterRoleBinding", False),
+        builtin(
+            "admissionregistration.k8s.io/v1",
             "validatingwebhookconfigurations",
             "ValidatingWebhookConfiguration",
             False,
         ),
-        Resource(
-            "apiextensions.k8s.io",
-            "v1",
+        builtin(
+            "apiextensions.k8s.io/v1",
             "customresourcedefinitions",
             "CustomResourceDefinition",
             False,
-            short_names=["crd", "crds"],
-            subresources=frozenset({"status"}),
+            short=("crd", "crds"),
+            sub=("status",),
         ),
     ]
     return r
