@@ -16,7 +16,7 @@ needed), peers become `peer1..N`, advertisements `l2advertisement1..N` and
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -227,6 +227,18 @@ class _Converter:
         self.note(path, f"expected a mapping, got {type(raw).__name__}")
         return None
 
+    def entries(
+        self, raw: Any, section: str, known: Iterable[str]
+    ) -> Iterator[tuple[int, str, dict[str, Any]]]:
+        """(index, path, mapping) for each mapping of the list `section`; an item that is not a
+        mapping, and any unknown key, is noted."""
+        for i, item in enumerate(_items(raw, section, self)):
+            path = f"{section}[{i}]"
+            entry = self.mapping(item, path)
+            if entry is not None:
+                self.unknown(entry, known, path)
+                yield i, path, entry
+
     def unknown(self, item: dict[str, Any], known: Iterable[str], path: str) -> None:
         allowed = set(known)
         for key in item:
@@ -259,12 +271,7 @@ class _Converter:
         """BFDProfile objects; returns old name -> new name for the peers' references."""
         renamed: dict[str, str] = {}
         self.reserve("BFDProfile", raw)
-        for i, item in enumerate(_items(raw, "bfd-profiles", self)):
-            path = f"bfd-profiles[{i}]"
-            prof = self.mapping(item, path)
-            if prof is None:
-                continue
-            self.unknown(prof, ["name", *BFD_KEYS], path)
+        for _, path, prof in self.entries(raw, "bfd-profiles", ["name", *BFD_KEYS]):
             old = prof.get("name")
             if not isinstance(old, str) or not old:
                 self.note(path, "a BFD profile without a name")
@@ -314,12 +321,7 @@ class _Converter:
         l2_ads: list[tuple[str, dict[str, Any]]] = []
         bgp_ads: list[tuple[str, dict[str, Any]]] = []
         self.reserve("IPAddressPool", raw)
-        for i, item in enumerate(_items(raw, "address-pools", self)):
-            path = f"address-pools[{i}]"
-            pool = self.mapping(item, path)
-            if pool is None:
-                continue
-            self.unknown(pool, POOL_KEYS, path)
+        for _, path, pool in self.entries(raw, "address-pools", POOL_KEYS):
             old = pool.get("name")
             if not isinstance(old, str) or not old:
                 self.note(path, "a pool without a name")
@@ -425,12 +427,7 @@ class _Converter:
         return spec
 
     def peers(self, raw: Any, bfd: dict[str, str]) -> None:
-        for i, item in enumerate(_items(raw, "peers", self)):
-            path = f"peers[{i}]"
-            peer = self.mapping(item, path)
-            if peer is None:
-                continue
-            self.unknown(peer, PEER_KEYS, path)
+        for i, path, peer in self.entries(raw, "peers", PEER_KEYS):
             spec: dict[str, Any] = {}
             for key in ("my-asn", "peer-asn"):
                 if peer.get(key) is None:
@@ -492,22 +489,15 @@ class _Converter:
         if raw is None:
             return []
         out: list[dict[str, Any]] = []
-        for i, item in enumerate(_items(raw, path, self)):
-            sel = self.mapping(item, f"{path}[{i}]")
-            if sel is None:
-                continue
-            self.unknown(sel, SELECTOR_KEYS, f"{path}[{i}]")
+        for _, sel_path, sel in self.entries(raw, path, SELECTOR_KEYS):
             new: dict[str, Any] = {}
             labels = sel.get("match-labels")
             if labels:
                 new["matchLabels"] = {str(k): str(v) for k, v in dict(labels).items()}
             exprs = []
-            for j, expr in enumerate(sel.get("match-expressions") or []):
-                e_path = f"{path}[{i}].match-expressions[{j}]"
-                req = self.mapping(expr, e_path)
-                if req is None:
-                    continue
-                self.unknown(req, ("key", "operator", "values"), e_path)
+            requirements = sel.get("match-expressions")
+            known = ("key", "operator", "values")
+            for _, _, req in self.entries(requirements, f"{sel_path}.match-expressions", known):
                 one: dict[str, Any] = {
                     "key": str(req.get("key", "")),
                     "operator": str(req.get("operator", "")),

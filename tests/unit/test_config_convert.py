@@ -393,6 +393,35 @@ def test_names_are_made_valid_and_unique() -> None:
     assert_valid(objects)
 
 
+def test_malformed_node_selectors_are_named() -> None:
+    """Every list of the configuration is checked alike: items must be mappings with known keys,
+    and match-expressions must be a list (not a mapping or a string)."""
+    objects, notes = converted(
+        "address-pools:\n"
+        "- {name: a, protocol: layer2, addresses: [192.0.2.0/28]}\n"
+        "peers:\n"
+        "- peer-address: 192.0.2.1\n"
+        "  peer-asn: 64501\n"
+        "  my-asn: 64500\n"
+        "  node-selectors:\n"
+        "  - 7\n"
+        "  - {match-labels: {rack: r1}, match-expressions: {key: zone}, colour: red}\n"
+        "  - match-expressions: [{key: zone, operator: In, values: [a]}, x]\n"
+    )
+    assert notes == [
+        "peers[0].node-selectors[0]: not carried over: expected a mapping, got int",
+        "peers[0].node-selectors[1].colour: not carried over: unknown key (not part of "
+        "MetalLB's configuration)",
+        "peers[0].node-selectors[1].match-expressions: not carried over: expected a list",
+        "peers[0].node-selectors[2].match-expressions[1]: not carried over: expected a "
+        "mapping, got str",
+    ]
+    assert by_kind(objects, "BGPPeer")["peer1"]["nodeSelectors"] == [
+        {"matchLabels": {"rack": "r1"}},
+        {"matchExpressions": [{"key": "zone", "operator": "In", "values": ["a"]}]},
+    ]
+
+
 @pytest.mark.parametrize(
     ("text", "message"),
     [
