@@ -81,27 +81,18 @@ class ServiceAllocator:
 
     # -- bookkeeping for objects loaded from storage, and deletions ------------------------------
     def adopt(self, svc: JSON) -> None:
-        spec = svc.get("spec") or {}
-        for ip in spec.get("clusterIPs") or []:
+        ips, ports = _held(svc)
+        for ip in ips:
             for a in self.allocators:
-                if ip and ip != "None":
-                    a.reserve(ip)
-        for p in spec.get("ports") or []:
-            if p.get("nodePort"):
-                self.node_ports.add(int(p["nodePort"]))
-        if spec.get("healthCheckNodePort"):
-            self.node_ports.add(int(spec["healthCheckNodePort"]))
+                a.reserve(ip)
+        self.node_ports.update(ports)
 
     def release(self, svc: JSON) -> None:
-        spec = svc.get("spec") or {}
-        for ip in spec.get("clusterIPs") or []:
+        ips, ports = _held(svc)
+        for ip in ips:
             for a in self.allocators:
                 a.release(ip)
-        for p in spec.get("ports") or []:
-            if p.get("nodePort"):
-                self.node_ports.discard(int(p["nodePort"]))
-        if spec.get("healthCheckNodePort"):
-            self.node_ports.discard(int(spec["healthCheckNodePort"]))
+        self.node_ports.difference_update(ports)
 
     def _node_port(self) -> int | None:
         lo, hi = NODE_PORT_RANGE
@@ -440,3 +431,13 @@ class ServiceAllocator:
             if hc:
                 spec["healthCheckNodePort"] = hc
         return errs
+
+
+def _held(svc: JSON) -> tuple[list[str], list[int]]:
+    """The cluster IPs and node ports (the health-check one included) a stored Service holds."""
+    spec = svc.get("spec") or {}
+    ips = [ip for ip in spec.get("clusterIPs") or [] if ip and ip != "None"]
+    ports = [int(p["nodePort"]) for p in spec.get("ports") or [] if p.get("nodePort")]
+    if spec.get("healthCheckNodePort"):
+        ports.append(int(spec["healthCheckNodePort"]))
+    return ips, ports

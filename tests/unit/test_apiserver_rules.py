@@ -165,6 +165,25 @@ def test_service_defaults_and_allocation() -> None:
     assert "not configured for dual-stack" in str(errs[0])
 
 
+def test_service_adopt_and_release_book_ips_and_node_ports() -> None:
+    alloc = ServiceAllocator(["10.96.0.0/28", "fd00::/120"])
+    stored = {
+        "spec": {
+            "clusterIPs": ["10.96.0.5", "fd00::5"],
+            "ports": [{"port": 80, "nodePort": 30080}, {"port": 81}],
+            "healthCheckNodePort": 31000,
+        }
+    }
+    alloc.adopt(stored)
+    assert alloc.node_ports == {30080, 31000}
+    errs = alloc.prepare(svc(clusterIP="10.96.0.5"), None)
+    assert errs and "already allocated" in str(errs[0])
+    alloc.adopt({"spec": {"clusterIPs": ["None"]}})  # headless: nothing to book
+    alloc.release(stored)
+    assert alloc.node_ports == set()
+    assert alloc.prepare(svc(clusterIP="10.96.0.5"), None) == []
+
+
 def test_service_update_changes_families_only_by_policy() -> None:
     alloc = ServiceAllocator(["10.96.0.0/28", "fd00::/120"])
     a = svc()
