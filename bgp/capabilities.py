@@ -113,14 +113,22 @@ class FourOctetAS:
 
 
 @dataclass(frozen=True, slots=True)
-class ExtendedNextHop:
-    """RFC 8950: (NLRI AFI, NLRI SAFI, next-hop AFI) triples, e.g. (1, 1, 2)."""
+class _Triples:
+    """A capability whose value is a list of fixed-size (AFI, SAFI, X) entries."""
 
     entries: tuple[tuple[int, int, int], ...]
-    code: ClassVar[int] = CAP_EXTENDED_NEXT_HOP
+    entry_format: ClassVar[str]
 
     def encode_value(self) -> bytes:
-        return b"".join(struct.pack("!HHH", *e) for e in self.entries)
+        return b"".join(struct.pack(self.entry_format, *e) for e in self.entries)
+
+
+@dataclass(frozen=True, slots=True)
+class ExtendedNextHop(_Triples):
+    """RFC 8950: (NLRI AFI, NLRI SAFI, next-hop AFI) triples, e.g. (1, 1, 2)."""
+
+    code: ClassVar[int] = CAP_EXTENDED_NEXT_HOP
+    entry_format: ClassVar[str] = "!HHH"
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,14 +160,11 @@ class GracefulRestart:
 
 
 @dataclass(frozen=True, slots=True)
-class AddPath:
+class AddPath(_Triples):
     """RFC 7911: (AFI, SAFI, mode) with mode 1 receive, 2 send, 3 both."""
 
-    entries: tuple[tuple[int, int, int], ...]
     code: ClassVar[int] = CAP_ADD_PATH
-
-    def encode_value(self) -> bytes:
-        return b"".join(struct.pack("!HBB", *e) for e in self.entries)
+    entry_format: ClassVar[str] = "!HBB"
 
 
 @dataclass(frozen=True, slots=True)
@@ -193,6 +198,18 @@ def encode_capability(cap: Capability) -> bytes:
     return bytes((cap.code, len(value))) + value
 
 
+_FLAGS: dict[int, type[RouteRefresh | EnhancedRouteRefresh | ExtendedMessage]] = {
+    cls.code: cls for cls in (RouteRefresh, EnhancedRouteRefresh, ExtendedMessage)
+}
+
+
+def _entries(value: bytes, cls: type[_Triples], name: str) -> tuple[tuple[int, int, int], ...]:
+    size = struct.calcsize(cls.entry_format)
+    if len(value) % size:
+        raise _malformed(f"{name} capability length {len(value)}, not a multiple of {size}")
+    return tuple(struct.iter_unpack(cls.entry_format, value))
+
+
 def decode_capability(code: int, value: bytes) -> Capability:
     """One capability from its code and value; a bad length is OPEN error 2/0."""
     n = len(value)
@@ -201,26 +218,18 @@ def decode_capability(code: int, value: bytes) -> Capability:
             raise _malformed(f"multiprotocol capability length {n}, expected 4")
         afi, _reserved, safi = struct.unpack("!HBB", value)
         return Multiprotocol(afi, safi)
-    if code == CAP_ROUTE_REFRESH:
+    flag = _FLAGS.get(code)
+    if flag is not None:
         if n:
-            raise _malformed(f"route refresh capability length {n}, expected 0")
-        return RouteRefresh()
-    if code == CAP_ENHANCED_ROUTE_REFRESH:
-        if n:
-            raise _malformed(f"enhanced route refresh capability length {n}, expected 0")
-        return EnhancedRouteRefresh()
-    if code == CAP_EXTENDED_MESSAGE:
-        if n:
-            raise _malformed(f"extended message capability length {n}, expected 0")
-        return ExtendedMessage()
+            name = CAPABILITY_NAMES[code].replace("-", " ")
+            raise _malformed(f"{name} capability length {n}, expected 0")
+        return flag()
     if code == CAP_FOUR_OCTET_AS:
         if n != 4:
             raise _malformed(f"four-octet AS capability length {n}, expected 4")
         return FourOctetAS(int.from_bytes(value, "big"))
     if code == CAP_EXTENDED_NEXT_HOP:
-        if n % 6:
-            raise _malformed(f"extended next hop capability length {n}, not a multiple of 6")
-        return ExtendedNextHop(tuple(struct.unpack_from("!HHH", value, i) for i in range(0, n, 6)))
+        return ExtendedNextHop(_entries(value, ExtendedNextHop, "extended next hop"))
     if code == CAP_GRACEFUL_RESTART:
         if n < 2 or (n - 2) % 4:
             raise _malformed(f"graceful restart capability length {n}")
@@ -241,15 +250,11 @@ def decode_capability(code: int, value: bytes) -> Capability:
             families=fams,
         )
     if code == CAP_ADD_PATH:
-        if n % 4:
-            raise _malformed(f"add-path capability length {n}, not a multiple of 4")
-        entries = []
-        for i in range(0, n, 4):
-            afi, safi, mode = struct.unpack_from("!HBB", value, i)
-            if mode not in (1, 2, 3):
+        entries = _entries(value, AddPath, "add-path")
+        for _afi, _safi, mode in entries:
+            if mode not in (ADD_PATH_RECEIVE, ADD_PATH_SEND, ADD_PATH_BOTH):
                 raise _malformed(f"add-path send/receive value {mode}")
-            entries.append((afi, safi, mode))
-        return AddPath(tuple(entries))
+        return AddPath(entries)
     return UnknownCapability(code, bytes(value))
 
 
