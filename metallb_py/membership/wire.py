@@ -120,6 +120,13 @@ _SIZED_SKIP = {
 _CONTAINERS = {0xDC: (2, 1), 0xDD: (4, 1), 0xDE: (2, 2), 0xDF: (4, 2)}
 
 
+def _length_field(buf: bytes | bytearray, pos: int, width: int) -> int:
+    """The big-endian size or count of `width` bytes at `pos`; _Incomplete if cut short."""
+    if pos + width > len(buf):
+        raise _Incomplete
+    return int.from_bytes(buf[pos : pos + width], "big")
+
+
 def _object_end(buf: bytes | bytearray, pos: int, max_raw: int) -> int:
     """Where the msgpack object at `pos` ends; _Incomplete if `buf` stops first.
 
@@ -150,17 +157,13 @@ def _object_end(buf: bytes | bytearray, pos: int, max_raw: int) -> int:
             pos += _FIXED_SKIP[b]
         elif b in _SIZED_SKIP:
             width, extra = _SIZED_SKIP[b]
-            if pos + width > n:
-                raise _Incomplete
-            size = int.from_bytes(buf[pos : pos + width], "big")
+            size = _length_field(buf, pos, width)
             if size > max_raw:
                 raise WireError("too_large", f"msgpack raw of {size} bytes")
             pos += width + extra + size
         elif b in _CONTAINERS:
             width, per = _CONTAINERS[b]
-            if pos + width > n:
-                raise _Incomplete
-            items = int.from_bytes(buf[pos : pos + width], "big")
+            items = _length_field(buf, pos, width)
             if items > MAX_MSGPACK_ITEMS:
                 raise WireError("too_large", f"msgpack container of {items} items")
             count = items * per
@@ -271,6 +274,18 @@ _SOURCE: list[_Field] = [
     ("SourcePort", "source_port", _u16, True),
     ("SourceNode", "source_node", _str, True),
 ]
+# memberlist's suspect and dead structs are the same three fields.
+_ACCUSATION: list[_Field] = [
+    ("Incarnation", "incarnation", _u32, False),
+    ("Node", "node", _str, False),
+    ("From", "from_", _str, False),
+]
+# Where a member listens and what it announces, in alive and pushNodeState alike.
+_ENDPOINT: list[_Field] = [
+    ("Addr", "addr", _bytes, False),
+    ("Port", "port", _u16, False),
+    ("Meta", "meta", _bytes, False),
+]
 _SCHEMAS: dict[type, tuple[MessageType, list[_Field]]] = {
     Ping: (
         MessageType.PING,
@@ -293,40 +308,22 @@ _SCHEMAS: dict[type, tuple[MessageType, list[_Field]]] = {
     ),
     Nack: (MessageType.NACK, [("SeqNo", "seq_no", _u32, False)]),
     ErrorResp: (MessageType.ERROR, [("Error", "error", _str, False)]),
-    Suspect: (
-        MessageType.SUSPECT,
-        [
-            ("Incarnation", "incarnation", _u32, False),
-            ("Node", "node", _str, False),
-            ("From", "from_", _str, False),
-        ],
-    ),
+    Suspect: (MessageType.SUSPECT, _ACCUSATION),
     Alive: (
         MessageType.ALIVE,
         [
             ("Incarnation", "incarnation", _u32, False),
             ("Node", "node", _str, False),
-            ("Addr", "addr", _bytes, False),
-            ("Port", "port", _u16, False),
-            ("Meta", "meta", _bytes, False),
+            *_ENDPOINT,
             ("Vsn", "vsn", _vsn, False),
         ],
     ),
-    Dead: (
-        MessageType.DEAD,
-        [
-            ("Incarnation", "incarnation", _u32, False),
-            ("Node", "node", _str, False),
-            ("From", "from_", _str, False),
-        ],
-    ),
+    Dead: (MessageType.DEAD, _ACCUSATION),
     PushNodeState: (
         MessageType.PUSH_PULL,
         [
             ("Name", "name", _str, False),
-            ("Addr", "addr", _bytes, False),
-            ("Port", "port", _u16, False),
-            ("Meta", "meta", _bytes, False),
+            *_ENDPOINT,
             ("Incarnation", "incarnation", _u32, False),
             ("State", "state", _state, False),
             ("Vsn", "vsn", _vsn, False),
@@ -409,11 +406,14 @@ def encode_message(msg: Message) -> bytes:
     return bytes([schema[0]]) + _pack(_struct_map(msg))
 
 
-def _decode_struct(mtype: int, buf: bytes | bytearray, pos: int, max_raw: int) -> Message:
+def _decode_struct(
+    mtype: int, buf: bytes | bytearray, pos: int, max_raw: int
+) -> tuple[Message, int]:
+    """The map-bodied message of type `mtype` whose map starts at `pos`, and where it ends."""
     cls = _BY_TYPE[mtype]
-    obj, _ = _read_map(buf, pos, max_raw)
+    obj, end = _read_map(buf, pos, max_raw)
     msg: Message = cls(**_from_map(obj, _SCHEMAS[cls][1]))
-    return msg
+    return msg, end
 
 
 _PACKET_TYPES = frozenset(
@@ -439,7 +439,7 @@ def decode_message(data: bytes) -> Message:
         if mtype == MessageType.USER:
             return UserMsg(bytes(data[1:]))
         if mtype in _PACKET_TYPES or mtype == MessageType.ERROR:
-            return _decode_struct(mtype, data, 1, len(data))
+            return _decode_struct(mtype, data, 1, len(data))[0]
         if mtype == MessageType.PUSH_PULL:
             return _parse_complete(data, MAX_STREAM_SIZE)
     except _Incomplete:
@@ -483,6 +483,15 @@ def _split_label(data: bytes | bytearray) -> tuple[bytes, int]:
 def _compress(body: bytes) -> bytes:
     wrapper = {"algo": LZW_ALGO, "buf": lzw.compress(body)}
     return bytes([MessageType.COMPRESS]) + _pack(_to_map(wrapper, _COMPRESS))
+
+
+def _decompress_whole(buf: bytes, max_raw: int, max_size: int) -> bytes:
+    """The payload of the compress message that is all of `buf` (a packet part, a stream body)."""
+    try:
+        obj, _ = _read_map(buf, 1, max_raw)
+    except _Incomplete:
+        raise WireError("malformed", "truncated compress message") from None
+    return _decompress_map(obj, max_size)
 
 
 def _decompress_map(obj: dict[str, Any], max_size: int) -> bytes:
@@ -627,11 +636,7 @@ def _handle_command(buf: bytes, depth: int, out: list[Message]) -> None:
     elif mtype == MessageType.COMPRESS:
         if depth >= MAX_NESTING:
             raise WireError("nesting", "compression nested too deep")
-        try:
-            obj, _ = _read_map(buf, 1, len(buf))
-        except _Incomplete:
-            raise WireError("malformed", "truncated compress message") from None
-        _handle_command(_decompress_map(obj, MAX_PACKET_DECOMPRESSED), depth + 1, out)
+        _handle_command(_decompress_whole(buf, len(buf), MAX_PACKET_DECOMPRESSED), depth + 1, out)
     elif mtype in _PACKET_TYPES or mtype == MessageType.USER:
         out.append(decode_message(buf))
     else:
@@ -747,9 +752,7 @@ class _BodyParser:
                     raise WireError("too_large", "user message length")
             payload = self._raw(buf, self.header["user_msg_len"])
             return UserMsg(payload)
-        cls = _BY_TYPE[self.mtype]
-        obj, self.pos = _read_map(buf, self.pos, self.max_size)
-        msg: Message = cls(**_from_map(obj, _SCHEMAS[cls][1]))
+        msg, self.pos = _decode_struct(self.mtype, buf, self.pos, self.max_size)
         return msg
 
     def _raw(self, buf: bytes | bytearray, size: int) -> bytes:
@@ -885,11 +888,7 @@ class StreamDecoder:
             raise WireError("decrypt", str(exc)) from None
         self._consume(5 + size)
         if plain and plain[0] == MessageType.COMPRESS:
-            try:
-                obj, _ = _read_map(plain, 1, self._max_size)
-            except _Incomplete:
-                raise WireError("malformed", "truncated compress message") from None
-            plain = _decompress_map(obj, self._max_size)
+            plain = _decompress_whole(plain, self._max_size, self._max_size)
         return _parse_complete(plain, self._max_size)
 
 
