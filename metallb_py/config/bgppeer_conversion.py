@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import json
+from collections.abc import Callable
 from typing import Any
 
 V1BETA1 = "metallb.io/v1beta1"
@@ -49,42 +50,34 @@ def _legacy_selectors_to_v1beta2(selectors: list[Any]) -> list[Any]:
     return out
 
 
-def _begin(obj: dict[str, Any], source: str, target: str) -> tuple[Any, dict[str, Any]] | None:
-    """(the object's spec, a copy of the fields both versions share), or None when `obj` is
-    already at `target`; anything but `source` or `target` is refused."""
+# What a direction adds to the shared fields: (source spec, new spec, annotations), edited in place.
+_Fill = Callable[[dict[str, Any], dict[str, Any], dict[str, Any]], None]
+
+
+def _convert(obj: dict[str, Any], source: str, target: str, fill: _Fill) -> dict[str, Any]:
+    """A copy of `obj` at `target`: the fields both versions share, then what `fill` adds, with
+    its annotations (none left: no annotations key). An object already at `target` comes back
+    as a copy; anything but `source` or `target` is refused."""
+    out = copy.deepcopy(obj)
     if obj.get("apiVersion") == target:
-        return None
+        return out
     if obj.get("apiVersion") != source:
         raise ConversionError(f"cannot convert BGPPeer from {obj.get('apiVersion')!r}")
     spec = obj.get("spec") or {}
-    return spec, {k: copy.deepcopy(spec[k]) for k in _COMMON if k in spec}
-
-
-def _annotations(out: dict[str, Any]) -> dict[str, Any]:
-    return dict(out.setdefault("metadata", {}).get("annotations") or {})
-
-
-def _finish(
-    out: dict[str, Any], annotations: dict[str, Any], version: str, spec: dict[str, Any]
-) -> dict[str, Any]:
-    """Store the annotations (none: no annotations key), the version and the new spec."""
-    meta = out["metadata"]
+    new = {k: copy.deepcopy(spec[k]) for k in _COMMON if k in spec}
+    meta = out.setdefault("metadata", {})
+    annotations = dict(meta.get("annotations") or {})
+    fill(spec, new, annotations)
     if annotations:
         meta["annotations"] = annotations
     else:
         meta.pop("annotations", None)
-    out["apiVersion"] = version
-    out["spec"] = spec
+    out["apiVersion"] = target
+    out["spec"] = new
     return out
 
 
-def to_v1beta2(obj: dict[str, Any]) -> dict[str, Any]:
-    """A v1beta1 BGPPeer as v1beta2 (an object already at v1beta2 is returned as a copy)."""
-    out = copy.deepcopy(obj)
-    begun = _begin(obj, V1BETA1, V1BETA2)
-    if begun is None:
-        return out
-    spec, new = begun
+def _fill_v1beta2(spec: dict[str, Any], new: dict[str, Any], annotations: dict[str, Any]) -> None:
     if new.get("peerPort") == 0:
         del new["peerPort"]
     if "nodeSelectors" in spec:
@@ -92,7 +85,6 @@ def to_v1beta2(obj: dict[str, Any]) -> dict[str, Any]:
     if "holdTime" not in new and "keepaliveTime" not in new:
         new["holdTime"] = DEFAULT_HOLD
         new["keepaliveTime"] = DEFAULT_KEEPALIVE
-    annotations = _annotations(out)
     stashed = annotations.pop(STASH_ANNOTATION, None)
     if stashed:
         try:
@@ -102,24 +94,25 @@ def to_v1beta2(obj: dict[str, Any]) -> dict[str, Any]:
         if isinstance(extra, dict):
             for key, value in extra.items():
                 new.setdefault(key, value)
-    return _finish(out, annotations, V1BETA2, new)
+
+
+def _fill_v1beta1(spec: dict[str, Any], new: dict[str, Any], annotations: dict[str, Any]) -> None:
+    if "nodeSelectors" in spec:
+        new["nodeSelectors"] = copy.deepcopy(spec["nodeSelectors"])
+    extra = {k: v for k, v in spec.items() if k not in _COMMON and k != "nodeSelectors"}
+    annotations.pop(STASH_ANNOTATION, None)
+    if extra:
+        annotations[STASH_ANNOTATION] = json.dumps(extra, sort_keys=True, separators=(",", ":"))
+
+
+def to_v1beta2(obj: dict[str, Any]) -> dict[str, Any]:
+    """A v1beta1 BGPPeer as v1beta2 (an object already at v1beta2 is returned as a copy)."""
+    return _convert(obj, V1BETA1, V1BETA2, _fill_v1beta2)
 
 
 def to_v1beta1(obj: dict[str, Any]) -> dict[str, Any]:
     """A v1beta2 BGPPeer as v1beta1; v1beta2-only fields go to an annotation."""
-    out = copy.deepcopy(obj)
-    begun = _begin(obj, V1BETA2, V1BETA1)
-    if begun is None:
-        return out
-    spec, new = begun
-    if "nodeSelectors" in spec:
-        new["nodeSelectors"] = copy.deepcopy(spec["nodeSelectors"])
-    extra = {k: v for k, v in spec.items() if k not in _COMMON and k != "nodeSelectors"}
-    annotations = _annotations(out)
-    annotations.pop(STASH_ANNOTATION, None)
-    if extra:
-        annotations[STASH_ANNOTATION] = json.dumps(extra, sort_keys=True, separators=(",", ":"))
-    return _finish(out, annotations, V1BETA1, new)
+    return _convert(obj, V1BETA2, V1BETA1, _fill_v1beta1)
 
 
 def convert(obj: dict[str, Any], desired_api_version: str) -> dict[str, Any]:
