@@ -26,6 +26,7 @@ from metallb_py.allocator import (
 from metallb_py.allocator.service import uses_legacy_annotations
 from metallb_py.config import Config, ConfigHolder
 from metallb_py.config.problems import Problem
+from metallb_py.controller import ingest
 from metallb_py.controller.convert import pool_specs
 from metallb_py.controller.metrics import layer2_expected
 from metallb_py.controller.service_status import (
@@ -33,6 +34,7 @@ from metallb_py.controller.service_status import (
     desired_service,
     now_rfc3339,
     orphan_condition,
+    status_patch,
 )
 from metallb_py.kube import metrics as kube_metrics
 from metallb_py.kube.cache import by_namespace
@@ -97,10 +99,15 @@ class ServiceController:
         self.worker_count = workers
         self.pool_status_period = pool_status_period
         in_ns = f"metadata.namespace={namespace}"
+        # Trimmed at ingest to the fields the controller reads (ingest.py).
         self.services = Informer(
-            rest, SERVICES, indexers={"namespace": by_namespace}, resync_period=resync_period
+            rest,
+            SERVICES,
+            indexers={"namespace": by_namespace},
+            resync_period=resync_period,
+            transform=ingest.service,
         )
-        self.namespaces = Informer(rest, NAMESPACES, resync_period=0)
+        self.namespaces = Informer(rest, NAMESPACES, resync_period=0, transform=ingest.namespace)
         self.pools = Informer(
             rest, IPADDRESSPOOLS, namespace=namespace, field_selector=in_ns, optional=True
         )
@@ -465,7 +472,7 @@ class ServiceController:
                 )
                 self._wake_pending()
             desired = desired_service(svc, [], None)
-            return await self._write(key, desired) if desired else Next.DONE
+            return await self._write(key, svc, desired) if desired else Next.DONE
 
         req = request_from_service(svc, self._namespace_labels(svc))
         result = alloc.assign(req, current_ips(svc))
@@ -534,7 +541,7 @@ class ServiceController:
             desired = desired_service(svc, result.ips, pool, orphan_reason)
         if desired is None:
             return Next.DONE
-        return await self._write(key, desired)
+        return await self._write(key, svc, desired)
 
     def _report_clear(
         self,
@@ -566,16 +573,21 @@ class ServiceController:
                 f"assignment: {detail}",
             )
 
-    async def _write(self, key: str, desired: JSON) -> Next:
-        result = await self.writer.put_status(SERVICES, desired)
+    async def _write(self, key: str, svc: JSON, desired: JSON) -> Next:
+        """Send what `desired` changes in the cached `svc`, as a merge patch (never the trimmed
+        object itself), under svc's resourceVersion."""
+        meta = svc.get("metadata") or {}
+        ns, name = meta.get("namespace"), meta["name"]
+        result = await self.writer.patch_status(SERVICES, ns, name, status_patch(svc, desired))
         if result.outcome is WriteOutcome.WRITTEN and result.obj is not None:
+            result.obj.setdefault("kind", "Service")
+            result.obj.setdefault("apiVersion", "v1")
             self.services.remember(result.obj)
             return Next.DONE
         if result.outcome is WriteOutcome.CONFLICT:
             # Recompute from fresh state, never resend the stale write.
-            meta = desired.get("metadata") or {}
             try:
-                fresh = await self.rest.get(SERVICES.path(meta.get("namespace"), meta["name"]))
+                fresh = await self.rest.get(SERVICES.path(ns, name))
             except ApiError as exc:
                 if exc.not_found:
                     self.services.cache.delete(key)

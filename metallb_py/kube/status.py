@@ -1,16 +1,17 @@
 """Status writes through the `/status` subresource, fenced and conflict-aware.
 
-Every write is a PUT of an object that carries the resourceVersion it was computed from, so the
-API server refuses it (409) if the object changed meanwhile. `put_status` makes one attempt and
-reports the outcome, for callers that recompute from their own fresh state (the Service
-reconciler requeues the key). `update_status` re-reads and recomputes on conflict, for simple
-writers (IPAddressPool counters, ConfigurationState).
+Every write carries the resourceVersion it was computed from, so the API server refuses it (409)
+if the object changed meanwhile. `put_status` (a PUT of the whole object) and `patch_status` (a
+JSON merge patch, for callers whose copy is trimmed and must not be sent back whole) make one
+attempt and report the outcome, for callers that recompute from their own fresh state (the
+Service reconciler requeues the key). `update_status` re-reads and recomputes on conflict, for
+simple writers (IPAddressPool counters, ConfigurationState).
 """
 
 from __future__ import annotations
 
 import enum
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 import aiohttp
@@ -52,8 +53,22 @@ class StatusWriter:
         if not self.can_write():
             return WriteResult(WriteOutcome.FENCED)
         path = resource.path(meta.get("namespace"), meta["name"], "status")
+        return await self._send(self.rest.replace(path, obj))
+
+    async def patch_status(
+        self, resource: Resource, namespace: str | None, name: str, patch: JSON
+    ) -> WriteResult:
+        """A merge patch of `/status`; `patch` must carry `metadata.resourceVersion`, which the
+        server checks like a PUT's (409 when the object changed since)."""
+        if not (patch.get("metadata") or {}).get("resourceVersion"):
+            raise ValueError("a status patch must carry the resourceVersion it was computed from")
+        if not self.can_write():
+            return WriteResult(WriteOutcome.FENCED)
+        return await self._send(self.rest.patch(resource.path(namespace, name, "status"), patch))
+
+    async def _send(self, request: Awaitable[JSON]) -> WriteResult:
         try:
-            written = await self.rest.replace(path, obj)
+            written = await request
         except ApiError as exc:
             if exc.conflict:
                 self.conflicts += 1

@@ -20,32 +20,16 @@ interned, and identical endpoint conditions share one dict. Cached objects are r
 
 from __future__ import annotations
 
-import sys
 from typing import Any
 
 from metallb_py.allocator.service import LEGACY, STABLE
+from metallb_py.kube.transform import head as _head
+from metallb_py.kube.transform import intern as _s
+from metallb_py.kube.transform import metadata as _metadata
 from metallb_py.objects import JSON
 from metallb_py.speaker.desired import SERVICE_NAME_LABEL
 
-_META_KEYS = ("name", "namespace", "uid", "resourceVersion")
 _CONDITIONS: dict[tuple[Any, Any], JSON] = {}  # (ready, serving) -> one shared dict
-
-
-def _s(value: Any) -> Any:
-    return sys.intern(value) if type(value) is str else value
-
-
-def _metadata(obj: JSON, labels: bool) -> JSON:
-    meta = obj.get("metadata") or {}
-    out: JSON = {k: _s(meta[k]) for k in _META_KEYS if k in meta}
-    raw = meta.get("labels")
-    if labels and isinstance(raw, dict) and raw:
-        out["labels"] = {_s(k): _s(v) for k, v in raw.items()}
-    return out
-
-
-def _head(obj: JSON) -> JSON:
-    return {"kind": _s(obj.get("kind")), "apiVersion": _s(obj.get("apiVersion"))}
 
 
 def service(obj: JSON) -> JSON:
