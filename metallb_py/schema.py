@@ -87,22 +87,23 @@ class Outcome:
     unknown: list[Violation] = field(default_factory=list)  # Rule.UNKNOWN: pruned fields
 
 
+# Python type -> JSON type name, tried in order: bool before int, since a bool is also an int.
+_JSON_TYPES: tuple[tuple[type, str], ...] = (
+    (type(None), "null"),
+    (bool, "boolean"),
+    (int, "integer"),
+    (float, "number"),
+    (str, "string"),
+    (list, "array"),
+    (dict, "object"),
+)
+
+
 def type_name(v: Any) -> str:
     """The JSON type of a Python value, as OpenAPI names it."""
-    if v is None:
-        return "null"
-    if isinstance(v, bool):
-        return "boolean"
-    if isinstance(v, int):
-        return "integer"
-    if isinstance(v, float):
-        return "number"
-    if isinstance(v, str):
-        return "string"
-    if isinstance(v, list):
-        return "array"
-    if isinstance(v, dict):
-        return "object"
+    for python_type, name in _JSON_TYPES:
+        if isinstance(v, python_type):
+            return name
     return type(v).__name__
 
 
@@ -142,14 +143,16 @@ def format_ok(fmt: str, v: str) -> bool:
         return False
 
 
-def path_text(path: Path) -> str:
-    """`spec.addresses[0]`: the Kubernetes field-path notation; "" for the root."""
+def path_text(path: Path, key: Callable[[Any], str] = str) -> str:
+    """`spec.addresses[0]`: the Kubernetes field-path notation; "" for the root. `key` spells
+    a map key, for callers that quote or shorten keys a user wrote."""
     out = ""
     for part in path:
         if isinstance(part, int) and not isinstance(part, bool):
             out += f"[{part}]"
         else:
-            out = f"{out}.{part}" if out else str(part)
+            text = key(part)
+            out = f"{out}.{text}" if out else text
     return out
 
 

@@ -30,15 +30,12 @@ def check(value: Any, schema: Schema) -> list[tuple[str, str]]:
 
 def _where(path: Path) -> str:
     """`spec.addresses[0]`, with long or non-string keys shortened; `<root>` for the object."""
-    out = ""
-    for part in path:
-        if isinstance(part, int) and not isinstance(part, bool):
-            out += f"[{part}]"
-            continue
-        text = part if isinstance(part, str) else quote(part)
-        text = text if len(text) <= 63 else text[:60] + "..."
-        out = f"{out}.{text}" if out else text
-    return out or "<root>"
+    return structural.path_text(path, _key) or "<root>"
+
+
+def _key(part: Any) -> str:
+    text = part if isinstance(part, str) else quote(part)
+    return text if len(text) <= 63 else text[:60] + "..."
 
 
 def _shown(value: Any, where: str) -> str:
