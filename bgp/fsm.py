@@ -317,17 +317,13 @@ class Session:
 
     @property
     def established_conn_id(self) -> int | None:
-        for conn in self._conns.values():
-            if conn.state == State.ESTABLISHED:
-                return conn.id
-        return None
+        conn = self._established_or_none()
+        return None if conn is None else conn.id
 
     @property
     def negotiated(self) -> Negotiated | None:
-        for conn in self._conns.values():
-            if conn.state == State.ESTABLISHED:
-                return conn.negotiated
-        return None
+        conn = self._established_or_none()
+        return None if conn is None else conn.negotiated
 
     @property
     def end_of_rib_pending(self) -> frozenset[tuple[int, int]]:
@@ -580,11 +576,17 @@ class Session:
 
     # ------------------------------------------------------------------ internals
 
-    def _established(self) -> _Conn:
+    def _established_or_none(self) -> _Conn | None:
         for conn in self._conns.values():
             if conn.state == State.ESTABLISHED:
                 return conn
-        raise SessionError("session is not established")
+        return None
+
+    def _established(self) -> _Conn:
+        conn = self._established_or_none()
+        if conn is None:
+            raise SessionError("session is not established")
+        return conn
 
     def _has_outgoing(self) -> bool:
         return any(c.outgoing for c in self._conns.values())

@@ -20,7 +20,7 @@ import ipaddress
 import struct
 from collections.abc import Generator
 from dataclasses import dataclass, field
-from typing import ClassVar
+from typing import ClassVar, TypeVar
 
 from bgp.attributes import (
     ORIGIN,
@@ -59,6 +59,8 @@ from bgp.errors import (
     ErrorAction,
 )
 from bgp.nlri import Prefix, decode_prefixes, encode_prefixes
+
+_A = TypeVar("_A", MpReachNlri, MpUnreachNlri)
 
 MARKER = b"\xff" * 16
 HEADER_LEN = 19
@@ -121,19 +123,19 @@ class Update:
                 return a
         return None
 
-    @property
-    def mp_reach(self) -> MpReachNlri | None:
+    def _first(self, kind: type[_A]) -> _A | None:
         for a in self.attributes:
-            if isinstance(a, MpReachNlri):
+            if isinstance(a, kind):
                 return a
         return None
 
     @property
+    def mp_reach(self) -> MpReachNlri | None:
+        return self._first(MpReachNlri)
+
+    @property
     def mp_unreach(self) -> MpUnreachNlri | None:
-        for a in self.attributes:
-            if isinstance(a, MpUnreachNlri):
-                return a
-        return None
+        return self._first(MpUnreachNlri)
 
     @property
     def treat_as_withdraw(self) -> bool:
