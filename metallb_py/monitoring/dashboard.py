@@ -15,6 +15,16 @@ RATE = "$__rate_interval"
 WIDTH = 24
 
 
+def _rate(labels: str, counter: str) -> str:
+    """Per-second rate of `counter`, summed over the series that share `labels`."""
+    return f"sum by ({labels}) (rate({counter}[{RATE}]))"
+
+
+def _increase(labels: str, counter: str) -> str:
+    """Events of `counter` over the rate interval, summed over the series that share `labels`."""
+    return f"sum by ({labels}) (increase({counter}[{RATE}]))"
+
+
 def _target(expr: str, legend: str, ref: str, instant: bool = False) -> JSON:
     t: JSON = {"datasource": DS, "expr": expr, "legendFormat": legend, "refId": ref}
     if instant:
@@ -179,11 +189,8 @@ def panels() -> list[JSON]:
         "timeseries",
         "UPDATE messages",
         [
-            (f"sum by (node, peer) (rate(metallb_bgp_updates_total[{RATE}]))", "sent {{peer}}"),
-            (
-                f"sum by (node, peer) (rate(metallb_bgp_updates_total_received[{RATE}]))",
-                "received {{peer}}",
-            ),
+            (_rate("node, peer", "metallb_bgp_updates_total"), "sent {{peer}}"),
+            (_rate("node, peer", "metallb_bgp_updates_total_received"), "received {{peer}}"),
         ],
         unit="ops",
     )
@@ -192,13 +199,10 @@ def panels() -> list[JSON]:
         "NOTIFICATIONs sent and OPENs",
         [
             (
-                f"sum by (node, peer) (increase(metallb_bgp_notifications_sent[{RATE}]))",
+                _increase("node, peer", "metallb_bgp_notifications_sent"),
                 "notifications {{node}} → {{peer}}",
             ),
-            (
-                f"sum by (node, peer) (increase(metallb_bgp_opens_sent[{RATE}]))",
-                "opens {{node}} → {{peer}}",
-            ),
+            (_increase("node, peer", "metallb_bgp_opens_sent"), "opens {{node}} → {{peer}}"),
         ],
         description="Each OPEN after the first is a reconnection.",
     )
@@ -211,25 +215,14 @@ def panels() -> list[JSON]:
     p.panel(
         "timeseries",
         "BFD session down events",
-        [
-            (
-                f"sum by (node, peer) (increase(metallb_bfd_session_down_events[{RATE}]))",
-                "{{node}} → {{peer}}",
-            )
-        ],
+        [(_increase("node, peer", "metallb_bfd_session_down_events"), "{{node}} → {{peer}}")],
     )
     p.panel(
         "timeseries",
         "BFD control packets",
         [
-            (
-                f"sum by (node, peer) (rate(metallb_bfd_control_packet_input[{RATE}]))",
-                "in {{node}} ← {{peer}}",
-            ),
-            (
-                f"sum by (node, peer) (rate(metallb_bfd_control_packet_output[{RATE}]))",
-                "out {{node}} → {{peer}}",
-            ),
+            (_rate("node, peer", "metallb_bfd_control_packet_input"), "in {{node}} ← {{peer}}"),
+            (_rate("node, peer", "metallb_bfd_control_packet_output"), "out {{node}} → {{peer}}"),
         ],
         unit="pps",
         w=24,
@@ -238,23 +231,13 @@ def panels() -> list[JSON]:
     p.panel(
         "timeseries",
         "ARP/NDP requests for owned addresses",
-        [
-            (
-                f"sum by (node, ip) (rate(metallb_layer2_requests_received[{RATE}]))",
-                "{{ip}} on {{node}}",
-            )
-        ],
+        [(_rate("node, ip", "metallb_layer2_requests_received"), "{{ip}} on {{node}}")],
         unit="reqps",
     )
     p.panel(
         "timeseries",
         "Gratuitous ARP / unsolicited NA (takeovers)",
-        [
-            (
-                f"sum by (node, ip) (increase(metallb_layer2_gratuitous_sent[{RATE}]))",
-                "{{ip}} on {{node}}",
-            )
-        ],
+        [(_increase("node, ip", "metallb_layer2_gratuitous_sent"), "{{ip}} on {{node}}")],
         description="A node sends these when it becomes an address's announcer.",
     )
     p.row("Membership")
@@ -267,12 +250,9 @@ def panels() -> list[JSON]:
         "timeseries",
         "Failovers and refuted suspicions",
         [
+            (_increase("node", "metallb_membership_failovers_total"), "failovers seen by {{node}}"),
             (
-                f"sum by (node) (increase(metallb_membership_failovers_total[{RATE}]))",
-                "failovers seen by {{node}}",
-            ),
-            (
-                f"sum by (node) (increase(metallb_membership_suspicions_refuted_total[{RATE}]))",
+                _increase("node", "metallb_membership_suspicions_refuted_total"),
                 "refuted suspicions {{node}}",
             ),
         ],
@@ -282,8 +262,9 @@ def panels() -> list[JSON]:
         "Probe round trip (p99)",
         [
             (
-                "histogram_quantile(0.99, sum by (node, le) "
-                f"(rate(metallb_membership_probe_rtt_seconds_bucket[{RATE}])))",
+                "histogram_quantile(0.99, "
+                + _rate("node, le", "metallb_membership_probe_rtt_seconds_bucket")
+                + ")",
                 "{{node}}",
             )
         ],
@@ -294,7 +275,7 @@ def panels() -> list[JSON]:
         "Dropped membership packets",
         [
             (
-                f"sum by (node, reason) (rate(metallb_membership_packets_dropped_total[{RATE}]))",
+                _rate("node, reason", "metallb_membership_packets_dropped_total"),
                 "{{node}} {{reason}}",
             )
         ],
