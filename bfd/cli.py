@@ -26,6 +26,7 @@ from bfd.dispatch import SessionKey
 from bfd.engine import Engine, LatenessStats
 from bfd.profile import DEFAULT_FLOOR_MS, Profile, ProfileError
 from netkit import jsonlog
+from netkit.cli import UsageParser
 from netkit.process import set_realtime, tune_gc
 
 log = logging.getLogger("bfd")
@@ -39,7 +40,7 @@ def _ip(text: str) -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m bfd", description=__doc__.splitlines()[0])
+    parser = UsageParser(prog="python -m bfd", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
     s = sub.add_parser("session", help="run BFD sessions to one or more peers")
     s.add_argument(

@@ -26,6 +26,7 @@ from bgp.errors import (
     error_name,
 )
 from bgp.nlri import Prefix
+from netkit.cli import UsageParser
 
 _HEX_NOISE = re.compile(r"0x|\\x|[\s:.,\-\"']", re.IGNORECASE)
 _HEX = re.compile(r"[0-9a-fA-F]*")
@@ -424,7 +425,7 @@ def context_json(ctx: CodecContext) -> dict[str, Any]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = UsageParser(
         prog="python -m bgp decode",
         description="Decode BGP messages (hex, raw bytes on stdin, or a pcap file) to JSON, "
         "one object per line. Exit 1 if any message is malformed.",

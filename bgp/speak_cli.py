@@ -28,13 +28,14 @@ import signal
 import socket
 import sys
 from dataclasses import dataclass, field
-from typing import Literal, NoReturn
+from typing import Literal
 
 from bgp import attributes
 from bgp.context import AFI_IPV4, AFI_IPV6
 from bgp.packing import DEFAULT_ATTRS, PrefixError, RouteAttrs, prefix_key
 from bgp.speaker import PeerConfig, Speaker
 from netkit import jsonlog
+from netkit.cli import UsageParser
 
 RouteKey = tuple[int, bytes]  # (AFI, NLRI wire bytes), see bgp.packing
 
@@ -273,14 +274,8 @@ PASSWORD_ENV = "BGP_PASSWORD"  # the TCP MD5 key when neither flag gives one
 MAX_PASSWORD_FILE = 1024  # bytes read from --password-file (the key itself is at most 80)
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> NoReturn:
-        # One line and status 2, as every metallb-py tool does for a bad flag.
-        self.exit(2, f"{self.prog}: error: {message}\n")
-
-
 def build_parser() -> argparse.ArgumentParser:
-    p = _Parser(
+    p = UsageParser(
         prog="python -m bgp speak",
         description="Originate routes to BGP peers (a debugging tool; see docs/bgp.md).",
     )

@@ -14,23 +14,15 @@ import asyncio
 import ipaddress
 import logging
 import signal
-import sys
 from collections.abc import Callable, Sequence
-from typing import NoReturn
 
 from l2.announcer import Announcer, BurstConfig
 from l2.interfaces import DEFAULT_EXCLUDES
 from l2.sockets import MissingCapability
 from netkit import jsonlog
+from netkit.cli import EXIT_USAGE, UsageParser
 
 log = logging.getLogger("l2")
-EXIT_USAGE = 2
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> NoReturn:
-        print(f"{self.prog}: {message}", file=sys.stderr)
-        sys.exit(EXIT_USAGE)
 
 
 def _ip(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
@@ -54,8 +46,8 @@ def _non_negative(kind: type[int] | type[float]) -> Callable[[str], int | float]
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="python -m l2", description="Layer-2 (ARP/NDP) announcement tool")
-    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    parser = UsageParser(prog="python -m l2", description="Layer-2 (ARP/NDP) announcement tool")
+    sub = parser.add_subparsers(dest="command", required=True)
     ann = sub.add_parser("announce", help="answer ARP/NDP for addresses until stopped")
     ann.add_argument(
         "--interface",

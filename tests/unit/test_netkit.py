@@ -7,12 +7,15 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import importlib
 import struct
 
+import pytest
 from scapy.layers.inet import IP, UDP
 
 from netkit import bpf, process
 from netkit.checksum import internet_checksum, ones_complement_sum
+from netkit.cli import EXIT_USAGE, UsageParser
 from netkit.timer import CoreTimer
 
 
@@ -72,3 +75,35 @@ def test_core_timer_rearms_only_when_the_deadline_changes() -> None:
         return fired
 
     assert asyncio.run(scenario()) == ["fired"]
+
+
+@pytest.mark.parametrize(
+    ("main", "argv", "prog"),
+    [
+        ("bfd.cli", ["session", "--tx-ms", "x"], "python -m bfd session"),
+        ("l2.cli", ["announce", "--ip", "x"], "python -m l2 announce"),
+        ("bgp.speak_cli", ["--local-as", "1"], "python -m bgp speak"),
+        ("bgp.decode_cli", ["--bogus"], "python -m bgp decode"),
+    ],
+)
+def test_protocol_tools_refuse_a_bad_flag_in_one_line(
+    main: str, argv: list[str], prog: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    module = importlib.import_module(main)
+    with pytest.raises(SystemExit) as exc:
+        module.main(argv)
+    assert exc.value.code == EXIT_USAGE
+    lines = capsys.readouterr().err.splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"{prog}: error: "), lines
+
+
+def test_usage_parser_subcommands_inherit_the_one_line_error(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    parser = UsageParser(prog="tool")
+    parser.add_subparsers(dest="command", required=True).add_parser("run").add_argument(
+        "--n", type=int
+    )
+    with pytest.raises(SystemExit):
+        parser.parse_args(["run", "--n", "many"])
+    assert capsys.readouterr().err == "tool run: error: argument --n: invalid int value: 'many'\n"
