@@ -199,37 +199,43 @@ def tracked(obj: JSON, subresource: str, has_status: bool) -> list[str]:
 # -- Update ---------------------------------------------------------------------------------------
 
 
-def record_update(
-    old: JSON | None,
-    new: JSON,
-    start: Any,
-    *,
-    manager: str,
-    api_version: str,
-    types: Types,
-    subresource: str = "",
-    has_status: bool = False,
-) -> list[JSON]:
-    """The managedFields after a non-apply write of `new` over `old` by `manager`: it owns what
+@dataclass(frozen=True)
+class Writer:
+    """Who writes, and through what: the field manager, the apiVersion its managedFields entry
+    records, the kind's list types, and the subresource written (with `has_status`, whether
+    the kind splits status off into one)."""
+
+    manager: str
+    api_version: str
+    types: Types
+    subresource: str = ""
+    has_status: bool = False
+
+    def tracked(self, obj: JSON) -> list[str]:
+        return tracked(obj, self.subresource, self.has_status)
+
+
+def record_update(old: JSON | None, new: JSON, start: Any, writer: Writer) -> list[JSON]:
+    """The managedFields after a non-apply write of `new` over `old` by `writer`: it owns what
     it changed, nobody keeps what it changed or removed."""
     if old is not None and _without_fields(old) == _without_fields(new):
         return start if isinstance(start, list) else []  # a no-op write: the cheap common case
     entries = read_entries({"managedFields": start})
-    keys = tracked(new, subresource, has_status)
-    old_flat = fieldset.flatten(old, types, keys) if old is not None else {}
-    new_flat = fieldset.flatten(new, types, keys)
+    keys = writer.tracked(new)
+    old_flat = fieldset.flatten(old, writer.types, keys) if old is not None else {}
+    new_flat = fieldset.flatten(new, writer.types, keys)
     changed = {
         p for p, v in new_flat.items() if p not in old_flat or not fieldset.same(old_flat[p], v)
     }
     removed = old_flat.keys() - new_flat.keys()
     if not changed and not removed:
         return write_entries(entries)
-    me = (manager, "Update", subresource)
+    me = (writer.manager, "Update", writer.subresource)
     for e in entries:
         if e.ident != me:
             e.set_fields({p for p in e.fields - changed if p in new_flat})
-    own = _find(entries, me, api_version)
-    own.set_fields({p for p in own.fields | changed if p in new_flat}, api_version)
+    own = _find(entries, me, writer.api_version)
+    own.set_fields({p for p in own.fields | changed if p in new_flat}, writer.api_version)
     return write_entries(entries)
 
 
@@ -248,24 +254,15 @@ class Conflict:
     path: Path
 
 
-def apply(
-    live: JSON,
-    applied: JSON,
-    *,
-    manager: str,
-    api_version: str,
-    types: Types,
-    force: bool,
-    subresource: str = "",
-    has_status: bool = False,
-) -> JSON:
-    """Merge `applied` into `live` (which is not modified) as `manager`'s apply, and return
+def apply(live: JSON, applied: JSON, writer: Writer, *, force: bool) -> JSON:
+    """Merge `applied` into `live` (which is not modified) as `writer`'s apply, and return
     the new object with its managedFields. Raises a 409 on conflicts unless `force`."""
+    types, api_version = writer.types, writer.api_version
     entries = read_entries(live.get("metadata") or {})
-    keys = tracked(applied, subresource, has_status)
+    keys = writer.tracked(applied)
     applied_flat = fieldset.flatten(applied, types, keys)
-    live_flat = fieldset.flatten(live, types, tracked(live, subresource, has_status))
-    me = (manager, "Apply", subresource)
+    live_flat = fieldset.flatten(live, types, writer.tracked(live))
+    me = (writer.manager, "Apply", writer.subresource)
     conflicts: list[Conflict] = []
     for e in entries:
         if e.ident == me:

@@ -1054,22 +1054,21 @@ class ApiServer:
             return ssa.Types(res.kind, self._schema_for(res)[0], custom=True)
         return ssa.Types(res.kind)
 
+    def _writer(self, c: Call, manager: str) -> ssa.Writer:
+        """`manager` writing through this call's resource and subresource."""
+        res = c.res
+        has_status = "status" in res.subresources
+        return ssa.Writer(manager, res.api_version, self.field_types(res), c.sub, has_status)
+
     def _track(self, c: Call, old: JSON | None, new: JSON, sent: Any) -> None:
         """Record the write in managedFields as an Update by its field manager."""
         old_meta = old["metadata"] if old is not None else {}
         if c.sub not in ("", "status"):
             start = old_meta.get("managedFields")
         else:
-            start = ssa.record_update(
-                old,
-                new,
-                ssa.given_or_live(old_meta, {"managedFields": sent}),
-                manager=c.params.get("fieldManager") or ssa.default_manager(c.agent),
-                api_version=c.res.api_version,
-                types=self.field_types(c.res),
-                subresource=c.sub,
-                has_status="status" in c.res.subresources,
-            )
+            manager = c.params.get("fieldManager") or ssa.default_manager(c.agent)
+            given = ssa.given_or_live(old_meta, {"managedFields": sent})
+            start = ssa.record_update(old, new, given, self._writer(c, manager))
         if start:
             new["metadata"]["managedFields"] = start
         else:
@@ -1095,19 +1094,10 @@ class ApiServer:
             namespace=c.ns,
             namespaced=c.res.namespaced,
         )
-        types = self.field_types(c.res)
+        writer = self._writer(c, manager)
 
         def merge(live: JSON) -> JSON:
-            return ssa.apply(
-                live,
-                doc,
-                manager=manager,
-                api_version=c.res.api_version,
-                types=types,
-                force=_truthy(c.params.get("force")),
-                subresource=c.sub,
-                has_status="status" in c.res.subresources,
-            )
+            return ssa.apply(live, doc, writer, force=_truthy(c.params.get("force")))
 
         if c.sub == "" and self.store.table(c.res.store_key).get(c.ns, c.name) is None:
             attrs = Attributes("create", c.res.group, c.res.plural, "", c.ns, c.name)

@@ -33,15 +33,8 @@ def deployment(image: str = "nginx:1", **spec: Any) -> dict[str, Any]:
 
 
 def do_apply(live: dict[str, Any], doc: dict[str, Any], manager: str, force: bool = False) -> Any:
-    return apply.apply(
-        live,
-        doc,
-        manager=manager,
-        api_version="apps/v1",
-        types=DEPLOY,
-        force=force,
-        has_status=True,
-    )
+    writer = apply.Writer(manager, "apps/v1", DEPLOY, has_status=True)
+    return apply.apply(live, doc, writer, force=force)
 
 
 def owners(obj: dict[str, Any]) -> dict[str, set[str]]:
@@ -129,14 +122,9 @@ def test_omitted_fields_are_removed_unless_someone_else_owns_them() -> None:
     # Another writer (kubectl edit) sets a field of its own and shares one of ours.
     edited = copy.deepcopy(live)
     edited["spec"]["paused"] = True
+    editor = apply.Writer("kubectl-edit", "apps/v1", DEPLOY, has_status=True)
     edited["metadata"]["managedFields"] = apply.record_update(
-        live,
-        edited,
-        live["metadata"]["managedFields"],
-        manager="kubectl-edit",
-        api_version="apps/v1",
-        types=DEPLOY,
-        has_status=True,
+        live, edited, live["metadata"]["managedFields"], editor
     )
     assert owners(edited)["kubectl-edit/Update"] == {".spec.paused"}
     after = do_apply(edited, deployment(), "op")
@@ -150,12 +138,7 @@ def test_conflict_and_force() -> None:
     scaled = copy.deepcopy(live)
     scaled["spec"]["replicas"] = 5
     scaled["metadata"]["managedFields"] = apply.record_update(
-        live,
-        scaled,
-        live["metadata"]["managedFields"],
-        manager="hpa",
-        api_version="apps/v1",
-        types=DEPLOY,
+        live, scaled, live["metadata"]["managedFields"], apply.Writer("hpa", "apps/v1", DEPLOY)
     )
     assert ".spec.replicas" not in owners(scaled)["op/Apply"]
     # The scaler owns replicas now: a second applier with another value conflicts ...
@@ -222,15 +205,13 @@ def test_set_items_merge_and_prune() -> None:
 
 def test_update_entries_follow_changes() -> None:
     new = deployment()
-    fields = apply.record_update(
-        None, new, None, manager="kubectl-create", api_version="apps/v1", types=DEPLOY
-    )
+    fields = apply.record_update(None, new, None, apply.Writer("kubectl-create", "apps/v1", DEPLOY))
     [entry] = fields
     assert entry["operation"] == "Update" and entry["manager"] == "kubectl-create"
     live = {**new, "metadata": {**new["metadata"], "managedFields": fields}}
     # A no-op update keeps the entries exactly.
     same = apply.record_update(
-        live, copy.deepcopy(live), fields, manager="x", api_version="apps/v1", types=DEPLOY
+        live, copy.deepcopy(live), fields, apply.Writer("x", "apps/v1", DEPLOY)
     )
     assert same == fields
     # An explicit [{}] clears them.
