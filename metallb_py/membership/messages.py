@@ -4,7 +4,8 @@ They mirror hashicorp/memberlist's wire structs field for field (MetalLB's speak
 library), so `wire.py` can encode them to the same msgpack maps a Go member sends and decode what
 it receives. The SWIM core (`core.py`) reads and writes only these values, never bytes.
 
-Addresses are `bytes` on the wire (4 or 16 bytes); names are `str`.
+Addresses are `bytes` on the wire (4 or 16 bytes); names are `str`. Field names and annotations
+are the codec's schema (a Go name is the field name in CamelCase), so renaming one changes the wire.
 """
 
 from __future__ import annotations

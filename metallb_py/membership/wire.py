@@ -13,6 +13,7 @@ Everything here is sans-I/O: no sockets, no clock. Every failure raises `WireErr
 
 from __future__ import annotations
 
+import dataclasses
 import struct
 import zlib
 from collections.abc import Callable, Sequence
@@ -267,68 +268,50 @@ _u32 = _uint(32)
 _u16 = _uint(16)
 _u8 = _uint(8)
 
-# Go field name, Python attribute, decoder, omitempty — in the Go struct's declaration order.
+# Go field name, Python attribute, decoder, omitempty.
 _Field = tuple[str, str, Callable[[Any, str], Any], bool]
-_SOURCE: list[_Field] = [
-    ("SourceAddr", "source_addr", _bytes, True),
-    ("SourcePort", "source_port", _u16, True),
-    ("SourceNode", "source_node", _str, True),
-]
-# memberlist's suspect and dead structs are the same three fields.
-_ACCUSATION: list[_Field] = [
-    ("Incarnation", "incarnation", _u32, False),
-    ("Node", "node", _str, False),
-    ("From", "from_", _str, False),
-]
-# Where a member listens and what it announces, in alive and pushNodeState alike.
-_ENDPOINT: list[_Field] = [
-    ("Addr", "addr", _bytes, False),
-    ("Port", "port", _u16, False),
-    ("Meta", "meta", _bytes, False),
-]
+# The message dataclasses mirror memberlist's structs field for field, so they are the schema: a
+# Go name is the attribute in CamelCase ("from_" is "From"), the decoder follows the annotation.
+# What a Python type does not say is listed here: Go's uint16 fields (other ints are uint32),
+# and the `omitempty` ones.
+_CONVERTERS: dict[str, Callable[[Any, str], Any]] = {
+    "int": _u32,
+    "str": _str,
+    "bytes": _bytes,
+    "bool": _bool,
+    "tuple[int, ...]": _vsn,
+    "NodeState": _state,
+}
+_UINT16 = frozenset({"port", "source_port"})
+_OMITEMPTY = frozenset({"source_addr", "source_port", "source_node"})
+
+
+def _schema(cls: type) -> list[_Field]:
+    """`cls`'s fields for the codec; an annotation not in _CONVERTERS fails at import."""
+    return [
+        (
+            "".join(word.title() for word in f.name.split("_")),
+            f.name,
+            _u16 if f.name in _UINT16 else _CONVERTERS[str(f.type)],
+            f.name in _OMITEMPTY,
+        )
+        for f in dataclasses.fields(cls)
+    ]
+
+
 _SCHEMAS: dict[type, tuple[MessageType, list[_Field]]] = {
-    Ping: (
-        MessageType.PING,
-        [("SeqNo", "seq_no", _u32, False), ("Node", "node", _str, False), *_SOURCE],
-    ),
-    IndirectPing: (
-        MessageType.INDIRECT_PING,
-        [
-            ("SeqNo", "seq_no", _u32, False),
-            ("Target", "target", _bytes, False),
-            ("Port", "port", _u16, False),
-            ("Node", "node", _str, False),
-            ("Nack", "nack", _bool, False),
-            *_SOURCE,
-        ],
-    ),
-    Ack: (
-        MessageType.ACK,
-        [("SeqNo", "seq_no", _u32, False), ("Payload", "payload", _bytes, False)],
-    ),
-    Nack: (MessageType.NACK, [("SeqNo", "seq_no", _u32, False)]),
-    ErrorResp: (MessageType.ERROR, [("Error", "error", _str, False)]),
-    Suspect: (MessageType.SUSPECT, _ACCUSATION),
-    Alive: (
-        MessageType.ALIVE,
-        [
-            ("Incarnation", "incarnation", _u32, False),
-            ("Node", "node", _str, False),
-            *_ENDPOINT,
-            ("Vsn", "vsn", _vsn, False),
-        ],
-    ),
-    Dead: (MessageType.DEAD, _ACCUSATION),
-    PushNodeState: (
-        MessageType.PUSH_PULL,
-        [
-            ("Name", "name", _str, False),
-            *_ENDPOINT,
-            ("Incarnation", "incarnation", _u32, False),
-            ("State", "state", _state, False),
-            ("Vsn", "vsn", _vsn, False),
-        ],
-    ),
+    cls: (mtype, _schema(cls))
+    for cls, mtype in (
+        (Ping, MessageType.PING),
+        (IndirectPing, MessageType.INDIRECT_PING),
+        (Ack, MessageType.ACK),
+        (Nack, MessageType.NACK),
+        (ErrorResp, MessageType.ERROR),
+        (Suspect, MessageType.SUSPECT),
+        (Alive, MessageType.ALIVE),
+        (Dead, MessageType.DEAD),
+        (PushNodeState, MessageType.PUSH_PULL),
+    )
 }
 _BY_TYPE: dict[int, type] = {
     int(mtype): cls for cls, (mtype, _) in _SCHEMAS.items() if cls is not PushNodeState
@@ -416,18 +399,8 @@ def _decode_struct(
     return msg, end
 
 
-_PACKET_TYPES = frozenset(
-    int(t)
-    for t in (
-        MessageType.PING,
-        MessageType.INDIRECT_PING,
-        MessageType.ACK,
-        MessageType.NACK,
-        MessageType.SUSPECT,
-        MessageType.ALIVE,
-        MessageType.DEAD,
-    )
-)
+# Every message with a map body may travel in a packet but the error reply (streams only).
+_PACKET_TYPES = frozenset(_BY_TYPE) - {MessageType.ERROR}
 
 
 def decode_message(data: bytes) -> Message:
@@ -438,7 +411,7 @@ def decode_message(data: bytes) -> Message:
     try:
         if mtype == MessageType.USER:
             return UserMsg(bytes(data[1:]))
-        if mtype in _PACKET_TYPES or mtype == MessageType.ERROR:
+        if mtype in _BY_TYPE:
             return _decode_struct(mtype, data, 1, len(data))[0]
         if mtype == MessageType.PUSH_PULL:
             return _parse_complete(data, MAX_STREAM_SIZE)
