@@ -171,15 +171,20 @@ def _load_ca(cert_dir: str | None, db: SqlitePersistence | None) -> tls.Pem:
         pem = (
             tls.Pem(old_cert.encode(), old_key.encode()) if old_cert and old_key else tls.make_ca()
         )
-        try:
-            tls.write_pair(cert_dir, CA_NAME, pem)
-        except OSError as exc:
-            raise UsageError(
-                f"metallb-py apiserver: cannot write the CA to {cert_dir}: {exc.strerror}"
-            ) from None
+        _write_pair(cert_dir, CA_NAME, pem, "the CA")
     if db:
         db.delete_meta(*LEGACY_TLS_META)
     return pem
+
+
+def _write_pair(cert_dir: str, name: str, pem: tls.Pem, what: str) -> None:
+    """Store a certificate and key, or stop with an error that names what and where."""
+    try:
+        tls.write_pair(cert_dir, name, pem)
+    except OSError as exc:
+        raise UsageError(
+            f"metallb-py apiserver: cannot write {what} to {cert_dir}: {exc.strerror}"
+        ) from None
 
 
 def _ssl_context(
@@ -201,12 +206,7 @@ def _ssl_context(
             pem = tls.read_pair(cert_dir, SERVING_NAME)
             if pem is None or not tls.serving_cert_usable(pem, ca, hosts):
                 pem = tls.serving_cert(ca, hosts)
-                try:
-                    tls.write_pair(cert_dir, SERVING_NAME, pem)
-                except OSError as exc:
-                    raise UsageError(
-                        f"metallb-py apiserver: cannot write to {cert_dir}: {exc.strerror}"
-                    ) from None
+                _write_pair(cert_dir, SERVING_NAME, pem, "the serving certificate")
             ctx.load_cert_chain(
                 os.path.join(cert_dir, f"{SERVING_NAME}.crt"),
                 os.path.join(cert_dir, f"{SERVING_NAME}.key"),
