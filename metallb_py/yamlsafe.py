@@ -14,6 +14,8 @@ through here, so the limits below hold everywhere.
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from typing import Any
 
 import yaml
@@ -172,13 +174,16 @@ def _bounded(base: type[yaml.SafeLoader]) -> type[yaml.SafeLoader]:
     return _LOADERS[key]
 
 
+@contextlib.contextmanager
 def _loader(
     text: str | bytes,
     base: type[yaml.SafeLoader],
     max_bytes: int,
     max_nodes: int,
     max_depth: int,
-) -> yaml.SafeLoader:
+) -> Iterator[yaml.SafeLoader]:
+    """A bounded loader over `text`, disposed of afterwards; a RecursionError while loading
+    (a last resort: max_depth should come first) becomes a YAMLLimitError."""
     size = len(text.encode() if isinstance(text, str) else text)
     if size > max_bytes:
         raise YAMLLimitError(problem=f"input of {size} bytes is over the limit of {max_bytes}")
@@ -186,7 +191,12 @@ def _loader(
     bounded: Any = loader
     bounded._bounded_reset()
     bounded.max_nodes, bounded.max_depth = max_nodes, max_depth
-    return loader
+    try:
+        yield loader
+    except RecursionError:
+        raise YAMLLimitError(problem="document nested too deeply") from None
+    finally:
+        loader.dispose()
 
 
 def load_all(
@@ -199,16 +209,11 @@ def load_all(
 ) -> list[Any]:
     """Every document of a YAML stream, read with `base` (a SafeLoader subclass) within the
     limits. Raises YAMLLimitError past a limit, another yaml.YAMLError for invalid YAML."""
-    loader = _loader(text, base, max_bytes, max_nodes, max_depth)
-    try:
+    with _loader(text, base, max_bytes, max_nodes, max_depth) as loader:
         docs = []
         while loader.check_data():
             docs.append(loader.get_data())
         return docs
-    except RecursionError:  # a last resort: max_depth should come first
-        raise YAMLLimitError(problem="document nested too deeply") from None
-    finally:
-        loader.dispose()
 
 
 def load(
@@ -220,10 +225,5 @@ def load(
     max_depth: int = MAX_DEPTH,
 ) -> Any:
     """The single document of `text` (None when empty), as `load_all` reads it."""
-    loader = _loader(text, base, max_bytes, max_nodes, max_depth)
-    try:
+    with _loader(text, base, max_bytes, max_nodes, max_depth) as loader:
         return loader.get_single_data()
-    except RecursionError:
-        raise YAMLLimitError(problem="document nested too deeply") from None
-    finally:
-        loader.dispose()
