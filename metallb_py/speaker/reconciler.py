@@ -427,21 +427,14 @@ class SpeakerReconciler:
 
     def _report_change(self, want: dz.Desired, ch: Change) -> None:
         """One service announced or withdrawn: a log line, and an event when announced."""
+        about: dict[str, Any] = {"service": ch.service, "protocol": ch.protocol, "ip": list(ch.ips)}
         if ch.kind is ChangeKind.WITHDRAWN:
-            log.info(
-                "serviceWithdrawn",
-                service=ch.service,
-                protocol=ch.protocol,
-                ip=list(ch.ips),
-                reason=ch.reason,
-            )
+            log.info("serviceWithdrawn", **about, reason=ch.reason)
             return
         sd = want.services[ch.service]
         log.info(
             "serviceAnnounced",
-            service=ch.service,
-            protocol=ch.protocol,
-            ip=list(ch.ips),
+            **about,
             node=self.node,
             pool=sd.pool,
             orphaned=sd.orphaned,

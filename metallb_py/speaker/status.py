@@ -15,7 +15,7 @@ import contextlib
 import functools
 import re
 import time
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -122,39 +122,22 @@ class StatusObjects:
         self.owner: Owner | None = None
         selector = f"{LABEL_NODE}={node}"
         self.kinds = {
-            "l2": _Kind(
-                SERVICEL2STATUSES,
+            name: _Kind(
+                resource,
                 Informer(
                     rest,
-                    SERVICEL2STATUSES,
+                    resource,
                     namespace=namespace,
                     label_selector=selector,
                     optional=True,
                     indexers=_BY_KEY,
                 ),
-            ),
-            "bgp": _Kind(
-                SERVICEBGPSTATUSES,
-                Informer(
-                    rest,
-                    SERVICEBGPSTATUSES,
-                    namespace=namespace,
-                    label_selector=selector,
-                    optional=True,
-                    indexers=_BY_KEY,
-                ),
-            ),
-            "session": _Kind(
-                BGPSESSIONSTATES,
-                Informer(
-                    rest,
-                    BGPSESSIONSTATES,
-                    namespace=namespace,
-                    label_selector=selector,
-                    optional=True,
-                    indexers=_BY_KEY,
-                ),
-            ),
+            )
+            for name, resource in (
+                ("l2", SERVICEL2STATUSES),
+                ("bgp", SERVICEBGPSTATUSES),
+                ("session", BGPSESSIONSTATES),
+            )
         }
         for kind in self.kinds.values():
             kind.informer.add_handler(kind.touched)
@@ -382,7 +365,7 @@ class StatusObjects:
 
     async def _create(self, name: str, kind: _Kind, key: str, status: JSON) -> None:
         self._created[(name, key)] = time.monotonic()
-        async with self.sem:
+        async with self._slot("create", kind):
             body: JSON = {
                 "apiVersion": kind.resource.api_version,
                 "kind": kind.resource.kind,
@@ -390,13 +373,8 @@ class StatusObjects:
             }
             try:
                 created = await self.rest.create(kind.resource.path(self.namespace), body)
-                created = await self.rest.replace(
-                    kind.resource.path(self.namespace, created["metadata"]["name"], "status"),
-                    {**created, "status": status},
-                )
-                kind.informer.remember(created)
-                self.writes += 2
-                kube_metrics.updates_total.inc(2)
+                await self._replace_status(kind, created, status)
+                self._wrote(2)
             except ApiError as exc:
                 if exc.conflict:
                     fixed = body["metadata"].get("name")
@@ -406,35 +384,23 @@ class StatusObjects:
                     # A generated name that collided: just create again. Never DELETE without a
                     # name: that path is the collection, and would wipe every node's objects.
                     self._created.pop((name, key), None)
-                    kind.dirty_keys.add(key)
-                    self.dirty.set()
+                    self._again(kind, key)
                     return
-                self._failed("create", kind, exc)
-            except (aiohttp.ClientError, OSError, TimeoutError) as exc:
                 self._failed("create", kind, exc)
 
     async def _put_status(self, kind: _Kind, obj: JSON, status: JSON) -> None:
-        async with self.sem:
-            meta = obj.get("metadata") or {}
+        async with self._slot("update", kind):
             try:
-                written = await self.rest.replace(
-                    kind.resource.path(self.namespace, meta.get("name"), "status"),
-                    {**obj, "status": status},
-                )
-                kind.informer.remember(written)
-                self.writes += 1
-                kube_metrics.updates_total.inc()
+                await self._replace_status(kind, obj, status)
+                self._wrote()
             except ApiError as exc:
                 if exc.conflict or exc.not_found:
-                    kind.dirty_keys.add(_key_of(obj))
-                    self.dirty.set()
+                    self._again(kind, _key_of(obj))
                     return
-                self._failed("update", kind, exc)
-            except (aiohttp.ClientError, OSError, TimeoutError) as exc:
                 self._failed("update", kind, exc)
 
     async def _delete(self, kind: _Kind, obj: JSON, why: str) -> None:
-        async with self.sem:
+        async with self._slot("delete", kind):
             meta = obj.get("metadata") or {}
             if why != "notTrue":
                 log.info(
@@ -445,13 +411,36 @@ class StatusObjects:
                 )
             try:
                 await self.rest.delete(self._object_path(kind, str(meta.get("name") or "")))
-                self.writes += 1
-                kube_metrics.updates_total.inc()
+                self._wrote()
             except ApiError as exc:
                 if not exc.not_found:
                     self._failed("delete", kind, exc)
+
+    @contextlib.asynccontextmanager
+    async def _slot(self, op: str, kind: _Kind) -> AsyncIterator[None]:
+        """One of the concurrent writes; a transport failure is counted and retried later (each
+        write sorts out its own API errors)."""
+        async with self.sem:
+            try:
+                yield
             except (aiohttp.ClientError, OSError, TimeoutError) as exc:
-                self._failed("delete", kind, exc)
+                self._failed(op, kind, exc)
+
+    async def _replace_status(self, kind: _Kind, obj: JSON, status: JSON) -> None:
+        """PUT the status subresource; the informer remembers the answer, so the next pass
+        compares against our own write even before its watch event arrives."""
+        name = (obj.get("metadata") or {}).get("name")
+        path = kind.resource.path(self.namespace, name, "status")
+        kind.informer.remember(await self.rest.replace(path, {**obj, "status": status}))
+
+    def _again(self, kind: _Kind, key: str) -> None:
+        """Write `key` again on the next pass (it conflicted or vanished under us)."""
+        kind.dirty_keys.add(key)
+        self.dirty.set()
+
+    def _wrote(self, requests: int = 1) -> None:
+        self.writes += requests
+        kube_metrics.updates_total.inc(requests)
 
     def _object_path(self, kind: _Kind, name: str) -> str:
         if not name:
