@@ -116,14 +116,23 @@ def _int(value: Any, default: int = 0) -> int:
         return default
 
 
+def _observed_status(obj: Mapping[str, Any] | None) -> Mapping[str, Any] | None:
+    """The status of a workload whose controller has seen its latest spec, else None (absent,
+    or the status still describes an older generation)."""
+    if not obj:
+        return None
+    meta = obj.get("metadata") or {}
+    st = obj.get("status") or {}
+    if _int(meta.get("generation"), 1) != _int(st.get("observedGeneration"), -1):
+        return None
+    return st
+
+
 def daemonset_ready(ds: Mapping[str, Any] | None) -> bool:
     """Rolled out: the controller saw the latest spec and every scheduled pod is current and
     ready. Zero desired pods (no matching node) counts as ready, as in MetalLB."""
-    if not ds:
-        return False
-    meta = ds.get("metadata") or {}
-    st = ds.get("status") or {}
-    if _int(meta.get("generation"), 1) != _int(st.get("observedGeneration"), -1):
+    st = _observed_status(ds)
+    if st is None:
         return False
     desired = _int(st.get("desiredNumberScheduled"))
     return (
@@ -136,11 +145,8 @@ def daemonset_ready(ds: Mapping[str, Any] | None) -> bool:
 def deployment_ready(dep: Mapping[str, Any] | None) -> bool:
     """Rolled out: latest spec observed and every wanted replica updated and ready
     (spec.replicas unset means 1, the API default)."""
-    if not dep:
-        return False
-    meta = dep.get("metadata") or {}
-    st = dep.get("status") or {}
-    if _int(meta.get("generation"), 1) != _int(st.get("observedGeneration"), -1):
+    st = _observed_status(dep)
+    if dep is None or st is None:
         return False
     replicas = _int((dep.get("spec") or {}).get("replicas"), 1)
     return _int(st.get("readyReplicas")) == replicas and _int(st.get("updatedReplicas")) == replicas
