@@ -17,6 +17,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from metallb_py.apiserver.tls import ca_certificate, key_pem, new_key
+
 CA_NAME = "cert"
 ORGANIZATION = "metallb"
 RENEW_FRACTION = 0.2  # renew when less than a fifth of the lifetime is left
@@ -30,18 +32,6 @@ def _now() -> dt.datetime:
 def _backdate(lifetime: dt.timedelta) -> dt.timedelta:
     """Tolerate clock skew between us and the API server, without eating a short lifetime."""
     return min(dt.timedelta(minutes=5), lifetime / 20)
-
-
-def _key() -> ec.EllipticCurvePrivateKey:
-    return ec.generate_private_key(ec.SECP256R1())
-
-
-def _pem_key(key: ec.EllipticCurvePrivateKey) -> bytes:
-    return key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    )
 
 
 def _name(cn: str) -> x509.Name:
@@ -103,35 +93,9 @@ class Bundle:
 
 def new_ca(lifetime: dt.timedelta, now: dt.datetime | None = None) -> tuple[bytes, bytes]:
     now = now or _now()
-    key = _key()
-    name = _name(CA_NAME)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - _backdate(lifetime))
-        .not_valid_after(now + lifetime)
-        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=True,
-                content_commitment=False,
-                key_encipherment=False,
-                data_encipherment=False,
-                key_agreement=False,
-                key_cert_sign=True,
-                crl_sign=True,
-                encipher_only=False,
-                decipher_only=False,
-            ),
-            critical=True,
-        )
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
-        .sign(key, hashes.SHA256())
-    )
-    return cert.public_bytes(serialization.Encoding.PEM), _pem_key(key)
+    key = new_key()
+    cert = ca_certificate(key, _name(CA_NAME), now - _backdate(lifetime), now + lifetime)
+    return cert.public_bytes(serialization.Encoding.PEM), key_pem(key)
 
 
 def issue(
@@ -146,7 +110,7 @@ def issue(
     ca = x509.load_pem_x509_certificate(ca_cert_pem)
     ca_key = serialization.load_pem_private_key(ca_key_pem, password=None)
     assert isinstance(ca_key, ec.EllipticCurvePrivateKey)
-    key = _key()
+    key = new_key()
     not_after = min(now + lifetime, ca.not_valid_after_utc)
     cert = (
         x509.CertificateBuilder()
@@ -167,7 +131,7 @@ def issue(
         )
         .sign(ca_key, hashes.SHA256())
     )
-    return cert.public_bytes(serialization.Encoding.PEM), _pem_key(key)
+    return cert.public_bytes(serialization.Encoding.PEM), key_pem(key)
 
 
 def _general_name(name: str) -> x509.GeneralName:

@@ -29,11 +29,11 @@ class Pem:
     key: bytes = field(repr=False)  # a private key never shows in a repr or traceback
 
 
-def _key() -> ec.EllipticCurvePrivateKey:
+def new_key() -> ec.EllipticCurvePrivateKey:
     return ec.generate_private_key(ec.SECP256R1())
 
 
-def _key_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
+def key_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
     return key.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     )
@@ -46,17 +46,22 @@ def _name(cn: str, org: str | None = None) -> x509.Name:
     return x509.Name(attrs)
 
 
-def make_ca(days: int = 3650) -> Pem:
-    key = _key()
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (
+def ca_certificate(
+    key: ec.EllipticCurvePrivateKey,
+    name: x509.Name,
+    not_before: datetime.datetime,
+    not_after: datetime.datetime,
+) -> x509.Certificate:
+    """A self-signed CA that may sign leaf certificates only (path length 0), for this server
+    and for the webhook's self-managed certificates alike."""
+    return (
         x509.CertificateBuilder()
-        .subject_name(_name("metallb-py-apiserver-ca"))
-        .issuer_name(_name("metallb-py-apiserver-ca"))
+        .subject_name(name)
+        .issuer_name(name)
         .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=days))
+        .not_valid_before(not_before)
+        .not_valid_after(not_after)
         .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
         .add_extension(
             x509.KeyUsage(
@@ -72,16 +77,25 @@ def make_ca(days: int = 3650) -> Pem:
             ),
             critical=True,
         )
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
         .sign(key, hashes.SHA256())
     )
-    return Pem(cert.public_bytes(serialization.Encoding.PEM), _key_pem(key))
+
+
+def make_ca(days: int = 3650) -> Pem:
+    key = new_key()
+    now = datetime.datetime.now(datetime.UTC)
+    name = _name("metallb-py-apiserver-ca")
+    not_before = now - datetime.timedelta(minutes=5)
+    cert = ca_certificate(key, name, not_before, now + datetime.timedelta(days=days))
+    return Pem(cert.public_bytes(serialization.Encoding.PEM), key_pem(key))
 
 
 def _issue(ca: Pem, subject: x509.Name, *, server: bool, hosts: list[str], days: int = 825) -> Pem:
     ca_cert = x509.load_pem_x509_certificate(ca.cert)
     ca_key = serialization.load_pem_private_key(ca.key, None)
     assert isinstance(ca_key, ec.EllipticCurvePrivateKey)
-    key = _key()
+    key = new_key()
     now = datetime.datetime.now(datetime.UTC)
     builder = (
         x509.CertificateBuilder()
@@ -108,7 +122,7 @@ def _issue(ca: Pem, subject: x509.Name, *, server: bool, hosts: list[str], days:
                 sans.append(x509.DNSName(h))
         builder = builder.add_extension(x509.SubjectAlternativeName(sans), critical=False)
     cert = builder.sign(ca_key, hashes.SHA256())
-    return Pem(cert.public_bytes(serialization.Encoding.PEM), _key_pem(key))
+    return Pem(cert.public_bytes(serialization.Encoding.PEM), key_pem(key))
 
 
 # Reissue the stored serving certificate when less than this much of its life is left.

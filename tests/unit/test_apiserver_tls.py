@@ -10,11 +10,23 @@ import tempfile
 from pathlib import Path
 
 import pytest
+from cryptography import x509
 
 from metallb_py.apiserver import tls
 from metallb_py.apiserver.main import default_cert_dir, serving_hosts
 
 HOSTS = ["198.51.100.10", "127.0.0.1", "localhost"]
+
+
+def test_the_ca_signs_leaves_only_and_names_its_key() -> None:
+    cert = x509.load_pem_x509_certificate(tls.make_ca().cert)
+    basic = cert.extensions.get_extension_for_class(x509.BasicConstraints).value
+    assert basic.ca and basic.path_length == 0
+    usage = cert.extensions.get_extension_for_class(x509.KeyUsage).value
+    assert usage.key_cert_sign and usage.crl_sign
+    ski = cert.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
+    assert ski == x509.SubjectKeyIdentifier.from_public_key(cert.public_key())
+    assert cert.subject == cert.issuer
 
 
 def test_a_fresh_certificate_is_reused() -> None:
