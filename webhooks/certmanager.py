@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+from dataclasses import dataclass, field
 from typing import Any
 
 from metallb_py.kube.rest import ApiError, Rest
@@ -25,30 +26,21 @@ def service_names(service: str, namespace: str, extra: list[str]) -> list[str]:
     return list(dict.fromkeys(base + list(extra)))
 
 
+@dataclass(eq=False)
 class CertManager:
-    def __init__(
-        self,
-        rest: Rest,
-        namespace: str,
-        secret: str,
-        names: list[str],
-        lifetime: dt.timedelta,
-        tls: ServingTLS,
-        configuration: str,
-        crds: tuple[str, ...],
-        log: Any,
-    ) -> None:
-        self.rest = rest
-        self.namespace = namespace
-        self.secret = secret
-        self.names = names
-        self.lifetime = lifetime
-        self.tls = tls
-        self.configuration = configuration
-        self.crds = crds
-        self.log = log
-        self.bundle: certs.Bundle | None = None
-        self.rotations = 0
+    """Owns the webhook's serving certificate: `first_sync` before serving, then `run`."""
+
+    rest: Rest
+    namespace: str
+    secret: str
+    names: list[str]
+    lifetime: dt.timedelta
+    tls: ServingTLS
+    configuration: str
+    crds: tuple[str, ...]
+    log: Any
+    bundle: certs.Bundle | None = field(default=None, init=False)
+    rotations: int = field(default=0, init=False)
 
     @property
     def check_interval(self) -> float:
