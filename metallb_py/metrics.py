@@ -9,14 +9,38 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest
+from prometheus_client.core import Metric
 
 # The default registry already carries process_* and python_* collectors, which is what an
 # operator expects to see on any component.
 registry: CollectorRegistry = REGISTRY
+
+
+class SnapshotCollector:
+    """A collector that reads one snapshot of a component's state per scrape.
+
+    The component hands over a function returning a plain dict (taken under no lock, in the event
+    loop's thread); `families` turns it into metric families. `describe` is empty so registering
+    the collector never calls the snapshot before the component runs.
+    """
+
+    def __init__(self, source: Callable[[], dict[str, Any]]) -> None:
+        self.source = source
+
+    def describe(self) -> list[Metric]:
+        return []
+
+    def collect(self) -> Iterator[Metric]:
+        return self.families(self.source())
+
+    def families(self, snap: dict[str, Any]) -> Iterator[Metric]:
+        raise NotImplementedError
 
 
 @dataclass

@@ -13,7 +13,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 from prometheus_client.core import (
@@ -22,6 +22,8 @@ from prometheus_client.core import (
     HistogramMetricFamily,
     Metric,
 )
+
+from metallb_py.metrics import SnapshotCollector
 
 STATES = ("alive", "suspect", "dead", "left")
 COUNTERS = {
@@ -34,15 +36,8 @@ COUNTERS = {
 }
 
 
-class MembershipCollector:
-    def __init__(self, source: Callable[[], dict[str, Any]]) -> None:
-        self.source = source
-
-    def describe(self) -> list[Metric]:
-        return []
-
-    def collect(self) -> Iterator[Metric]:
-        snap = self.source()
+class MembershipCollector(SnapshotCollector):
+    def families(self, snap: dict[str, Any]) -> Iterator[Metric]:
         members = GaugeMetricFamily(
             "metallb_membership_members", "Members by state", labels=["state"]
         )

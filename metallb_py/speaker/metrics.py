@@ -12,7 +12,7 @@ Counters whose MetalLB name does not end in `_total` are exposed untyped so the 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 from prometheus_client.core import (
@@ -21,6 +21,8 @@ from prometheus_client.core import (
     Metric,
     UnknownMetricFamily,
 )
+
+from metallb_py.metrics import SnapshotCollector
 
 BGP_GAUGES = {"session_up", "announced_prefixes_total", "pending_prefixes_total"}
 BGP_HELP = {
@@ -73,17 +75,10 @@ def _per_peer(
     return fam
 
 
-class SpeakerCollector:
+class SpeakerCollector(SnapshotCollector):
     """`source()` returns a snapshot: announced rows, bgp, bfd and layer-2 counters."""
 
-    def __init__(self, source: Callable[[], dict[str, Any]]) -> None:
-        self.source = source
-
-    def describe(self) -> list[Metric]:
-        return []
-
-    def collect(self) -> Iterator[Metric]:
-        snap = self.source()
+    def families(self, snap: dict[str, Any]) -> Iterator[Metric]:
         announced = GaugeMetricFamily(
             "metallb_speaker_announced",
             "Services being announced from this node",
