@@ -17,7 +17,6 @@ import contextlib
 import dataclasses
 import ipaddress
 import logging
-import signal
 import sys
 from collections.abc import Sequence
 from typing import NoReturn
@@ -25,8 +24,7 @@ from typing import NoReturn
 from bfd.dispatch import SessionKey
 from bfd.engine import Engine, LatenessStats
 from bfd.profile import DEFAULT_FLOOR_MS, Profile, ProfileError
-from netkit import jsonlog
-from netkit.cli import UsageParser
+from netkit.cli import EXIT_USAGE, StopSignals, UsageError, UsageParser, add_log_level, run_tool
 from netkit.process import set_realtime, tune_gc
 
 log = logging.getLogger("bfd")
@@ -88,7 +86,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="read commands on stdin: set [--tx-ms N] [--rx-ms N] [--multiplier N] "
         "[--passive|--active] [--min-ttl N]; admin-down; admin-up; stats",
     )
-    s.add_argument("--log-level", choices=sorted(jsonlog.LEVELS), default="info")
+    add_log_level(s)
     return parser
 
 
@@ -237,10 +235,7 @@ async def run_sessions(args: argparse.Namespace, profile: Profile, keys: list[Se
     engine = Engine(floor_ms=args.floor_ms)
     await engine.start()
     links = LinkSessions(engine, profile, args.interface) if args.interface else None
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
+    stop = StopSignals()
     try:
         for key in keys:
             engine.add(key, profile)
@@ -268,12 +263,7 @@ async def run_sessions(args: argparse.Namespace, profile: Profile, keys: list[Se
     tune_gc()
     engine.lateness = LatenessStats()  # measure the steady state, not the start-up burst
     commands = asyncio.create_task(_read_commands(engine, profile)) if args.stdin else None
-    while not stop.is_set():
-        timeout = args.stats_interval if args.stats_interval > 0 else None
-        try:
-            await asyncio.wait_for(stop.wait(), timeout)
-        except TimeoutError:
-            _log_stats(engine)
+    await stop.wait(args.stats_interval, lambda: _log_stats(engine))
     if commands is not None:
         commands.cancel()
         with contextlib.suppress(asyncio.CancelledError):
@@ -286,33 +276,31 @@ async def run_sessions(args: argparse.Namespace, profile: Profile, keys: list[Se
     return 0
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+def _checked(args: argparse.Namespace) -> tuple[Profile, list[SessionKey]]:
+    """The profile and sessions the flags ask for; UsageError when they do not fit together."""
     try:
         profile = _profile(args)
-        if args.floor_ms < 1:
-            raise ProfileError("--floor-ms must be at least 1")
-        if not 0 <= args.rt_priority <= 99:
-            raise ProfileError("--rt-priority must be in 0-99")
     except ProfileError as exc:
-        print(f"python -m bfd: error: {exc}", file=sys.stderr)
-        return 2
+        raise UsageError(str(exc)) from None
+    if args.floor_ms < 1:
+        raise UsageError("--floor-ms must be at least 1")
+    if not 0 <= args.rt_priority <= 99:
+        raise UsageError("--rt-priority must be in 0-99")
     keys = _keys(args)
     if not keys and not args.interface:
-        print(
-            "python -m bfd: error: need --interface, or a --local/--peer pair of the same family",
-            file=sys.stderr,
-        )
-        return 2
+        raise UsageError("need --interface, or a --local/--peer pair of the same family")
     if args.interface and (args.multihop or profile.echo_mode):
-        print(
-            "python -m bfd: error: --interface sessions are single-hop, without echo",
-            file=sys.stderr,
-        )
-        return 2
+        raise UsageError("--interface sessions are single-hop, without echo")
     if profile.echo_mode and (args.multihop or any(":" in k.peer for k in keys)):
-        print("python -m bfd: error: echo mode needs IPv4 single-hop sessions", file=sys.stderr)
-        return 2
-    jsonlog.setup(args.log_level)
-    return asyncio.run(run_sessions(args, profile, keys))
+        raise UsageError("echo mode needs IPv4 single-hop sessions")
+    return profile, keys
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        profile, keys = _checked(args)
+    except UsageError as exc:
+        print(f"python -m bfd: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    return run_tool(args.log_level, run_sessions(args, profile, keys))

@@ -26,14 +26,10 @@ from bgp.errors import (
     error_name,
 )
 from bgp.nlri import Prefix
-from netkit.cli import UsageParser
+from netkit.cli import EXIT_USAGE, UsageError, UsageParser
 
 _HEX_NOISE = re.compile(r"0x|\\x|[\s:.,\-\"']", re.IGNORECASE)
 _HEX = re.compile(r"[0-9a-fA-F]*")
-
-
-class UsageError(Exception):
-    pass
 
 
 def parse_hex(text: str) -> bytes:
@@ -513,10 +509,10 @@ def main(argv: list[str] | None = None, stdin: Any = None, stdout: TextIO | None
             streams.append(parse_hex(" ".join(args.hex)))
     except UsageError as exc:
         print(f"python -m bgp decode: {exc}", file=sys.stderr)
-        return 2
+        return EXIT_USAGE
     if not streams[0]:
         print("python -m bgp decode: no input", file=sys.stderr)
-        return 2
+        return EXIT_USAGE
     explicit = args.two_octet_as or args.add_path
     malformed = decode_stream(streams[0], ctx, out, follow_open=not explicit)
     return 1 if malformed else 0

@@ -34,8 +34,7 @@ from bgp import attributes
 from bgp.context import AFI_IPV4, AFI_IPV6
 from bgp.packing import DEFAULT_ATTRS, PrefixError, RouteAttrs, prefix_key
 from bgp.speaker import PeerConfig, Speaker
-from netkit import jsonlog
-from netkit.cli import UsageParser
+from netkit.cli import StopSignals, UsageParser, add_log_level, run_tool
 
 RouteKey = tuple[int, bytes]  # (AFI, NLRI wire bytes), see bgp.packing
 
@@ -334,7 +333,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--local-pref", type=int, help="LOCAL_PREF for iBGP peers (default 100)")
     p.add_argument("--med", type=int, help="MULTI_EXIT_DISC")
     p.add_argument("--stdin", action="store_true", help="read announce/withdraw commands")
-    p.add_argument("--log-level", default="info", choices=["debug", "info", "warn", "error"])
+    add_log_level(p)
     return p
 
 
@@ -572,17 +571,7 @@ def peer_config(cfg: SpeakConfig, spec: PeerSpec) -> PeerConfig:
 
 
 async def run(cfg: SpeakConfig) -> int:
-    loop = asyncio.get_running_loop()
-    stop = asyncio.Event()
-    received: list[int] = []
-
-    def on_signal(sig: int) -> None:
-        received.append(sig)
-        stop.set()
-
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, on_signal, int(signum))
-
+    stop = StopSignals()
     listen_port = cfg.listen_port if cfg.listen_port is not None else (179 if cfg.passive else None)
     listen_on: tuple[str, ...] = ("0.0.0.0", "::")
     if cfg.local_address:
@@ -616,13 +605,13 @@ async def run(cfg: SpeakConfig) -> int:
     stdin_done = asyncio.Event()
     stdin_transport: asyncio.BaseTransport | None = None
     if cfg.stdin:
-        stdin_transport, _ = await loop.connect_read_pipe(
+        stdin_transport, _ = await asyncio.get_running_loop().connect_read_pipe(
             lambda: CommandReader(speaker, cfg.base_attrs, stdin_done), sys.stdin.buffer
         )
     await stop.wait()
-    sig = received[0] if received else signal.SIGTERM
+    sig = stop.received[0]
     graceful = cfg.graceful_restart and sig == signal.SIGTERM
-    name = signal.Signals(sig).name
+    name = sig.name
     log.info("speakerStopping", extra={"signal": name, "gracefulRestart": graceful})
     await speaker.shutdown(f"python -m bgp speak stopped ({name})", graceful=graceful)
     if stdin_transport is not None:
@@ -632,8 +621,4 @@ async def run(cfg: SpeakConfig) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     cfg = parse_args(list(sys.argv[1:] if argv is None else argv))
-    jsonlog.setup(cfg.log_level)
-    try:
-        return asyncio.run(run(cfg))
-    except KeyboardInterrupt:
-        return 0
+    return run_tool(cfg.log_level, run(cfg))

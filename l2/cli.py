@@ -10,17 +10,14 @@ capability is one log line naming it and exit status 1.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import ipaddress
 import logging
-import signal
 from collections.abc import Callable, Sequence
 
 from l2.announcer import Announcer, BurstConfig
 from l2.interfaces import DEFAULT_EXCLUDES
 from l2.sockets import MissingCapability
-from netkit import jsonlog
-from netkit.cli import EXIT_USAGE, UsageParser
+from netkit.cli import EXIT_USAGE, StopSignals, UsageParser, add_log_level, run_tool
 
 log = logging.getLogger("l2")
 
@@ -96,7 +93,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=0.0,
         help="log the counters every N seconds (0: only at exit)",
     )
-    ann.add_argument("--log-level", choices=["debug", "info", "warn", "error"], default="info")
+    add_log_level(ann)
     return parser
 
 
@@ -114,10 +111,7 @@ def _counters_extra(announcer: Announcer) -> dict[str, object]:
 
 
 async def announce(args: argparse.Namespace) -> int:
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
+    stop = StopSignals()
     announcer = Announcer(
         interfaces=args.interface or None,
         excludes=args.exclude if args.exclude is not None else DEFAULT_EXCLUDES,
@@ -138,12 +132,9 @@ async def announce(args: argparse.Namespace) -> int:
         "ready",
         extra={"ips": [str(ip) for ip in args.ip], "interfaces": announcer.served_interfaces},
     )
-    while not stop.is_set():
-        timeout = args.stats_interval or None
-        try:
-            await asyncio.wait_for(stop.wait(), timeout)
-        except TimeoutError:
-            log.info("stats", extra=_counters_extra(announcer))
+    await stop.wait(
+        args.stats_interval, lambda: log.info("stats", extra=_counters_extra(announcer))
+    )
     await announcer.close()
     log.info("stopped", extra=_counters_extra(announcer))
     return 0
@@ -151,7 +142,6 @@ async def announce(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    jsonlog.setup(args.log_level)
     if args.command == "announce":
-        return asyncio.run(announce(args))
+        return run_tool(args.log_level, announce(args))
     return EXIT_USAGE

@@ -15,13 +15,12 @@ import signal
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, NoReturn
+from typing import Any
 
 from metallb_py import __version__
 from metallb_py.log import FORMATS, LEVEL_NAMES, configure, get_logger
 from metallb_py.metrics import MetricsServer, Readiness
-
-EXIT_USAGE = 2
+from netkit.cli import EXIT_USAGE, RaisingParser, StopSignals, UsageError
 
 # Default metrics ports; distinct so every component can share one host.
 PORT_CONTROLLER = 7472
@@ -34,15 +33,6 @@ PORT_MEMBERLIST = 7946
 DEFAULT_NAMESPACE = "metallb-system"
 
 
-class UsageError(Exception):
-    """A bad flag or argument: reported as one line, exit 2."""
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> NoReturn:
-        raise UsageError(f"{self.prog}: {message}")
-
-
 @dataclass
 class RunContext:
     """What the harness hands a component: its flags, readiness, and the stop signal."""
@@ -50,11 +40,11 @@ class RunContext:
     args: argparse.Namespace
     readiness: Readiness
     stop: asyncio.Event
-    signals: list[str] = field(default_factory=list)
+    signals: list[signal.Signals] = field(default_factory=list)
 
     @property
     def last_signal(self) -> str | None:
-        return self.signals[-1] if self.signals else None
+        return self.signals[-1].name if self.signals else None
 
 
 ComponentMain = Callable[[RunContext], Awaitable[int]]
@@ -155,12 +145,12 @@ def _kube(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    root = _Parser(
+    root = RaisingParser(
         prog="metallb-py",
         description="A bare-metal LoadBalancer for Kubernetes, drop-in compatible with MetalLB.",
     )
     root.add_argument("--version", action="version", version=f"metallb-py {__version__}")
-    sub = root.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    sub = root.add_subparsers(dest="command", metavar="COMMAND")
 
     p = sub.add_parser("controller", help="allocate IPs to Services of type LoadBalancer")
     _common(p, PORT_CONTROLLER, "METALLB_METRICS_PORT")
@@ -441,7 +431,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     p = sub.add_parser("config", help="configuration tools")
-    csub = p.add_subparsers(dest="config_command", metavar="ACTION", parser_class=_Parser)
+    csub = p.add_subparsers(dest="config_command", metavar="ACTION")
     v = csub.add_parser("validate", help="validate metallb.io manifests offline")
     v.add_argument("files", nargs="+", metavar="FILE", help="YAML files, or - for stdin")
     v.add_argument("--log-level", choices=LEVEL_NAMES, default="error")
@@ -501,15 +491,8 @@ def _load(component: Component, key: str) -> Any:
 async def run_component(main: ComponentMain, args: argparse.Namespace, name: str) -> int:
     """Serve metrics, translate SIGTERM/SIGINT into `ctx.stop`, and run the component."""
     readiness = Readiness()
-    ctx = RunContext(args=args, readiness=readiness, stop=asyncio.Event())
-    loop = asyncio.get_running_loop()
-
-    def on_signal(sig: signal.Signals) -> None:
-        ctx.signals.append(sig.name)
-        ctx.stop.set()
-
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, on_signal, sig)
+    stop = StopSignals()
+    ctx = RunContext(args=args, readiness=readiness, stop=stop.event, signals=stop.received)
     port = getattr(args, "metrics_port", 0) or 0
     server = MetricsServer(getattr(args, "metrics_host", ""), port, readiness)
     log = get_logger(name)
@@ -524,8 +507,7 @@ async def run_component(main: ComponentMain, args: argparse.Namespace, name: str
         return await main(ctx)
     finally:
         await server.stop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.remove_signal_handler(sig)
+        stop.close()
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -16,25 +16,16 @@ import asyncio
 import json
 import sys
 from collections.abc import Sequence
-from typing import NoReturn
 
 from metallb_py.explain import overview as ov
 from metallb_py.explain import service as sv
 from metallb_py.explain.snapshot import ConnectError, Snapshot, Target, connect, read
 from metallb_py.kube.rest import ApiError
 from metallb_py.speaker.desired import Options
+from netkit.cli import EXIT_USAGE, RaisingParser, UsageError
 
-EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE = 0, 1, 2
+EXIT_OK, EXIT_PROBLEMS = 0, 1
 SERVICE_WORDS = ("svc", "service", "services")
-
-
-class UsageError(Exception):
-    pass
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> NoReturn:
-        raise UsageError(f"{self.prog}: {message}")
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -60,8 +51,10 @@ def _common(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser(prog: str = "kubectl metallb") -> argparse.ArgumentParser:
-    root = _Parser(prog=prog, description="Explain MetalLB's decisions from the cluster state.")
-    sub = root.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    root = RaisingParser(
+        prog=prog, description="Explain MetalLB's decisions from the cluster state."
+    )
+    sub = root.add_subparsers(dest="command", metavar="COMMAND")
     e = sub.add_parser("explain", help="why a Service has or lacks an IP, and who announces it")
     e.add_argument("kind", metavar="svc", help="svc (a Service); `status` for the overview")
     e.add_argument("name", nargs="?", help="the Service's name (or namespace/name)")

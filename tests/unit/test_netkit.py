@@ -1,4 +1,5 @@
-"""The helpers the protocol libraries share: the Internet checksum, BPF packing, process tuning.
+"""The helpers the protocol libraries share: the Internet checksum, BPF packing, process tuning,
+the command-line plumbing (one-line usage errors, stop signals, JSON-lines logging).
 
 Attaching a filter to a real socket is tested in tests/interop/test_netkit_bpf.py.
 """
@@ -8,6 +9,10 @@ from __future__ import annotations
 import asyncio
 import gc
 import importlib
+import json
+import logging
+import os
+import signal
 import struct
 
 import pytest
@@ -15,7 +20,15 @@ from scapy.layers.inet import IP, UDP
 
 from netkit import bpf, process
 from netkit.checksum import internet_checksum, ones_complement_sum
-from netkit.cli import EXIT_USAGE, UsageParser
+from netkit.cli import (
+    EXIT_USAGE,
+    RaisingParser,
+    StopSignals,
+    UsageError,
+    UsageParser,
+    add_log_level,
+    run_tool,
+)
 from netkit.timer import CoreTimer
 
 
@@ -107,3 +120,82 @@ def test_usage_parser_subcommands_inherit_the_one_line_error(
     with pytest.raises(SystemExit):
         parser.parse_args(["run", "--n", "many"])
     assert capsys.readouterr().err == "tool run: error: argument --n: invalid int value: 'many'\n"
+
+
+def test_raising_parser_hands_the_one_line_to_the_caller() -> None:
+    parser = RaisingParser(prog="tool")
+    parser.add_subparsers(dest="command").add_parser("run").add_argument("--n", type=int)
+    with pytest.raises(UsageError) as exc:
+        parser.parse_args(["run", "--n", "many"])
+    assert str(exc.value) == "tool run: argument --n: invalid int value: 'many'"
+
+
+def test_log_level_flag_offers_the_jsonlog_levels() -> None:
+    parser = UsageParser(prog="tool")
+    add_log_level(parser)
+    assert parser.parse_args([]).log_level == "info"
+    assert parser.parse_args(["--log-level", "warn"]).log_level == "warn"
+    with pytest.raises(SystemExit):
+        parser.parse_args(["--log-level", "loud"])
+
+
+def test_stop_signals_record_each_signal_and_tick_meanwhile() -> None:
+    async def scenario() -> tuple[list[signal.Signals], int]:
+        stop = StopSignals()
+        ticks = 0
+
+        def tick() -> None:
+            nonlocal ticks
+            ticks += 1
+            if ticks == 3:
+                os.kill(os.getpid(), signal.SIGTERM)
+
+        await asyncio.wait_for(stop.wait(0.01, tick), 5)
+        stop.close()
+        return stop.received, ticks
+
+    received, ticks = asyncio.run(scenario())
+    assert received == [signal.SIGTERM] and ticks == 3
+    assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL, "close() gave the signal back"
+
+
+def test_stop_signals_without_an_interval_only_wait() -> None:
+    async def scenario() -> list[signal.Signals]:
+        stop = StopSignals()
+        asyncio.get_running_loop().call_later(0.01, os.kill, os.getpid(), signal.SIGINT)
+        await asyncio.wait_for(stop.wait(), 5)
+        stop.close()
+        return stop.received
+
+    assert asyncio.run(scenario()) == [signal.SIGINT]
+
+
+def test_run_tool_logs_json_lines_and_returns_the_status(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    async def tool() -> int:
+        logging.getLogger("tool").warning("toolRan", extra={"answer": 42})
+        logging.getLogger("tool").info("belowTheLevel")
+        return 7
+
+    root = logging.getLogger()
+    saved = (root.handlers[:], root.level)
+    try:
+        assert run_tool("warn", tool()) == 7
+    finally:
+        root.handlers[:], root.level = saved
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 1
+    assert json.loads(lines[0])["event"] == "toolRan" and json.loads(lines[0])["answer"] == 42
+
+
+def test_run_tool_treats_an_early_ctrl_c_as_a_stop() -> None:
+    async def interrupted() -> int:
+        raise KeyboardInterrupt
+
+    root = logging.getLogger()
+    saved = (root.handlers[:], root.level)
+    try:
+        assert run_tool("info", interrupted()) == 0
+    finally:
+        root.handlers[:], root.level = saved
