@@ -144,6 +144,24 @@ def _kube(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _leader_election(
+    p: argparse.ArgumentParser, *flags: str, help_text: str, lease_seconds: int
+) -> None:
+    """The switch for Lease-based leader election (on by default) and the Lease's duration.
+
+    The controller and the operator elect a leader the same way (`metallb_py.kube.leader`); only
+    their Lease, flag names and default duration differ.
+    """
+    p.add_argument(*flags, action=argparse.BooleanOptionalAction, default=True, help=help_text)
+    p.add_argument(
+        "--lease-duration",
+        type=float,
+        default=float(lease_seconds),
+        help=f"seconds a standby waits on a silent leader before taking over "
+        f"(default {lease_seconds})",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     root = RaisingParser(
         prog="metallb-py",
@@ -167,18 +185,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="an allocation the new configuration forbids: keep and flag it (default), or "
         "reallocate it as MetalLB does",
     )
-    p.add_argument(
+    _leader_election(
+        p,
         "--leader-election",
-        action=argparse.BooleanOptionalAction,
-        default=True,
-        help="run several replicas; the holder of the metallb-controller Lease allocates "
+        help_text="run several replicas; the holder of the metallb-controller Lease allocates "
         "(default on)",
-    )
-    p.add_argument(
-        "--lease-duration",
-        type=float,
-        default=4.0,
-        help="seconds a standby waits on a silent leader before taking over (default 4)",
+        lease_seconds=4,
     )
     p.add_argument("--workers", type=int, default=16, help="concurrent status writers (default 16)")
     p.add_argument(
@@ -335,19 +347,12 @@ def build_parser() -> argparse.ArgumentParser:
         default=_env("ENABLE_OPERATOR_WEBHOOK", default="true") != "false",
         help="serve the MetalLB validating webhook (default on; env ENABLE_OPERATOR_WEBHOOK)",
     )
-    p.add_argument(
+    _leader_election(
+        p,
         "--enable-leader-election",
         "--leader-elect",
-        dest="enable_leader_election",
-        action=argparse.BooleanOptionalAction,
-        default=True,
-        help="hold the metallb.io.metallboperator Lease before reconciling (default on)",
-    )
-    p.add_argument(
-        "--lease-duration",
-        type=float,
-        default=15.0,
-        help="seconds a standby waits on a silent leader before taking over (default 15)",
+        help_text="hold the metallb.io.metallboperator Lease before reconciling (default on)",
+        lease_seconds=15,
     )
     p.add_argument(
         "--resync-period",
