@@ -255,7 +255,8 @@ class SpeakConfig:
     log_level: str = "info"
 
 
-# The SpeakConfig fields that every peer's session takes as they are (same names in PeerConfig).
+# The SpeakConfig fields that every peer's session takes as they are (same names in PeerConfig,
+# and in the parsed flags).
 SESSION_SETTINGS = (
     "router_id",
     "local_address",
@@ -450,16 +451,7 @@ def parse_args(argv: list[str]) -> SpeakConfig:
     return SpeakConfig(
         local_as=local_as,
         peers=peers,
-        router_id=ns.router_id,
-        local_address=ns.local_address,
-        vrf=ns.vrf,
-        passive=ns.passive,
-        hold_time=ns.hold_time,
-        keepalive=ns.keepalive,
-        password=ns.password,
-        ebgp_multihop=ns.ebgp_multihop,
-        graceful_restart=ns.graceful_restart,
-        restart_time=ns.restart_time,
+        **{name: getattr(ns, name) for name in SESSION_SETTINGS},  # flags of the same names
         listen_port=ns.listen_port,
         routes=routes,
         base_attrs=base,
