@@ -92,13 +92,7 @@ def _env_int(*names: str, default: int) -> int:
 
 
 def _common(p: argparse.ArgumentParser, metrics_port: int | None, metrics_env: str = "") -> None:
-    p.add_argument(
-        "--log-level",
-        choices=LEVEL_NAMES,
-        default=_env("METALLB_LOG_LEVEL", default="info"),
-        help="log verbosity (default info)",
-    )
-    _log_format(p)
+    _logging(p, _env("METALLB_LOG_LEVEL", default="info"), "log verbosity (default info)")
     if metrics_port is not None:
         port = _env_int(metrics_env, default=metrics_port) if metrics_env else metrics_port
         p.add_argument(
@@ -121,7 +115,9 @@ def _common(p: argparse.ArgumentParser, metrics_port: int | None, metrics_env: s
         )
 
 
-def _log_format(p: argparse.ArgumentParser) -> None:
+def _logging(p: argparse.ArgumentParser, level: str, level_help: str | None = None) -> None:
+    """`--log-level` (its default: `level`) and `--log-format`, the same on every subcommand."""
+    p.add_argument("--log-level", choices=LEVEL_NAMES, default=level, help=level_help)
     p.add_argument(
         "--log-format",
         choices=FORMATS,
@@ -439,13 +435,11 @@ def build_parser() -> argparse.ArgumentParser:
     csub = p.add_subparsers(dest="config_command", metavar="ACTION")
     v = csub.add_parser("validate", help="validate metallb.io manifests offline")
     v.add_argument("files", nargs="+", metavar="FILE", help="YAML files, or - for stdin")
-    v.add_argument("--log-level", choices=LEVEL_NAMES, default="error")
-    _log_format(v)
+    _logging(v, "error")
     v = csub.add_parser("convert", help="turn MetalLB's pre-v0.13 ConfigMap into metallb.io CRs")
     v.add_argument("file", metavar="FILE", help="the ConfigMap or its config YAML, or - for stdin")
     v.add_argument("-o", "--output", default=None, help="write the resources here (default stdout)")
-    v.add_argument("--log-level", choices=LEVEL_NAMES, default="error")
-    _log_format(v)
+    _logging(v, "error")
 
     p = sub.add_parser(
         "explain",
