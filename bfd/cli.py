@@ -19,12 +19,19 @@ import ipaddress
 import logging
 import sys
 from collections.abc import Sequence
-from typing import NoReturn
 
 from bfd.dispatch import SessionKey
 from bfd.engine import Engine, LatenessStats
 from bfd.profile import DEFAULT_FLOOR_MS, Profile, ProfileError
-from netkit.cli import EXIT_USAGE, StopSignals, UsageError, UsageParser, add_log_level, run_tool
+from netkit.cli import (
+    EXIT_USAGE,
+    RaisingParser,
+    StopSignals,
+    UsageError,
+    UsageParser,
+    add_log_level,
+    run_tool,
+)
 from netkit.process import set_realtime, tune_gc
 
 log = logging.getLogger("bfd")
@@ -91,16 +98,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 class CommandError(ValueError):
-    pass
-
-
-class _CommandParser(argparse.ArgumentParser):
-    def error(self, message: str) -> NoReturn:
-        raise CommandError(message)
+    """A stdin command that cannot be run; logged, and the sessions carry on unchanged."""
 
 
 def _set_parser() -> argparse.ArgumentParser:
-    p = _CommandParser(prog="set", add_help=False)
+    p = RaisingParser(prog="set", add_help=False)
     p.add_argument("--tx-ms", type=int)
     p.add_argument("--rx-ms", type=int)
     p.add_argument("--multiplier", type=int)
@@ -118,7 +120,10 @@ def apply_command(engine: Engine, profile: Profile, line: str) -> Profile:
         return profile
     verb, rest = words[0], words[1:]
     if verb == "set":
-        opts = _set_parser().parse_args(rest)
+        try:
+            opts = _set_parser().parse_args(rest)
+        except UsageError as exc:
+            raise CommandError(str(exc)) from None
         changes = {
             "transmit_interval_ms": opts.tx_ms,
             "receive_interval_ms": opts.rx_ms,
