@@ -6,6 +6,12 @@ instead of each module declaring its own.
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 JSON = dict[str, Any]
+
+
+def rfc3339(ts: float | None = None) -> str:
+    """A timestamp as Kubernetes writes them (UTC, whole seconds); `ts` defaults to now."""
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() if ts is None else ts))

@@ -3,42 +3,57 @@ ConfigurationState (MetalLB's shape) and our BGPSessionState."""
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Iterable
 from typing import Any
 
 from metallb_py.config.problems import Problem, bounded_lines
 from metallb_py.config.schemas import BFD_STATES, GROUP, SESSION_STATES
+from metallb_py.objects import rfc3339
 
 CONTROLLER_CONDITION = "poolReconcilerValid"
 SPEAKER_CONDITION = "configReconcilerValid"
 
 
-def _now() -> str:
-    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+STALE_NOTE = "running the last good configuration: the new one could not be used"
 
 
 def configuration_state_status(
     problems: Iterable[Problem], condition_type: str, stale: bool = False, now: str | None = None
 ) -> dict[str, Any]:
     """`status` of a ConfigurationState: Valid with no errors, else Invalid with one line per
-    error in errorSummary (warnings are not errors). `stale` notes the last good config is kept."""
+    error in errorSummary (warnings are not errors). `stale` (the new configuration could not be
+    used, the last good one runs) is Invalid too, and says so in the condition's message."""
     errors = bounded_lines(p for p in problems if p.is_error)
-    message = "\n".join(errors)
-    if stale:
-        message = "running the last good configuration: the new one could not be used\n" + message
+    summary = "\n".join(errors)
+    invalid = bool(errors) or stale
+    message = "\n".join([STALE_NOTE, summary] if stale else [summary]).strip()
     condition = {
         "type": condition_type,
-        "status": "False" if errors else "True",
-        "reason": "ConfigurationError" if errors else "Reconciled",
-        "message": message.strip()[:32768],
-        "lastTransitionTime": now or _now(),
+        "status": "False" if invalid else "True",
+        "reason": "ConfigurationError" if invalid else "Reconciled",
+        "message": message[:32768] or "configuration is valid",
+        "lastTransitionTime": now or rfc3339(),
     }
     return {
-        "result": "Invalid" if errors else "Valid",
-        "errorSummary": message.strip(),
+        "result": "Invalid" if invalid else "Valid",
+        "errorSummary": summary,
         "conditions": [condition],
     }
+
+
+def same_configuration_state(stored: dict[str, Any], status: dict[str, Any]) -> bool:
+    """Whether writing `status` would change nothing a reader sees but timestamps, so an
+    unchanged state keeps its lastTransitionTime and costs no write."""
+
+    def seen(s: dict[str, Any]) -> tuple[Any, ...]:
+        conditions = [
+            {k: v for k, v in c.items() if k != "lastTransitionTime"}
+            for c in s.get("conditions") or []
+            if isinstance(c, dict)
+        ]
+        return s.get("result"), s.get("errorSummary"), conditions
+
+    return seen(stored) == seen(status)
 
 
 def session_state_object(
@@ -75,7 +90,7 @@ def session_state_object(
         status["establishedSince"] = established_since
     if last_error:
         status["lastError"] = last_error
-        status["lastErrorTime"] = _now()
+        status["lastErrorTime"] = rfc3339()
     return {
         "apiVersion": f"{GROUP}/v1beta1",
         "kind": "BGPSessionState",

@@ -26,13 +26,17 @@ from metallb_py.allocator import (
 from metallb_py.allocator.service import uses_legacy_annotations
 from metallb_py.config import Config, ConfigHolder
 from metallb_py.config.problems import Problem
+from metallb_py.config.status import (
+    CONTROLLER_CONDITION,
+    configuration_state_status,
+    same_configuration_state,
+)
 from metallb_py.controller import ingest
 from metallb_py.controller.convert import pool_specs
 from metallb_py.controller.metrics import layer2_expected
 from metallb_py.controller.service_status import (
     current_ips,
     desired_service,
-    now_rfc3339,
     orphan_condition,
     status_patch,
 )
@@ -226,7 +230,6 @@ class ServiceController:
 
     def _load_config(self) -> None:
         config, problems, stale = self.holder.update(self._config_resources())
-        errors = [p for p in problems if p.is_error]
         self._report_problems(problems)
         kube_metrics.config_stale.set(1 if stale else 0)
         if config is not None:
@@ -236,7 +239,7 @@ class ServiceController:
                 "configStale", msg="configuration could not be used; keeping the last good one"
             )
         self.config = config
-        self._write_config_state(errors, stale)
+        self._write_config_state(problems, stale)
         specs = pool_specs(config) if config is not None else None
         if specs is None or specs == self.pool_inputs or self.allocator is None:
             return
@@ -307,62 +310,27 @@ class ServiceController:
             self.config_dirty.clear()
             self._load_config()
 
-    def _write_config_state(self, errors: list[Any], stale: bool) -> None:
-        summary = "\n".join(p.line() for p in errors)
-        result = "Invalid" if errors or stale else "Valid"
-        if self.config_state_written == (result, summary):
+    def _write_config_state(self, problems: list[Problem], stale: bool) -> None:
+        status = configuration_state_status(problems, CONTROLLER_CONDITION, stale)
+        key = (status["result"], status["errorSummary"])
+        if self.config_state_written == key:
             return
-        self.config_state_written = (result, summary)
-        task = asyncio.get_running_loop().create_task(self._put_config_state(result, summary))
+        self.config_state_written = key
+        task = asyncio.get_running_loop().create_task(self._put_config_state(status))
         task.add_done_callback(lambda t: t.exception() if not t.cancelled() else None)
 
-    async def _put_config_state(self, result: str, summary: str) -> None:
-        if not self.may_write():
-            return
-        ns, name = self.namespace, "controller"
-        path = CONFIGURATIONSTATES.path(ns, name)
-        try:
-            try:
-                obj = await self.rest.get(path)
-            except ApiError as exc:
-                if not exc.not_found:
-                    raise
-                obj = await self.rest.create(
-                    CONFIGURATIONSTATES.path(ns),
-                    {
-                        "apiVersion": CONFIGURATIONSTATES.api_version,
-                        "kind": "ConfigurationState",
-                        "metadata": {
-                            "name": name,
-                            "namespace": ns,
-                            "labels": {"metallb.io/component-type": "controller"},
-                        },
-                    },
-                )
-            reason = "ConfigurationError" if result == "Invalid" else "Reconciled"
-
-            def compute(fresh: JSON) -> JSON | None:
-                status = {
-                    "result": result,
-                    "errorSummary": summary,
-                    "conditions": [
-                        {
-                            "type": "poolReconcilerValid",
-                            "status": "False" if result == "Invalid" else "True",
-                            "reason": reason,
-                            "message": summary or "configuration is valid",
-                            "lastTransitionTime": now_rfc3339(),
-                        }
-                    ],
-                }
-                old = fresh.get("status") or {}
-                if old.get("result") == result and old.get("errorSummary", "") == summary:
-                    return None
-                return {**fresh, "status": status}
-
-            await self.writer.update_status(CONFIGURATIONSTATES, ns, name, compute, current=obj)
-        except Exception as exc:  # best effort: the CRD may not be installed
-            log.debug("configurationStateNotWritten", error=str(exc))
+    async def _put_config_state(self, status: JSON) -> None:
+        meta = {
+            "name": "controller",
+            "namespace": self.namespace,
+            "labels": {"metallb.io/component-type": "controller"},
+        }
+        result = await self.writer.ensure_status(
+            CONFIGURATIONSTATES, meta, status, same=same_configuration_state
+        )
+        if not result.ok and result.outcome is not WriteOutcome.FENCED:
+            # best effort: the CRD may not be installed
+            log.debug("configurationStateNotWritten", error=result.error)
 
     # ------------------------------------------------------------------ startup
 

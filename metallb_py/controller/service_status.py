@@ -12,18 +12,13 @@ sent (only `spec` is reset from the stored object), so it would erase what the c
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime
 from typing import Any
 
 from metallb_py.allocator.service import ANN_ALLOCATED_FROM
-from metallb_py.objects import JSON
+from metallb_py.objects import JSON, rfc3339
 
 ORPHAN_CONDITION = "metallb-py.io/AddressOrphaned"
 _KEEP = object()
-
-
-def now_rfc3339() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def current_ips(svc: JSON) -> list[str]:
@@ -79,7 +74,7 @@ def desired_service(
                     "message": message,
                     "lastTransitionTime": (existing or {}).get("lastTransitionTime")
                     or now
-                    or now_rfc3339(),
+                    or rfc3339(),
                     "observedGeneration": int(meta.get("generation") or 0),
                 }
             )

@@ -17,20 +17,15 @@ import contextlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 
 from metallb_py.kube.rest import EVENTS, ApiError, Rest
 from metallb_py.log import get_logger
-from metallb_py.objects import JSON
+from metallb_py.objects import JSON, rfc3339
 
 log = get_logger("kube")
 
 NORMAL = "Normal"
 WARNING = "Warning"
-
-
-def _rfc3339(ts: float) -> str:
-    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 @dataclass
@@ -101,7 +96,7 @@ class EventCorrelator:
         if seen is not None and now - seen.last < self.window:
             seen.count += 1
             seen.last = now
-            body = {"count": seen.count, "lastTimestamp": _rfc3339(now), "message": message}
+            body = {"count": seen.count, "lastTimestamp": rfc3339(now), "message": message}
             return EventAction("patch", body, name=seen.name, count=seen.count)
 
         name = f"{involved['name']}.{int(now * 1e9):x}"
@@ -116,8 +111,8 @@ class EventCorrelator:
             "reason": reason,
             "message": message,
             "count": 1,
-            "firstTimestamp": _rfc3339(now),
-            "lastTimestamp": _rfc3339(now),
+            "firstTimestamp": rfc3339(now),
+            "lastTimestamp": rfc3339(now),
             "source": {"component": self.component},
             "reportingComponent": self.component,
         }

@@ -11,6 +11,7 @@ simple writers (IPAddressPool counters, ConfigurationState).
 from __future__ import annotations
 
 import enum
+import operator
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
@@ -65,6 +66,39 @@ class StatusWriter:
         if not self.can_write():
             return WriteResult(WriteOutcome.FENCED)
         return await self._send(self.rest.patch(resource.path(namespace, name, "status"), patch))
+
+    async def ensure_status(
+        self,
+        resource: Resource,
+        metadata: JSON,
+        status: JSON,
+        same: Callable[[JSON, JSON], bool] = operator.eq,
+    ) -> WriteResult:
+        """Write the status of a status-only object (ConfigurationState), creating it bare
+        (`metadata` only) when it does not exist yet. No write when `same(stored, status)`, so
+        an unchanged state keeps its timestamps."""
+        namespace, name = metadata.get("namespace"), metadata["name"]
+        if not self.can_write():
+            return WriteResult(WriteOutcome.FENCED)
+        try:
+            obj = await self.rest.get(resource.path(namespace, name))
+        except ApiError as exc:
+            if not exc.not_found:
+                return WriteResult(WriteOutcome.FAILED, error=str(exc))
+            bare = {"apiVersion": resource.api_version, "kind": resource.kind, "metadata": metadata}
+            try:
+                obj = await self.rest.create(resource.path(namespace), bare)
+            except ApiError as create_exc:
+                return WriteResult(WriteOutcome.FAILED, error=str(create_exc))
+        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+            return WriteResult(WriteOutcome.FAILED, error=str(exc) or type(exc).__name__)
+
+        def compute(fresh: JSON) -> JSON | None:
+            if same(fresh.get("status") or {}, status):
+                return None
+            return {**fresh, "status": status}
+
+        return await self.update_status(resource, namespace, name, compute, current=obj)
 
     async def _send(self, request: Awaitable[JSON]) -> WriteResult:
         try:

@@ -10,10 +10,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
-from metallb_py.objects import JSON
+from metallb_py.objects import JSON, rfc3339
 
 INSTANCE_NAME = "metallb"
 
@@ -29,10 +28,6 @@ REASON_INVALID = "InvalidConfiguration"
 REASON_UNSUPPORTED_BACKEND = "UnsupportedBGPBackend"
 REASON_INTERNAL = "InternalError"
 REASON_PROGRESSING = "Progressing"
-
-
-def now_rfc3339() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 @dataclass(frozen=True)
@@ -72,7 +67,7 @@ def build_conditions(
 ) -> list[JSON]:
     """The four conditions in MetalLB's order. A condition whose status is unchanged keeps its
     lastTransitionTime; otherwise it gets `now`."""
-    stamp = now or now_rfc3339()
+    stamp = now or rfc3339()
     before = {str(c.get("type")): c for c in previous if isinstance(c, Mapping)}
     true = {state.kind}
     if state.kind == AVAILABLE:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
 
 from bfd.engine import Engine
 from bfd.profile import Profile
@@ -28,6 +27,7 @@ from bgp.speaker import (
 )
 from metallb_py.config.model import BFDProfile, Config, Peer
 from metallb_py.log import get_logger
+from metallb_py.objects import rfc3339
 from metallb_py.speaker.bfd_bgp import BfdBgp, BfdPeer
 
 log = get_logger("speaker")
@@ -81,10 +81,6 @@ def bfd_profile(profile: BFDProfile) -> Profile:
     )
 
 
-def _now() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
 @dataclass
 class SessionInfo:
     """What BGPSessionState reports for one peer."""
@@ -134,10 +130,10 @@ class BgpShell:
         if isinstance(event, PeerAddressChanged):  # an unnumbered peer's router moved: BFD follows
             self.bfd.refresh()
         elif isinstance(event, PeerEstablished):
-            self.established_since[event.peer] = _now()
+            self.established_since[event.peer] = rfc3339()
         elif isinstance(event, PeerDown):
             self.established_since.pop(event.peer, None)
-            self.last_error[event.peer] = (event.reason, _now())
+            self.last_error[event.peer] = (event.reason, rfc3339())
         if self.on_session_change is not None and not isinstance(event, TableSent):
             self.on_session_change()
 

@@ -15,6 +15,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from metallb_py.config import Config, ConfigHolder, Problem
+from metallb_py.config.status import SPEAKER_CONDITION, configuration_state_status
 from metallb_py.kube import metrics as kube_metrics
 from metallb_py.kube.events import EventRecorder
 from metallb_py.kube.informer import Informer
@@ -325,8 +326,7 @@ class SpeakerReconciler:
             )
         if config is None or config != self.config:
             self.config = config  # an equal one keeps its identity, and with it the memo
-        errors = [p.line() for p in problems if p.is_error]
-        self.status.set_config_state("Invalid" if errors or stale else "Valid", "\n".join(errors))
+        self.status.set_config_state(configuration_state_status(problems, SPEAKER_CONDITION, stale))
 
     def _problem_event(self, problem: Problem) -> None:
         """A Warning event on an ignored object that only speakers read (the controller reports

@@ -21,6 +21,7 @@ from typing import Any
 
 import aiohttp
 
+from metallb_py.config.status import same_configuration_state
 from metallb_py.kube import metrics as kube_metrics
 from metallb_py.kube.informer import Informer
 from metallb_py.kube.rest import (
@@ -34,6 +35,7 @@ from metallb_py.kube.rest import (
     Resource,
     Rest,
 )
+from metallb_py.kube.status import StatusWriter
 from metallb_py.log import get_logger
 from metallb_py.objects import JSON
 from metallb_py.speaker.resources import (
@@ -117,6 +119,7 @@ _BY_KEY = {"key": lambda obj: (_key_of(obj),)}
 class StatusObjects:
     def __init__(self, rest: Rest, namespace: str, node: str, *, concurrency: int = 8) -> None:
         self.rest = rest
+        self.config_writer = StatusWriter(rest)
         self.namespace = namespace
         self.node = node
         self.owner: Owner | None = None
@@ -144,11 +147,11 @@ class StatusObjects:
             kind.informer.add_handler(lambda *_: self.dirty.set())
         self.dirty = asyncio.Event()
         self.sem = asyncio.Semaphore(concurrency)
-        self.config_state: tuple[str, str] | None = None
+        self.config_state: JSON | None = None  # the ConfigurationState status to write
         self._service_inputs: tuple[Any, Any] | None = None
         self._created: dict[tuple[str, str], float] = {}  # (kind, key) -> when created
         self._owner_seen: Owner | None = None
-        self.config_state_written: tuple[str, str] | None = None
+        self.config_state_written: JSON | None = None
         self.writes = 0
         self.errors = 0
 
@@ -235,9 +238,10 @@ class StatusObjects:
         self.kinds["session"].full = True  # one object per peer: always compare them all
         self.dirty.set()
 
-    def set_config_state(self, result: str, summary: str) -> None:
-        self.config_state = (result, summary)
-        self.dirty.set()
+    def set_config_state(self, status: JSON) -> None:
+        if self.config_state is None or not same_configuration_state(self.config_state, status):
+            self.config_state = status
+            self.dirty.set()
 
     def _service_status(self, key: str, extra: JSON) -> JSON:
         ns, _, name = key.partition("/")
@@ -326,8 +330,8 @@ class StatusObjects:
                 jobs.append(functools.partial(self._create, name, kind, key, kind.desired[key]))
             if len(jobs) > BATCH:
                 kind.full = True  # what does not fit in this batch is found again next pass
-        if self.config_state is not None and self.config_state != self.config_state_written:
-            jobs.append(functools.partial(self._write_config_state, *self.config_state))
+        if self.config_state is not None and self.config_state is not self.config_state_written:
+            jobs.append(functools.partial(self._write_config_state, self.config_state))
         if len(jobs) > BATCH:
             self.dirty.set()
         elif waiting:
@@ -460,54 +464,18 @@ class StatusObjects:
         # Try again later; a missing CRD is reported by the informer as not served.
         asyncio.get_running_loop().call_later(2.0, self.dirty.set)
 
-    async def _write_config_state(self, result: str, summary: str) -> None:
-        name = f"speaker-{self.node}"
-        path = CONFIGURATIONSTATES.path(self.namespace, name)
-        try:
-            try:
-                obj = await self.rest.get(path)
-            except ApiError as exc:
-                if not exc.not_found:
-                    raise
-                meta: JSON = {
-                    "name": name,
-                    "namespace": self.namespace,
-                    "labels": {
-                        "metallb.io/component-type": "speaker",
-                        "metallb.io/node-name": self.node,
-                    },
-                }
-                if self.owner is not None:
-                    meta["ownerReferences"] = [self.owner.reference()]
-                obj = await self.rest.create(
-                    CONFIGURATIONSTATES.path(self.namespace),
-                    {
-                        "apiVersion": CONFIGURATIONSTATES.api_version,
-                        "kind": "ConfigurationState",
-                        "metadata": meta,
-                    },
-                )
-            valid = result == "Valid"
-            status = {
-                "result": result,
-                "errorSummary": summary,
-                "conditions": [
-                    {
-                        "type": "configReconcilerValid",
-                        "status": "True" if valid else "False",
-                        "reason": "Reconciled" if valid else "ConfigurationError",
-                        "message": summary or "configuration is valid",
-                        "lastTransitionTime": _now(),
-                    }
-                ],
-            }
-            await self.rest.replace(f"{path}/status", {**obj, "status": status})
-            self.config_state_written = (result, summary)
-        except (ApiError, aiohttp.ClientError, OSError, TimeoutError) as exc:
-            log.debug("configurationStateNotWritten", error=str(exc))
-
-
-def _now() -> str:
-    from datetime import UTC, datetime
-
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    async def _write_config_state(self, status: JSON) -> None:
+        meta: JSON = {
+            "name": f"speaker-{self.node}",
+            "namespace": self.namespace,
+            "labels": {"metallb.io/component-type": "speaker", "metallb.io/node-name": self.node},
+        }
+        if self.owner is not None:
+            meta["ownerReferences"] = [self.owner.reference()]
+        result = await self.config_writer.ensure_status(
+            CONFIGURATIONSTATES, meta, status, same=same_configuration_state
+        )
+        if result.ok:
+            self.config_state_written = status
+        else:
+            log.debug("configurationStateNotWritten", error=result.error)

@@ -11,17 +11,25 @@ from typing import Any
 
 import pytest
 
+from metallb_py.config import parse
+from metallb_py.config.status import (
+    SPEAKER_CONDITION,
+    configuration_state_status,
+    same_configuration_state,
+)
 from metallb_py.kube.cache import by_namespace
 from metallb_py.kube.client import ClientConfigError, connect
 from metallb_py.kube.events import EventRecorder
 from metallb_py.kube.informer import Informer
 from metallb_py.kube.leader import LeaderElector
-from metallb_py.kube.rest import SERVICES, ApiError, Resource, Rest
+from metallb_py.kube.rest import CONFIGURATIONSTATES, SERVICES, ApiError, Resource, Rest
 from metallb_py.kube.status import StatusWriter, WriteOutcome
 from metallb_py.objects import JSON
 from tests.lab.apiserver import ApiServer, apiserver_fixture
-from tests.lab.controller_lab import client, create_service, events_for, wait_for
+from tests.lab.config_objects import pool
+from tests.lab.controller_lab import NS, client, create_service, events_for, install_crds, wait_for
 
+EARLY = "2026-01-01T00:00:00Z"
 CONFIGMAPS = Resource("", "v1", "configmaps", kind="ConfigMap")
 
 apiserver = apiserver_fixture(args=["--watch-history", "8", "--bookmark-interval", "0.3"])
@@ -166,6 +174,46 @@ async def test_status_writer_conflict_recomputes_from_fresh_state(apiserver: Api
 
         fenced = StatusWriter(rest, can_write=lambda: False)
         assert (await fenced.put_status(SERVICES, fresh)).outcome is WriteOutcome.FENCED
+
+
+async def test_configuration_state_is_created_then_written_only_when_it_changes(
+    apiserver: ApiServer,
+) -> None:
+    """What the controller and every speaker do with their ConfigurationState: create it bare
+    the first time, write its status, and leave it (and its timestamp) alone while the state
+    a reader sees is the same."""
+    async with client(apiserver) as rest:
+        await install_crds(rest)
+        writer = StatusWriter(rest)
+        meta = {"name": "speaker-n1", "namespace": NS, "labels": {"metallb.io/node-name": "n1"}}
+        path = CONFIGURATIONSTATES.path(NS, "speaker-n1")
+        _, bad = parse([pool("a", "192.0.2.0/24"), pool("b", "192.0.2.0/25")])
+
+        async def write(status: JSON) -> JSON:
+            result = await writer.ensure_status(
+                CONFIGURATIONSTATES, meta, status, same=same_configuration_state
+            )
+            assert result.ok, result.error
+            return await rest.get(path)
+
+        first = await write(configuration_state_status(bad, SPEAKER_CONDITION, now=EARLY))
+        assert first["metadata"]["labels"] == meta["labels"]
+        assert first["status"]["result"] == "Invalid"
+        assert "pool-overlap" in first["status"]["errorSummary"]
+
+        again = await write(configuration_state_status(bad, SPEAKER_CONDITION))
+        assert again["metadata"]["resourceVersion"] == first["metadata"]["resourceVersion"]
+        assert again["status"]["conditions"][0]["lastTransitionTime"] == EARLY
+
+        _, ok = parse([pool("a", "192.0.2.0/24")])
+        fixed = await write(configuration_state_status(ok, SPEAKER_CONDITION))
+        assert fixed["status"]["result"] == "Valid" and fixed["status"]["errorSummary"] == ""
+        assert fixed["status"]["conditions"][0]["lastTransitionTime"] != EARLY
+
+        fenced = StatusWriter(rest, can_write=lambda: False)
+        result = await fenced.ensure_status(CONFIGURATIONSTATES, meta, first["status"])
+        assert result.outcome is WriteOutcome.FENCED
+        assert (await rest.get(path))["status"]["result"] == "Valid"
 
 
 async def test_event_recorder_aggregates_repeats(apiserver: ApiServer) -> None:
