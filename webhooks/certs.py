@@ -17,7 +17,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from metallb_py.apiserver.tls import ca_certificate, key_pem, new_key
+from metallb_py.pki import ca_certificate, key_pem, new_key
 
 CA_NAME = "cert"
 ORGANIZATION = "metallb"
