@@ -43,7 +43,7 @@ class ConfigHolder:
         try:
             config, problems = parse(items, namespace=self.namespace)
         except Exception as exc:  # a parser bug must not take the component down
-            log.exception("configuration parser failed")
+            log.exception("configParserFailed")
             problem = Problem(
                 ObjectRef("Configuration", self.namespace, "*"),
                 "-",

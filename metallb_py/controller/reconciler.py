@@ -400,7 +400,7 @@ class ServiceController:
             except asyncio.CancelledError:
                 raise
             except Exception:
-                log.exception("reconcile failed", service=key)
+                log.exception("reconcileFailed", service=key)
                 kube_metrics.update_errors_total.inc()
                 queue.retry(key)
             finally:

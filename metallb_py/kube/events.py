@@ -207,7 +207,7 @@ class EventRecorder:
                     await self._send(obj, event_type, reason, message)
             except Exception as exc:  # events are best effort; never take the caller down
                 self.failed += 1
-                log.debug("event not recorded", reason=reason, error=str(exc))
+                log.debug("eventNotRecorded", reason=reason, error=str(exc))
             finally:
                 self._queue.task_done()
 

@@ -98,7 +98,7 @@ class Informer:
             try:
                 handler(key, old, new)
             except Exception:
-                log.exception("informer handler failed", resource=self.name, key=key)
+                log.exception("informerHandlerFailed", resource=self.name, key=key)
 
     def resync(self) -> None:
         """Report every cached object again (old == new)."""
@@ -209,7 +209,8 @@ class Informer:
             except ApiError as exc:
                 if exc.gone:
                     log.info(
-                        "watch expired, relisting",
+                        "watchExpired",
+                        msg="relisting",
                         resource=self.name,
                         resourceVersion=self.last_resource_version,
                     )
@@ -218,7 +219,9 @@ class Informer:
                     continue
                 if exc.not_found and need_list and self.optional:
                     if not self.missing:
-                        log.warning("resource not served, treating as empty", resource=self.name)
+                        log.warning(
+                            "resourceNotServed", msg="treating it as empty", resource=self.name
+                        )
                     self.missing = True
                     self.synced.set()
                     with contextlib.suppress(asyncio.TimeoutError):
@@ -238,7 +241,8 @@ class Informer:
         self.errors += 1
         self.last_error = str(exc) or type(exc).__name__
         log.warning(
-            "list/watch failed, backing off",
+            "listWatchFailed",
+            msg="backing off",
             resource=self.name,
             error=self.last_error,
         )

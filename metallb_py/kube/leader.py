@@ -103,7 +103,7 @@ class LeaderElector:
                     if not self.leading.is_set():
                         self._start_leading()
                     elif lapsed:
-                        log.info("lease renewed, writes resume", lease=self.name)
+                        log.info("leaseRenewed", msg="writes resume", lease=self.name)
                     lapsed = False
                 elif self.leading.is_set() and self.holder not in ("", self.identity):
                     self._stop_leading(f"lease held by {self.holder}")
@@ -111,7 +111,8 @@ class LeaderElector:
                 if self.leading.is_set() and not self.may_write() and not lapsed:
                     lapsed = True
                     log.warning(
-                        "lease renewal late, writes paused",
+                        "leaseRenewalLate",
+                        msg="writes paused",
                         lease=self.name,
                         identity=self.identity,
                     )
@@ -125,7 +126,7 @@ class LeaderElector:
     def _start_leading(self) -> None:
         self.lost.clear()
         self.leading.set()
-        log.info("acquired leadership", lease=self.name, identity=self.identity)
+        log.info("leadershipAcquired", lease=self.name, identity=self.identity)
         for cb in self.on_started:
             cb()
 
@@ -133,7 +134,7 @@ class LeaderElector:
         self._valid_until = 0.0
         self.leading.clear()
         self.lost.set()
-        log.warning("lost leadership", lease=self.name, reason=why)
+        log.warning("leadershipLost", lease=self.name, reason=why)
         for cb in self.on_stopped:
             cb()
 
@@ -142,7 +143,7 @@ class LeaderElector:
         try:
             return await asyncio.wait_for(self._try_acquire_or_renew(started), self.renew_deadline)
         except (TimeoutError, ApiError, aiohttp.ClientError, OSError, ValueError) as exc:
-            log.debug("lease round failed", lease=self.name, error=str(exc))
+            log.debug("leaseAttemptFailed", lease=self.name, error=str(exc))
             return False
 
     async def _try_acquire_or_renew(self, started: float) -> bool:
@@ -212,7 +213,7 @@ class LeaderElector:
             lease["spec"] = spec
             await asyncio.wait_for(self.rest.replace(path, lease), 2.0)
         except Exception as exc:
-            log.debug("lease release failed", error=str(exc))
+            log.debug("leaseReleaseFailed", lease=self.name, error=str(exc))
 
 
 async def wait_or_stop(awaitable: Awaitable[Any], stop: asyncio.Event) -> None:

@@ -145,7 +145,7 @@ async def test_leader_failover_moves_no_ip_and_fences_the_old_leader(
             assert takeover < 10 * lease, takeover
 
             # The old leader wakes with stale state; fencing must keep it from writing.
-            await wait_for(lambda: _true(bool(a.events("lost leadership"))), 20, "a to step down")
+            await wait_for(lambda: _true(bool(a.events("leadershipLost"))), 20, "a to step down")
             third = [f"third{i}" for i in range(5)]
             for i, name in enumerate(third):
                 await create_service(rest, name, port=4000 + i)

@@ -10,7 +10,9 @@ Every log line of every component must parse the same way in one pipeline, so th
   because they must not import the product;
 - field keys, whether keyword arguments or `extra={...}` keys (including dicts returned by a
   helper of the same module and passed as `extra=` or spread into it), are camelCase like
-  MetalLB's (`peer`, `localASN`, `holdTime`): no underscores, lowercase first letter.
+  MetalLB's (`peer`, `localASN`, `holdTime`): no underscores, lowercase first letter;
+- in the product, the event (the first argument) is a camelCase name too (`leadershipLost`), so
+  it can be matched exactly; the human sentence goes in `msg=`.
 """
 
 from __future__ import annotations
@@ -157,6 +159,16 @@ def violations(path: Path, *, product: bool) -> tuple[list[Violation], int]:
         if is_log_call(node, loggers):
             assert isinstance(node, ast.Call)
             calls += 1
+            event = node.args[0] if node.args else None
+            if (
+                product
+                and isinstance(event, ast.Constant)
+                and isinstance(event.value, str)
+                and not CAMEL.fullmatch(event.value)
+            ):
+                found.append(
+                    Violation(rel, node.lineno, f"log event {event.value!r} is not camelCase")
+                )
             for line, key in field_keys(tree, node):
                 if not CAMEL.fullmatch(key):
                     found.append(Violation(rel, line, f"log field {key!r} is not camelCase"))
@@ -195,6 +207,7 @@ def _fields():
 def f(key):
     log.info("sessionDown", extra={"peer": key, "was_established": True, **_fields()})
     other.warning("configStale", retry_in=1, exc_info=True)
+    other.info("lost leadership")
 """
 
 
@@ -205,7 +218,7 @@ def test_the_scanner_catches_each_rule(tmp_path: Path, monkeypatch: pytest.Monke
     monkeypatch.setattr(f"{__name__}.ROOT", tmp_path)
     found, calls = violations(sample, product=True)
     whats = sorted(v.what for v in found)
-    assert calls == 2
+    assert calls == 3
     assert whats == sorted(
         [
             "structlog outside metallb_py/log.py",
@@ -215,5 +228,6 @@ def test_the_scanner_catches_each_rule(tmp_path: Path, monkeypatch: pytest.Monke
             "log field 'was_established' is not camelCase",
             "log field 'peer_address' is not camelCase",
             "log field 'retry_in' is not camelCase",
+            "log event 'lost leadership' is not camelCase",
         ]
     )
