@@ -8,7 +8,6 @@ state; winning it again rebuilds that state from Service status before allocatin
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import gc
 from typing import Any
 
@@ -17,7 +16,13 @@ from metallb_py.controller.memberlist_secret import ensure_memberlist_secret
 from metallb_py.controller.metrics import AllocatorCollector
 from metallb_py.controller.reconciler import ServiceController
 from metallb_py.kube.client import ClientConfigError, connect
-from metallb_py.kube.leader import LeaderElector, lead_while_elected, wait_or_stop
+from metallb_py.kube.leader import (
+    LeaderElector,
+    connect_elector,
+    drain,
+    lead_while_elected,
+    wait_or_stop,
+)
 from metallb_py.log import get_logger
 from metallb_py.metrics import registry
 
@@ -41,17 +46,9 @@ async def run(ctx: RunContext) -> int:
 
     lease_duration = float(getattr(args, "lease_duration", 4.0))
     elector: LeaderElector | None = None
-    lease_rest = None
     if getattr(args, "leader_election", True):
-        # Its own connections: renewals must never queue behind a burst of status writes.
-        lease_rest = await connect(args.kubeconfig, pool_size=2)
-        elector = LeaderElector(
-            lease_rest,
-            args.namespace,
-            LEASE_NAME,
-            lease_duration=lease_duration,
-            renew_deadline=lease_duration * 0.75,
-            retry_period=max(0.1, lease_duration / 8),
+        elector = await connect_elector(
+            args.kubeconfig, args.namespace, LEASE_NAME, lease_duration, renew_share=0.75
         )
     controller = ServiceController(
         rest,
@@ -90,15 +87,11 @@ async def run(ctx: RunContext) -> int:
         await lead_while_elected(elector, ctx.stop, lead, log)
         return 0
     finally:
-        for task in (informers, election):
-            if task is None:
-                continue
-            with contextlib.suppress(asyncio.TimeoutError, asyncio.CancelledError):
-                await asyncio.wait_for(task, 5)
+        await drain((informers, election))
         registry.unregister(collector)
         await rest.close()
-        if lease_rest is not None:
-            await lease_rest.close()
+        if elector is not None:
+            await elector.rest.close()
 
 
 async def _ensure_secret(rest: Any, args: Any) -> None:

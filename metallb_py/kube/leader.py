@@ -18,12 +18,13 @@ import os
 import socket
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from datetime import UTC, datetime
 from typing import Any
 
 import aiohttp
 
+from metallb_py.kube.client import connect
 from metallb_py.kube.rest import LEASES, ApiError, Rest
 from metallb_py.log import get_logger
 
@@ -214,6 +215,31 @@ class LeaderElector:
             await asyncio.wait_for(self.rest.replace(path, lease), 2.0)
         except Exception as exc:
             log.debug("leaseReleaseFailed", lease=self.name, error=str(exc))
+
+
+async def connect_elector(
+    kubeconfig: str | None, namespace: str, name: str, lease_duration: float, renew_share: float
+) -> LeaderElector:
+    """An elector for a component's Lease, on connections of its own: renewals must never queue
+    behind a burst of status writes. The caller closes `elector.rest` at the end."""
+    rest = await connect(kubeconfig, pool_size=2)
+    return LeaderElector(
+        rest,
+        namespace,
+        name,
+        lease_duration=lease_duration,
+        renew_deadline=lease_duration * renew_share,
+        retry_period=max(0.1, lease_duration / 8),
+    )
+
+
+async def drain(tasks: Iterable[asyncio.Task[Any] | None], grace: float = 5.0) -> None:
+    """After stop: give each background task `grace` seconds to finish, then cancel it."""
+    for task in tasks:
+        if task is None:
+            continue
+        with contextlib.suppress(asyncio.TimeoutError, asyncio.CancelledError):
+            await asyncio.wait_for(task, grace)
 
 
 async def wait_or_stop(awaitable: Awaitable[Any], stop: asyncio.Event) -> None:

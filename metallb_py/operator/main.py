@@ -8,13 +8,18 @@ Every replica serves the admission webhook and keeps its informers warm; the hol
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 
 from metallb_py.cli import RunContext, UsageError
 from metallb_py.kube.client import ClientConfigError, connect
 from metallb_py.kube.events import EventRecorder
-from metallb_py.kube.leader import LeaderElector, lead_while_elected, wait_or_stop
+from metallb_py.kube.leader import (
+    LeaderElector,
+    connect_elector,
+    drain,
+    lead_while_elected,
+    wait_or_stop,
+)
 from metallb_py.log import get_logger
 from metallb_py.operator.env import OperatorEnv
 from metallb_py.operator.reconciler import OperatorReconciler
@@ -46,16 +51,10 @@ async def run(ctx: RunContext) -> int:
     except ClientConfigError as exc:
         raise UsageError(f"metallb-py operator: {exc}") from None
     elector: LeaderElector | None = None
-    lease_rest = None
     if args.enable_leader_election:
-        lease_rest = await connect(args.kubeconfig, pool_size=2)
-        elector = LeaderElector(
-            lease_rest,
-            namespace,
-            LEASE_NAME,
-            lease_duration=lease_duration,
-            renew_deadline=lease_duration * 2 / 3,
-            retry_period=max(0.1, lease_duration / 8),
+        # controller-runtime's proportions: renew deadline 2/3 of the lease duration
+        elector = await connect_elector(
+            args.kubeconfig, namespace, LEASE_NAME, lease_duration, renew_share=2 / 3
         )
     recorder = EventRecorder(
         rest, COMPONENT, can_write=elector.may_write if elector else (lambda: True)
@@ -112,13 +111,9 @@ async def run(ctx: RunContext) -> int:
         await lead_while_elected(elector, ctx.stop, lead, log)
         return 0
     finally:
-        for task in (informers, election):
-            if task is None:
-                continue
-            with contextlib.suppress(asyncio.TimeoutError, asyncio.CancelledError):
-                await asyncio.wait_for(task, 5)
+        await drain((informers, election))
         await recorder.stop()
         await hook.close()
         await rest.close()
-        if lease_rest is not None:
-            await lease_rest.close()
+        if elector is not None:
+            await elector.rest.close()
