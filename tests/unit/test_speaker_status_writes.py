@@ -1,6 +1,7 @@
 """The speaker's status-object writes and what each failure leads to: a write that succeeds is
 counted and remembered; a conflict or a vanished object is written again on the next pass; a
-transport failure or another API error is counted and makes the next pass compare everything."""
+transport failure or another API error is counted and makes the next pass compare everything.
+A status write is a merge patch of `/status` under the cached resourceVersion."""
 
 from __future__ import annotations
 
@@ -27,6 +28,7 @@ class _Rest:
     def __init__(self, outcome: BaseException | None = None) -> None:
         self.outcome = outcome
         self.calls: list[tuple[str, str]] = []
+        self.patches: list[Any] = []
 
     async def _answer(self, verb: str, path: str, body: Any = None) -> Any:
         self.calls.append((verb, path))
@@ -35,11 +37,16 @@ class _Rest:
         return body
 
     async def create(self, path: str, body: Any) -> Any:
-        created = {**body, "metadata": {**body["metadata"], "name": "l2-fresh"}}
-        return await self._answer("create", path, created)
+        meta = {**body["metadata"], "name": "l2-fresh", "resourceVersion": "3"}
+        return await self._answer("create", path, {**body, "metadata": meta})
 
-    async def replace(self, path: str, body: Any) -> Any:
-        return await self._answer("replace", path, body)
+    async def patch(self, path: str, body: Any) -> Any:
+        self.patches.append(body)
+        name = path.split("/")[-2]
+        rv = str(int(body["metadata"]["resourceVersion"]) + 1)
+        return await self._answer(
+            "patch", path, {**body, "metadata": {"name": name, "resourceVersion": rv}}
+        )
 
     async def delete(self, path: str) -> Any:
         return await self._answer("delete", path)
@@ -56,11 +63,13 @@ def _writer(outcome: BaseException | None = None) -> tuple[StatusObjects, _Rest]
 async def test_successful_writes_are_counted_and_remembered() -> None:
     objs, rest = _writer()
     kind = objs.kinds["l2"]
-    await objs._put_status(kind, _OBJ, {"node": "node-a"})
+    await objs._update_status(kind, _OBJ, {"node": "node-a"})
     await objs._create("l2", kind, "default/db", {"node": "node-a"})
     await objs._delete(kind, _OBJ, "notTrue")
-    assert [verb for verb, _ in rest.calls] == ["replace", "create", "replace", "delete"]
+    assert [verb for verb, _ in rest.calls] == ["patch", "create", "patch", "delete"]
     assert rest.calls[0][1].endswith("/servicel2statuses/l2-abcde/status")
+    assert rest.patches[0] == {"metadata": {"resourceVersion": "7"}, "status": {"node": "node-a"}}
+    assert rest.patches[1] == {"metadata": {"resourceVersion": "3"}, "status": {"node": "node-a"}}
     assert objs.writes == 4 and objs.errors == 0
     assert {o["metadata"]["name"] for o in kind.informer.cache.values()} == {"l2-abcde", "l2-fresh"}
     assert not kind.full and not kind.dirty_keys
@@ -70,7 +79,7 @@ async def test_successful_writes_are_counted_and_remembered() -> None:
 async def test_a_conflict_or_vanished_object_is_written_again(status: int) -> None:
     objs, _ = _writer(ApiError(status, "Conflict" if status == 409 else "NotFound"))
     kind = objs.kinds["l2"]
-    await objs._put_status(kind, _OBJ, {"node": "node-a"})
+    await objs._update_status(kind, _OBJ, {"node": "node-a"})
     assert kind.dirty_keys == {"default/web"} and objs.dirty.is_set()
     assert objs.errors == 0 and objs.writes == 0 and not kind.full
 
@@ -83,7 +92,7 @@ async def test_a_failed_write_is_counted_and_forces_a_full_pass(failure: BaseExc
         objs, _ = _writer(failure)
         kind = objs.kinds["bgp"]
         if op == "update":
-            await objs._put_status(kind, _OBJ, {"node": "node-a"})
+            await objs._update_status(kind, _OBJ, {"node": "node-a"})
         elif op == "create":
             await objs._create("bgp", kind, "default/web", {"node": "node-a"})
         else:
