@@ -124,6 +124,7 @@ def _key_of(obj: JSON) -> str:
 
 _BY_KEY = {"key": lambda obj: (_key_of(obj),)}
 _KEY_LABELS = (LABEL_PEER, LABEL_SERVICE_NAME, LABEL_SERVICE_NAMESPACE)
+OWNER_SETS = 64  # sets of owner uids whose list is shared (a node sees one, a few over restarts)
 _OWNER_REFS: dict[tuple[Any, ...], list[JSON]] = {}  # owner uids -> one shared list
 
 
@@ -144,7 +145,7 @@ def _owner_refs(refs: Any) -> list[JSON]:
     shared = _OWNER_REFS.get(uids)
     if shared is None:
         shared = [{"uid": intern(u)} for u in uids]
-        if len(_OWNER_REFS) < 64:  # a node sees one owner, a few over Pod restarts
+        if len(_OWNER_REFS) < OWNER_SETS:
             _OWNER_REFS[uids] = shared
     return shared
 

@@ -10,9 +10,11 @@ import asyncio
 import json
 from typing import Any
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from metallb_py.speaker import status as status_mod
 from metallb_py.speaker.resources import (
     LABEL_NODE,
     LABEL_PEER,
@@ -179,3 +181,24 @@ def test_the_cache_keeps_only_what_the_writer_reads() -> None:
     # Every object of one owner shares one ownerReferences list.
     again = cached_status_object({**obj, "metadata": {**obj["metadata"], "name": "bgp-x2"}})
     assert again["metadata"]["ownerReferences"] is trimmed["metadata"]["ownerReferences"]
+
+
+def test_owner_lists_shared_are_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    """At most OWNER_SETS sets of owners are remembered; past that, each object gets its own
+    (still correct) list."""
+    monkeypatch.setattr(status_mod, "_OWNER_REFS", {})
+
+    def cached(uid: str) -> dict[str, Any]:
+        refs = [{"apiVersion": "v1", "kind": "Pod", "name": "p", "uid": uid}]
+        return cached_status_object({"metadata": {"name": "x", "ownerReferences": refs}})
+
+    for i in range(status_mod.OWNER_SETS + 5):
+        cached(f"u{i}")
+    assert len(status_mod._OWNER_REFS) == status_mod.OWNER_SETS
+
+    def refs(uid: str) -> Any:
+        return cached(uid)["metadata"]["ownerReferences"]
+
+    first, late = "u0", f"u{status_mod.OWNER_SETS + 1}"
+    assert refs(first) is refs(first)
+    assert refs(late) == [{"uid": late}] and refs(late) is not refs(late)
