@@ -24,7 +24,7 @@ Namespaces keep their labels (pool `namespaceSelectors`) and the envelope the co
 parser reads (kind, apiVersion, name, creationTimestamp).
 
 Status writes never send a cached object back: they are merge patches of `status` and of the
-one annotation the controller owns (`service_status.status_patch`), so what the cache drops is
+one annotation the controller owns (`kube.status.status_patch`), so what the cache drops is
 never written. Cached objects are read-only; identical port lists are shared between Services.
 """
 

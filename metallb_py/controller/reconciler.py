@@ -38,7 +38,6 @@ from metallb_py.controller.service_status import (
     current_ips,
     desired_service,
     orphan_condition,
-    status_patch,
 )
 from metallb_py.kube import metrics as kube_metrics
 from metallb_py.kube.cache import by_namespace
@@ -55,7 +54,7 @@ from metallb_py.kube.rest import (
     ApiError,
     Rest,
 )
-from metallb_py.kube.status import StatusWriter, WriteOutcome
+from metallb_py.kube.status import StatusWriter, WriteOutcome, status_patch
 from metallb_py.kube.workqueue import WorkQueue
 from metallb_py.log import get_logger
 from metallb_py.objects import JSON

@@ -11,8 +11,7 @@ sent (only `spec` is reset from the stored object), so it would erase what the c
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Sequence
 
 from metallb_py.allocator.service import ANN_ALLOCATED_FROM
 from metallb_py.objects import JSON, rfc3339
@@ -103,41 +102,3 @@ def desired_service(
     new.setdefault("apiVersion", "v1")
     new.setdefault("kind", "Service")
     return new
-
-
-def merge_diff(old: Mapping[str, Any], new: Mapping[str, Any]) -> JSON:
-    """The JSON merge patch (RFC 7386) that turns `old` into `new`: changed keys with their new
-    value (maps recursively), removed keys as null; lists are replaced whole."""
-    patch: JSON = {}
-    for k, v in new.items():
-        was = old.get(k, _KEEP)
-        if was == v:
-            continue
-        if isinstance(v, Mapping) and isinstance(was, Mapping):
-            sub = merge_diff(was, v)
-            if sub:
-                patch[k] = sub
-        else:
-            patch[k] = v
-    for k in old:
-        if k not in new:
-            patch[k] = None
-    return patch
-
-
-def status_patch(svc: JSON, desired: JSON) -> JSON:
-    """The merge patch for `/status` that takes `svc` (a cached, trimmed Service) to `desired`
-    (`desired_service(svc, ...)`): its status and annotation changes, under svc's
-    resourceVersion as a precondition. Fields the cache does not hold are never mentioned, so
-    the server keeps them."""
-    meta = svc.get("metadata") or {}
-    patch: JSON = {"metadata": {"resourceVersion": meta.get("resourceVersion")}}
-    anns = merge_diff(
-        meta.get("annotations") or {}, (desired.get("metadata") or {}).get("annotations") or {}
-    )
-    if anns:
-        patch["metadata"]["annotations"] = anns
-    status = merge_diff(svc.get("status") or {}, desired.get("status") or {})
-    if status:
-        patch["status"] = status
-    return patch

@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import enum
 import operator
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import aiohttp
 
@@ -144,3 +145,44 @@ class StatusWriter:
                 return result
             obj = None  # recompute from fresh state, never resend the stale write
         return WriteResult(WriteOutcome.CONFLICT, error="still conflicting after retries")
+
+
+_KEEP = object()
+
+
+def merge_diff(old: Mapping[str, Any], new: Mapping[str, Any]) -> JSON:
+    """The JSON merge patch (RFC 7386) that turns `old` into `new`: changed keys with their new
+    value (maps recursively), removed keys as null; lists are replaced whole."""
+    patch: JSON = {}
+    for k, v in new.items():
+        was = old.get(k, _KEEP)
+        if was == v:
+            continue
+        if isinstance(v, Mapping) and isinstance(was, Mapping):
+            sub = merge_diff(was, v)
+            if sub:
+                patch[k] = sub
+        else:
+            patch[k] = v
+    for k in old:
+        if k not in new:
+            patch[k] = None
+    return patch
+
+
+def status_patch(svc: JSON, desired: JSON) -> JSON:
+    """The merge patch for `/status` that takes `svc` (a cached, possibly trimmed object) to
+    `desired`: its status and annotation changes, under svc's resourceVersion as a
+    precondition. Fields the cache does not hold are never mentioned, so the server keeps
+    them; a trimmed cache never costs another writer's labels, annotations or owners."""
+    meta = svc.get("metadata") or {}
+    patch: JSON = {"metadata": {"resourceVersion": meta.get("resourceVersion")}}
+    anns = merge_diff(
+        meta.get("annotations") or {}, (desired.get("metadata") or {}).get("annotations") or {}
+    )
+    if anns:
+        patch["metadata"]["annotations"] = anns
+    status = merge_diff(svc.get("status") or {}, desired.get("status") or {})
+    if status:
+        patch["status"] = status
+    return patch

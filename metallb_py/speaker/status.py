@@ -28,7 +28,6 @@ from typing import Any
 import aiohttp
 
 from metallb_py.config.status import same_configuration_state
-from metallb_py.controller.service_status import status_patch
 from metallb_py.kube import metrics as kube_metrics
 from metallb_py.kube.informer import Informer
 from metallb_py.kube.rest import (
@@ -42,7 +41,7 @@ from metallb_py.kube.rest import (
     Resource,
     Rest,
 )
-from metallb_py.kube.status import StatusWriter, WriteOutcome, WriteResult
+from metallb_py.kube.status import StatusWriter, WriteOutcome, WriteResult, status_patch
 from metallb_py.kube.transform import head, intern
 from metallb_py.kube.transform import metadata as trimmed_metadata
 from metallb_py.log import get_logger

@@ -19,12 +19,10 @@ from metallb_py.controller.reconciler import created
 from metallb_py.controller.service_status import (
     current_ips,
     desired_service,
-    merge_diff,
     orphan_condition,
-    status_patch,
 )
 from metallb_py.kube.rest import SERVICES
-from metallb_py.kube.status import StatusWriter
+from metallb_py.kube.status import StatusWriter, merge_diff, status_patch
 
 JUNK_META = {
     "managedFields": [{"manager": "kubectl", "fieldsV1": {"f:spec": {}}}],
