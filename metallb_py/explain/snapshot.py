@@ -13,9 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from kubernetes_asyncio import config as kube_config
-from kubernetes_asyncio.client import ApiClient, Configuration
-
+from metallb_py.kube.k8s import ApiClient, Configuration, kube_config
 from metallb_py.kube.rest import (
     ADDRESSPOOLS,
     BFDPROFILES,

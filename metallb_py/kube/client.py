@@ -7,10 +7,9 @@ import contextlib
 import os
 
 from aiohttp.helpers import get_env_proxy_for_url
-from kubernetes_asyncio import config as kube_config
-from kubernetes_asyncio.client import ApiClient, Configuration
 from yarl import URL
 
+from metallb_py.kube.k8s import ApiClient, Configuration, kube_config
 from metallb_py.kube.rest import Rest
 
 

@@ -15,8 +15,8 @@ from typing import Any
 from urllib.parse import quote
 
 import aiohttp
-from kubernetes_asyncio.client import ApiClient
 
+from metallb_py.kube.k8s import ApiClient
 from metallb_py.objects import JSON
 
 MERGE_PATCH = "application/merge-patch+json"
