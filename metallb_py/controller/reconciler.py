@@ -140,7 +140,7 @@ class ServiceController:
         self.writer = StatusWriter(rest, can_write=may_write)
         self.events = EventRecorder(rest, COMPONENT, can_write=may_write)
         self.config_dirty = asyncio.Event()
-        self.config_state_written: tuple[str, str] | None = None
+        self.config_state_written: JSON | None = None  # the last ConfigurationState status sent
         self.problems_reported: frozenset[str] = frozenset()
         self.startup_done = asyncio.Event()
         self.adopted = False
@@ -311,10 +311,10 @@ class ServiceController:
 
     def _write_config_state(self, problems: list[Problem], stale: bool) -> None:
         status = configuration_state_status(problems, CONTROLLER_CONDITION, stale)
-        key = (status["result"], status["errorSummary"])
-        if self.config_state_written == key:
+        last = self.config_state_written
+        if last is not None and same_configuration_state(last, status):
             return
-        self.config_state_written = key
+        self.config_state_written = status
         task = asyncio.get_running_loop().create_task(self._put_config_state(status))
         task.add_done_callback(lambda t: t.exception() if not t.cancelled() else None)
 
