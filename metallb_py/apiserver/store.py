@@ -25,7 +25,7 @@ import sqlite3
 from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from prometheus_client import Counter
 
@@ -173,10 +173,25 @@ class WatchBudget:
 
 
 Sink = Callable[[list[Event]], None]
+
+
+@runtime_checkable
+class SharedSink(Protocol):
+    """A sink whose framing does not depend on its watch, so watches that see the same events
+    can share one framed copy: `frame` once for all, then `send` to each."""
+
+    def __call__(self, events: list[Event]) -> None: ...
+
+    def frame(self, events: list[Event]) -> bytes: ...
+
+    def send(self, data: bytes) -> None: ...
+
+
 # Watch events are written at most this long after their commit, so that one socket write per
 # watch carries every change of that interval: with many watches, the syscalls dominate.
 FLUSH_DELAY = 0.002
 _dirty: set[Watcher] = set()
+_dirty_groups: set[Broadcast] = set()
 _budgets: set[WatchBudget] = set()
 # Work the sinks of one flush share (most watches get the very same batch, framed once): keyed
 # by the ids of the events, each value holds those events so the ids stay theirs; emptied when
@@ -201,6 +216,10 @@ def _flush() -> None:
     watches that fell behind to their budget."""
     global _flush_scheduled
     _flush_scheduled = None
+    groups = list(_dirty_groups)
+    _dirty_groups.clear()
+    for g in groups:
+        g.flush()
     dirty = list(_dirty)
     _dirty.clear()
     for w in dirty:
@@ -223,11 +242,81 @@ def _same_type(ev: Event) -> str:
     return ev.type
 
 
+class Broadcast:
+    """The watches of one table that take every event of a namespace (or of all) straight to
+    their sockets: the store queues each event once for the group instead of once per watch,
+    and the flush frames the batch once and sends it to every member. With a hundred watches
+    the per-watch queueing was the largest part of a write's cost.
+
+    A watch that joins between two flushes has already been handed, on its own, the events the
+    group holds for the others; `late` remembers where it starts so it gets nothing twice."""
+
+    __slots__ = ("frame", "late", "limit", "members", "namespace", "pending")
+
+    def __init__(self, namespace: str, limit: int, frame: Callable[[list[Event]], bytes]) -> None:
+        self.namespace = namespace
+        self.limit = limit
+        self.members: dict[Watcher, Callable[[bytes], None]] = {}  # each with its sink's `send`
+        self.late: dict[Watcher, int] = {}
+        self.pending: list[Event] = []
+        self.frame = frame
+
+    def join(self, w: Watcher, sink: SharedSink) -> None:
+        self.members[w] = sink.send
+        if self.pending:
+            self.late[w] = len(self.pending)
+
+    def leave(self, w: Watcher) -> None:
+        self.members.pop(w, None)
+        self.late.pop(w, None)
+
+    def queue(self, ev: Event) -> bool:
+        """Queue `ev` for every member; False when the group has fallen `limit` events behind
+        and every member was closed instead (their clients relist, as with a single watch)."""
+        pending = self.pending
+        if len(pending) >= self.limit:
+            for w in self.members:
+                w.overflowed = True
+                w.close()
+            pending.clear()
+            self.late.clear()
+            return False
+        pending.append(ev)
+        _dirty_groups.add(self)
+        return True
+
+    def flush(self) -> None:
+        batch, self.pending = self.pending, []
+        late, self.late = self.late, {}
+        if not batch:
+            return
+        data: bytes | None = None
+        for w, send in list(self.members.items()):
+            if w.closed:
+                continue
+            start = late.get(w, 0) if late else 0
+            if start:
+                if start < len(batch):
+                    send(self.frame(batch[start:]))
+            else:
+                if data is None:
+                    data = self.frame(batch)
+                send(data)
+            if w.budget is not None:
+                w.budget.note(w)
+
+
 class Watcher:
     """One watch stream's queue. The store appends; either the HTTP handler drains it (woken
     per event), or, once it sets a synchronous `sink`, a per-iteration flush feeds the sink."""
 
-    def __init__(self, limit: int, budget: WatchBudget | None = None, resource: str = "") -> None:
+    def __init__(
+        self,
+        limit: int,
+        budget: WatchBudget | None = None,
+        resource: str = "",
+        table: Table | None = None,
+    ) -> None:
         self.pending: _Queue = _Queue()
         self.wakeup = asyncio.Event()
         self.limit = limit
@@ -243,6 +332,10 @@ class Watcher:
         # The connection the watch streams on (set by the HTTP handler): its unsent bytes count
         # against the budget, and closing a slow watch aborts it to free them.
         self.transport: Any = None
+        # The table it watches, and the group it receives events through once it has a shared
+        # sink and no filter of its own (then the table's per-watch loop skips it).
+        self.table = table
+        self.group: Broadcast | None = None
 
     def unsent(self) -> int:
         """Bytes queued here or waiting in the connection's write buffer."""
@@ -306,7 +399,8 @@ class Watcher:
         return True
 
     def set_sink(self, sink: Sink) -> None:
-        """Switch to synchronous delivery; what is already queued goes out first."""
+        """Switch to synchronous delivery; what is already queued goes out first. A watch of a
+        whole namespace (or of everything) with a shared sink then joins its table's group."""
         self.sink = sink
         if self.pending and not self.closed:
             batch = list(self.pending)
@@ -315,6 +409,13 @@ class Watcher:
             flush_cache.clear()
             if self.budget is not None:
                 self.budget.note(self)
+        if (
+            self.table is not None
+            and not self.closed
+            and self.accept is _same_type
+            and isinstance(sink, SharedSink)
+        ):
+            self.table.join(self, sink)
 
     def close(self) -> None:
         self.closed = True
@@ -330,7 +431,30 @@ class Table:
     history: deque[Event] = field(default_factory=deque)
     floor: int = 0  # every event with rv > floor is still in `history`
     watchers: set[Watcher] = field(default_factory=set)
+    # Watches that get every event of a namespace ("" for all) through one queue each.
+    groups: dict[str, Broadcast] = field(default_factory=dict)
     _sorted: list[tuple[str, str]] | None = None
+
+    def join(self, w: Watcher, sink: SharedSink) -> None:
+        """Move `w` from the per-watch loop into the group of its namespace."""
+        g = self.groups.get(w.namespace)
+        if g is None:
+            g = self.groups[w.namespace] = Broadcast(w.namespace, w.limit, sink.frame)
+        self.watchers.discard(w)
+        g.join(w, sink)
+        w.group = g
+
+    def leave(self, w: Watcher) -> None:
+        self.watchers.discard(w)
+        g = w.group
+        if g is not None:
+            g.leave(w)
+            w.group = None
+            if not g.members and self.groups.get(g.namespace) is g:
+                del self.groups[g.namespace]
+
+    def watcher_count(self) -> int:
+        return len(self.watchers) + sum(len(g.members) for g in self.groups.values())
 
     def get(self, ns: str, name: str) -> Entry | None:
         bucket = self.objects.get(ns)
@@ -476,6 +600,14 @@ class Store:
         flush = False
         closed = None
         ns = ev.entry.obj["metadata"].get("namespace", "")
+        groups = t.groups
+        if groups:
+            g = groups.get("")
+            if g is not None and g.queue(ev):
+                flush = True
+            g = groups.get(ns) if ns else None
+            if g is not None and g.queue(ev):
+                flush = True
         for w in t.watchers:
             if w.enqueue(ev, ns):
                 flush = True
@@ -505,14 +637,15 @@ class Store:
         return [t.history[i] for i in range(lo, len(t.history))]
 
     def subscribe(self, key: str) -> Watcher:
-        w = Watcher(self.watch_queue_limit, self.watch_budget, key)
-        self.table(key).watchers.add(w)
+        t = self.table(key)
+        w = Watcher(self.watch_queue_limit, self.watch_budget, key, t)
+        t.watchers.add(w)
         return w
 
     def unsubscribe(self, key: str, w: Watcher) -> None:
         w.close()
-        self.table(key).watchers.discard(w)
+        self.table(key).leave(w)
         self.watch_budget.backlogged.discard(w)
 
     def watcher_count(self) -> int:
-        return sum(len(t.watchers) for t in self.tables.values())
+        return sum(t.watcher_count() for t in self.tables.values())

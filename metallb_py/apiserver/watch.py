@@ -92,29 +92,50 @@ class Encoder:
         return entry.obj if self.convert is None else (await self.convert(self.res, [entry.obj]))[0]
 
 
-def direct_sink(w: Watcher, transport: Any) -> Sink:
-    """A sink that writes the store's events for `w` straight to the connection, ending the
-    watch when the client is gone or has fallen `WATCH_BUFFER_LIMIT` bytes behind. Watches
-    handed the same events in one flush share one framed copy (`flush_cache`)."""
+def frame(events: list[Event]) -> bytes:
+    """Store events as one chunk of watch lines, in their stored (served) form."""
+    return chunk(b"".join([raw_event(ev.type, ev.entry.raw) for ev in events]))
 
-    def sink(events: list[Event]) -> None:
-        if transport.is_closing():
-            w.close()
-            return
-        if transport.get_write_buffer_size() > WATCH_BUFFER_LIMIT:
-            w.overflowed = True  # the client does not keep up: end its watch
-            w.close()
-            return
+
+class DirectSink:
+    """Writes the store's events for `w` straight to the connection, ending the watch when the
+    client is gone or has fallen `WATCH_BUFFER_LIMIT` bytes behind. The store frames a batch
+    once for every watch that sees the same events: through its group (`send`) for a watch of a
+    whole namespace, through `flush_cache` for filtered watches handed the same events."""
+
+    __slots__ = ("transport", "w")
+
+    def __init__(self, w: Watcher, transport: Any) -> None:
+        self.w = w
+        self.transport = transport
+
+    frame = staticmethod(frame)
+
+    def __call__(self, events: list[Event]) -> None:
         key = tuple(map(id, events))
         hit = flush_cache.get(key)
         if hit is None:
-            data = chunk(b"".join([raw_event(ev.type, ev.entry.raw) for ev in events]))
+            data = frame(events)
             flush_cache[key] = (events, data)
         else:
             data = hit[1]
+        self.send(data)
+
+    def send(self, data: bytes) -> None:
+        transport = self.transport
+        if transport.is_closing():
+            self.w.close()
+            return
+        if transport.get_write_buffer_size() > WATCH_BUFFER_LIMIT:
+            self.w.overflowed = True  # the client does not keep up: end its watch
+            self.w.close()
+            return
         transport.write(data)
 
-    return sink
+
+def direct_sink(w: Watcher, transport: Any) -> Sink:
+    """The sink for a watch that needs neither conversion nor a Table."""
+    return DirectSink(w, transport)
 
 
 async def pump(

@@ -140,3 +140,67 @@ def test_offer_still_schedules_its_own_flush() -> None:
     w = store.subscribe("configmaps")
     w.offer(Event("ADDED", store.put("x", {"metadata": {"name": "n"}}), None, 2))
     assert len(w.pending) == 1 and w.pending.nbytes > 0
+
+
+def _names(t: _Transport) -> list[str]:
+    lines = b"".join(t.data).split(b"\r\n")[1::2]
+    return [json.loads(x)["object"]["metadata"]["name"] for x in b"".join(lines).splitlines()]
+
+
+def _direct(store: Store, ns: str = "") -> tuple[Any, _Transport]:
+    w = store.subscribe("configmaps")
+    w.namespace = ns
+    t = _Transport()
+    w.set_sink(direct_sink(w, t))
+    return w, t
+
+
+async def test_a_watch_that_joins_between_flushes_gets_every_event_once() -> None:
+    store = Store()
+    first, t1 = _direct(store)
+    store.put("configmaps", {"metadata": {"name": "before", "namespace": "a"}})
+    # Subscribes, then joins while the group still holds "before" and "between" for the first
+    # watch: it was handed "between" on its own (queued, then drained by set_sink), so the
+    # group's flush must skip what it held before the join.
+    late = store.subscribe("configmaps")
+    store.put("configmaps", {"metadata": {"name": "between", "namespace": "a"}})
+    t2 = _Transport()
+    late.set_sink(direct_sink(late, t2))
+    assert late.group is first.group is not None
+    store.put("configmaps", {"metadata": {"name": "after", "namespace": "a"}})
+    await asyncio.sleep(store_mod.FLUSH_DELAY * 5)
+    assert _names(t1) == ["before", "between", "after"]
+    assert _names(t2) == ["between", "after"]
+    store.put("configmaps", {"metadata": {"name": "next", "namespace": "a"}})
+    await asyncio.sleep(store_mod.FLUSH_DELAY * 5)
+    assert t1.data[-1] is t2.data[-1]  # back to one framed copy for both
+
+
+async def test_a_group_that_falls_behind_closes_every_member_and_nothing_else() -> None:
+    store = Store(watch_queue_limit=3)
+    members = [_direct(store)[0] for _ in range(3)]
+    other, _ = _direct(store, "b")
+    for i in range(4):  # the fourth finds three queued: the whole group is closed
+        store.put("configmaps", {"metadata": {"name": f"o{i}", "namespace": "a"}})
+    assert all(w.closed and w.overflowed for w in members)
+    assert not other.closed
+    await asyncio.sleep(store_mod.FLUSH_DELAY * 5)
+
+
+def test_watches_leave_their_group_and_the_count_follows() -> None:
+    store = Store()
+    a, _ = _direct(store)
+    b, _ = _direct(store)
+    n, _ = _direct(store, "n")
+    filtered = store.subscribe("configmaps")
+    filtered.accept = lambda ev: ev.type
+    filtered.set_sink(direct_sink(filtered, _Transport()))
+    t = store.table("configmaps")
+    assert set(t.groups) == {"", "n"} and filtered.group is None  # a filter stays per watch
+    assert store.watcher_count() == 4
+    store.unsubscribe("configmaps", a)
+    store.unsubscribe("configmaps", n)
+    assert set(t.groups) == {""} and a.group is None and store.watcher_count() == 2
+    store.unsubscribe("configmaps", b)
+    store.unsubscribe("configmaps", filtered)
+    assert not t.groups and store.watcher_count() == 0
