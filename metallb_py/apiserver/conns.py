@@ -132,7 +132,12 @@ class _Refusal(asyncio.Protocol):
 
 
 class _Guarded(asyncio.Protocol):
-    """Forwards everything to aiohttp's protocol and closes the connection when it overstays."""
+    """Forwards everything to aiohttp's protocol and closes the connection when it overstays.
+
+    The timeout is a deadline that moves, with one timer behind it that is only ever moved
+    earlier: a busy keep-alive connection moves the deadline on every request, and the timer,
+    when it fires early, sleeps again until the deadline. (Cancelling and re-creating a timer
+    twice per request cost more than parsing the request line.)"""
 
     def __init__(self, guard: ConnectionGuard, inner: Any) -> None:
         self.guard = guard
@@ -140,18 +145,28 @@ class _Guarded(asyncio.Protocol):
         self.transport: Any = None
         self.active = 0
         self.phase = "header"  # header | active | idle
+        self.deadline = 0.0  # loop time at which the phase's timeout expires
         self.timer: asyncio.TimerHandle | None = None
 
     def _arm(self, phase: str, delay: float) -> None:
-        if self.timer is not None:
-            self.timer.cancel()
         self.phase = phase
-        self.timer = asyncio.get_running_loop().call_later(delay, self._expire)
+        loop = asyncio.get_running_loop()
+        self.deadline = deadline = loop.time() + delay
+        timer = self.timer
+        if timer is not None:
+            if timer.when() <= deadline:
+                return  # it fires first and sleeps again until the deadline
+            timer.cancel()
+        self.timer = loop.call_at(deadline, self._expire)
 
     def _expire(self) -> None:
         self.timer = None
         t = self.transport
         if t is None or t.is_closing() or self.active:
+            return  # a request in progress is never cut; its end arms the idle timeout
+        loop = asyncio.get_running_loop()
+        if loop.time() < self.deadline:
+            self.timer = loop.call_at(self.deadline, self._expire)
             return
         if self.phase == "idle" and t.get_write_buffer_size():
             # A response is still going out to a slow reader: not idle yet.
@@ -169,10 +184,7 @@ class _Guarded(asyncio.Protocol):
     # -- called around each request by the middleware ----------------------------------------
     def request_started(self) -> None:
         self.active += 1
-        self.phase = "active"
-        if self.timer is not None:
-            self.timer.cancel()
-            self.timer = None
+        self.phase = "active"  # the timer may fire meanwhile; it does nothing while active
 
     def request_finished(self) -> None:
         self.active -= 1
