@@ -7,6 +7,7 @@ described in full. Other nested objects preserve whatever they are given.
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 from metallb_py.apiserver.resources import CORE_TO_EVENTS
@@ -114,8 +115,10 @@ _CORE_EVENT = {
 _NEW_EVENT = {CORE_TO_EVENTS.get(k, k): schema for k, schema in _CORE_EVENT.items()}
 
 
+@functools.cache
 def top_level(kind: str, group: str) -> Schema:
-    """The structural schema of a built-in kind (apiVersion/kind/metadata handled by the walker)."""
+    """The structural schema of a built-in kind (apiVersion/kind/metadata handled by the walker).
+    One shared dict per kind, never to be mutated: the write path compiles it once (`limits`)."""
     if kind == "Event":
         props = _NEW_EVENT if group == "events.k8s.io" else _CORE_EVENT
     else:

@@ -212,13 +212,14 @@ def check_meta_types(kind: str, version: str, meta: Any) -> None:
         return
     if not isinstance(meta, dict):
         raise _unmarshal(kind, version, meta, ".metadata", "v1.ObjectMeta")
+    # In the declared order (the first wrong field is the one named), over the fields present.
     for key, go in _META_TYPES.items():
         value = meta.get(key)
+        if value is None:
+            continue
         field = f"ObjectMeta.metadata.{key}"
         if not _fits(value, go):
             raise _unmarshal(kind, version, value, field, go)
-        if value is None:
-            continue
         if go == "map[string]string":
             for v in value.values():
                 if v is not None and not isinstance(v, str):
@@ -245,8 +246,13 @@ def check_types(kind: str, version: str, obj: Any, schema: Mapping[str, Any] | N
     if not isinstance(obj, dict):
         return
     check_meta_types(kind, version, obj.get("metadata"))
-    if schema is not None:
-        _check_schema_types(kind, version, obj, schema, "")
+    if schema is None:
+        return
+    try:
+        _typed(schema).check(obj)
+    except _Mismatch as m:
+        path = "".join(f".{k}" for k in reversed(m.keys)) or "."
+        raise _unmarshal(kind, version, m.value, path, _go_name(m.schema)) from None
 
 
 def _go_name(schema: Mapping[str, Any]) -> str:
@@ -260,38 +266,102 @@ def _go_name(schema: Mapping[str, Any]) -> str:
     )
 
 
-def _check_schema_types(
-    kind: str, version: str, value: Any, schema: Mapping[str, Any], path: str
-) -> None:
-    if value is None or schema.get("x-kubernetes-int-or-string"):
-        return
-    t = schema.get("type")
-    if t == "string":
-        ok = isinstance(value, str)
-    elif t == "object":
-        ok = isinstance(value, dict)
-    elif t == "array":
-        ok = isinstance(value, list)
-    elif t == "integer":
-        ok = isinstance(value, int) and not isinstance(value, bool)
-    elif t == "boolean":
-        ok = isinstance(value, bool)
-    elif t == "number":
-        ok = isinstance(value, int | float) and not isinstance(value, bool)
-    else:
-        ok = True
-    if not ok:
-        raise _unmarshal(kind, version, value, path or ".", _go_name(schema))
-    if isinstance(value, dict):
-        props = schema.get("properties") or {}
-        extra = schema.get("additionalProperties")
-        for k, v in value.items():
-            sub = props.get(k) if k in props else (extra if isinstance(extra, dict) else None)
-            if sub is not None and k not in ("metadata",):
-                _check_schema_types(kind, version, v, sub, f"{path}.{k}")
-    elif isinstance(value, list) and isinstance(schema.get("items"), dict):
-        for v in value:
-            _check_schema_types(kind, version, v, schema["items"], path)
+class _Mismatch(Exception):
+    """A value of the wrong JSON type; the keys above it are added as it unwinds, so a request
+    that passes pays for no path."""
+
+    def __init__(self, value: Any, schema: Mapping[str, Any]) -> None:
+        self.value = value
+        self.schema = schema
+        self.keys: list[str] = []
+
+
+# The JSON types each schema type admits (bool, an int subclass, is checked apart).
+_SCHEMA_TYPES: dict[str, tuple[type, ...]] = {
+    "string": (str,),
+    "object": (dict,),
+    "array": (list,),
+    "integer": (int,),
+    "boolean": (bool,),
+    "number": (int, float),
+}
+
+
+class _Typed:
+    """One schema node, compiled once for the typed-decoder check that every write of a
+    built-in kind runs: the admitted types, and the children to descend into."""
+
+    __slots__ = ("any", "extra", "items", "leaf", "nobool", "props", "schema", "types")
+
+    def __init__(self, schema: Mapping[str, Any]) -> None:
+        self.schema = schema
+        t = schema.get("type")
+        self.any = bool(schema.get("x-kubernetes-int-or-string"))
+        self.types: tuple[type, ...] | None = _SCHEMA_TYPES.get(t) if isinstance(t, str) else None
+        self.nobool = t in ("integer", "number")
+        self.props: dict[str, _Typed] | None = None
+        self.extra: _Typed | None = None
+        self.items: _Typed | None = None
+        self.leaf = True  # no children to descend into (set when compiled)
+
+    def check(self, value: Any) -> None:
+        if value is None or self.any:
+            return
+        types = self.types
+        if types is not None and (
+            not isinstance(value, types) or (self.nobool and type(value) is bool)
+        ):
+            raise _Mismatch(value, self.schema)
+        if isinstance(value, dict):
+            props, extra = self.props, self.extra
+            if props is None and extra is None:
+                return
+            for k, v in value.items():
+                sub = props.get(k) if props is not None and k in props else extra
+                if sub is None or k == "metadata" or v is None or sub.any:
+                    continue
+                if sub.leaf:  # a scalar field, checked here: most fields are
+                    t = sub.types
+                    if t is not None and (not isinstance(v, t) or (sub.nobool and type(v) is bool)):
+                        m = _Mismatch(v, sub.schema)
+                        m.keys.append(k)
+                        raise m
+                    continue
+                try:
+                    sub.check(v)
+                except _Mismatch as m:
+                    m.keys.append(k)
+                    raise
+        elif isinstance(value, list) and self.items is not None:
+            check = self.items.check
+            for v in value:
+                check(v)
+
+
+# Compiled nodes by schema identity; each entry keeps its schema alive, so ids are not reused.
+_compiled: dict[int, tuple[Mapping[str, Any], _Typed]] = {}
+_COMPILED_LIMIT = 10_000  # schema nodes; the built-in kinds together have a few hundred
+
+
+def _typed(schema: Mapping[str, Any]) -> _Typed:
+    hit = _compiled.get(id(schema))
+    if hit is not None and hit[0] is schema:
+        return hit[1]
+    if len(_compiled) > _COMPILED_LIMIT:  # schemas built per call would otherwise pile up
+        _compiled.clear()
+    node = _Typed(schema)
+    _compiled[id(schema)] = (schema, node)  # before the children: a schema may refer to itself
+    props = schema.get("properties")
+    if isinstance(props, Mapping):
+        node.props = {k: _typed(v) for k, v in props.items() if isinstance(v, Mapping)}
+    extra = schema.get("additionalProperties")
+    if isinstance(extra, dict):
+        node.extra = _typed(extra)
+    items = schema.get("items")
+    if isinstance(items, dict):
+        node.items = _typed(items)
+    node.leaf = not node.props and node.extra is None and node.items is None
+    return node
 
 
 # -- sizes ----------------------------------------------------------------------------------------
