@@ -12,6 +12,7 @@ from __future__ import annotations
 import copy
 import enum
 import ipaddress
+import itertools
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -159,40 +160,114 @@ def path_text(path: Path, key: Callable[[Any], str] = str) -> str:
 def prune(
     value: Any, schema: Schema, path: Path, unknown: list[Violation], root: bool = False
 ) -> Any:
-    """Drop (and report) unknown fields only: the fast path for built-in types on every write."""
-    if isinstance(value, dict):
+    """Drop (and report) unknown fields only: the fast path for built-in types on every write.
+    What holds no unknown field is returned as is, not copied."""
+    return _pruner(schema).prune(value, path, unknown, root)
+
+
+def _descends(schema: Any) -> bool:
+    return isinstance(schema, dict) and (
+        "properties" in schema or "items" in schema or "additionalProperties" in schema
+    )
+
+
+class _Pruner:
+    """One schema node compiled for `prune`: which fields it knows, which of them hold fields of
+    their own, and what happens to a field it does not know."""
+
+    __slots__ = ("each_value", "inert", "items", "keep_unknown", "names", "props")
+
+    def __init__(self, schema: Schema) -> None:
         props = schema.get("properties")
         addl = schema.get("additionalProperties")
-        if props is None:
-            if isinstance(addl, dict) and ("properties" in addl or "items" in addl):
-                return {k: prune(v, addl, (*path, k), unknown) for k, v in value.items()}
-            return value
-        result = {}
-        for key, v in value.items():
-            sub = props.get(key)
-            if sub is None:
-                if root and key in ("apiVersion", "kind"):
-                    result[key] = v
+        self.props: dict[str, _Pruner | None] | None = None  # None: a map, not an object
+        self.names: tuple[str, ...] = tuple(props) if isinstance(props, dict) else ()
+        self.keep_unknown = addl is True or bool(schema.get("x-kubernetes-preserve-unknown-fields"))
+        self.each_value: _Pruner | None = None  # a map whose values hold fields
+        self.items: _Pruner | None = None
+        # Prunes nothing whatever the value (set once compiled; False while a schema that
+        # refers to itself is being compiled, which only costs a call).
+        self.inert = False
+
+    def prune(self, value: Any, path: Path, unknown: list[Violation], root: bool) -> Any:
+        if isinstance(value, dict):
+            props = self.props
+            if props is None:
+                each = self.each_value
+                if each is None:
+                    return value
+                return {k: each.prune(v, (*path, k), unknown, False) for k, v in value.items()}
+            result: dict[str, Any] | None = None  # made at the first change
+            for n, (key, v) in enumerate(value.items()):
+                if key in props:
+                    sub = props[key]
+                    new = v if sub is None else sub.prune(v, (*path, key), unknown, False)
+                elif root and key in ("apiVersion", "kind"):
+                    new = v
                 elif root and key == "metadata":
-                    sink = Outcome()
-                    result[key] = _walk_metadata(v, ("metadata",), sink, False)
-                    unknown.extend(sink.unknown)
-                elif addl is True or schema.get("x-kubernetes-preserve-unknown-fields"):
-                    result[key] = v
+                    new = _prune_metadata(v, unknown)
+                elif self.keep_unknown:
+                    new = v
                 else:
-                    unknown.append(Violation(Rule.UNKNOWN, (*path, key), key, tuple(props)))
-                continue
-            if isinstance(v, dict | list) and (
-                "properties" in sub or "items" in sub or "additionalProperties" in sub
-            ):
-                v = prune(v, sub, (*path, key), unknown)
-            result[key] = v
-        return result
-    if isinstance(value, list):
-        items = schema.get("items")
-        if isinstance(items, dict) and ("properties" in items or "items" in items):
-            return [prune(v, items, (*path, i), unknown) for i, v in enumerate(value)]
-    return value
+                    unknown.append(Violation(Rule.UNKNOWN, (*path, key), key, self.names))
+                    if result is None:
+                        result = dict(itertools.islice(value.items(), n))
+                    continue
+                if result is not None:
+                    result[key] = new
+                elif new is not v:
+                    result = dict(itertools.islice(value.items(), n))
+                    result[key] = new
+            return value if result is None else result
+        if isinstance(value, list) and self.items is not None:
+            items = self.items
+            out = [items.prune(v, (*path, i), unknown, False) for i, v in enumerate(value)]
+            return value if all(a is b for a, b in zip(out, value, strict=True)) else out
+        return value
+
+
+def _prune_metadata(meta: Any, unknown: list[Violation]) -> Any:
+    if not isinstance(meta, dict) or META_FIELDS.issuperset(meta):
+        return meta
+    sink = Outcome()
+    result = _walk_metadata(meta, ("metadata",), sink, False)
+    unknown.extend(sink.unknown)
+    return result
+
+
+# Compiled nodes by schema identity; each entry keeps its schema alive, so ids are not reused.
+_pruners: dict[int, tuple[Schema, _Pruner]] = {}
+_PRUNERS_LIMIT = 10_000  # schema nodes; the built-in kinds together have a few hundred
+
+
+def _pruner(schema: Schema) -> _Pruner:
+    hit = _pruners.get(id(schema))
+    if hit is not None and hit[0] is schema:
+        return hit[1]
+    if len(_pruners) > _PRUNERS_LIMIT:
+        _pruners.clear()
+    node = _Pruner(schema)
+    _pruners[id(schema)] = (schema, node)  # before the children: a schema may refer to itself
+    props = schema.get("properties")
+    addl = schema.get("additionalProperties")
+    if isinstance(props, dict):
+        node.props = {k: _child(sub) for k, sub in props.items()}
+    elif isinstance(addl, dict) and ("properties" in addl or "items" in addl):
+        node.each_value = _pruner(addl)
+    items = schema.get("items")
+    if isinstance(items, dict) and ("properties" in items or "items" in items):
+        node.items = _pruner(items)
+    node.inert = node.props is None and node.each_value is None and node.items is None
+    return node
+
+
+def _child(schema: Any) -> _Pruner | None:
+    """The pruner of a field's schema, or None when nothing below the field can be unknown (a
+    scalar, a map of scalars, a list of them): the field is then kept without a call."""
+    if not _descends(schema):
+        return None
+    node = _pruner(schema)
+    return None if node.inert else node
 
 
 def walk(

@@ -1,6 +1,7 @@
-"""The typed-decoder check (`limits.check_types`) is compiled per schema for speed; it must
-refuse exactly what a plain walk of the schema refuses, with the same message. The plain walk
-is kept here as the reference, and random objects, right and wrong, go through both."""
+"""The typed-decoder check (`limits.check_types`) and pruning (`schema.prune`) are compiled per
+schema for speed; they must refuse, drop and report exactly what a plain walk of the schema does,
+with the same messages in the same order. The plain walks are kept here as the references, and
+random objects, right and wrong, known fields and unknown ones, go through both."""
 
 from __future__ import annotations
 
@@ -10,8 +11,10 @@ from typing import Any
 
 import pytest
 
+from metallb_py import schema as structural
 from metallb_py.apiserver import builtin_schemas, limits
 from metallb_py.apiserver.errors import ApiError
+from metallb_py.config import crds
 
 
 def _reference(kind: str, version: str, value: Any, schema: Mapping[str, Any], path: str) -> None:
@@ -118,3 +121,92 @@ def test_a_schema_is_compiled_once() -> None:
     schema = builtin_schemas.top_level("Service", "")
     assert builtin_schemas.top_level("Service", "") is schema
     assert limits._typed(schema) is limits._typed(schema)
+
+
+def _reference_prune(
+    value: Any, schema: Mapping[str, Any], path: tuple[Any, ...], unknown: list[Any], root: bool
+) -> Any:
+    """Pruning as a plain walk that copies every object it passes."""
+    if isinstance(value, dict):
+        props = schema.get("properties")
+        addl = schema.get("additionalProperties")
+        if props is None:
+            if isinstance(addl, dict) and ("properties" in addl or "items" in addl):
+                return {
+                    k: _reference_prune(v, addl, (*path, k), unknown, False)
+                    for k, v in value.items()
+                }
+            return value
+        result = {}
+        for key, v in value.items():
+            sub = props.get(key)
+            if sub is None:
+                if root and key in ("apiVersion", "kind"):
+                    result[key] = v
+                elif root and key == "metadata":
+                    if isinstance(v, dict):
+                        kept = {}
+                        for mk, mv in v.items():
+                            if mk in structural.META_FIELDS:
+                                kept[mk] = mv
+                            else:
+                                unknown.append(("metadata", mk))
+                        v = kept
+                    result[key] = v
+                elif addl is True or schema.get("x-kubernetes-preserve-unknown-fields"):
+                    result[key] = v
+                else:
+                    unknown.append((*path, key))
+                continue
+            if isinstance(v, dict | list) and (
+                "properties" in sub or "items" in sub or "additionalProperties" in sub
+            ):
+                v = _reference_prune(v, sub, (*path, key), unknown, False)
+            result[key] = v
+        return result
+    if isinstance(value, list):
+        items = schema.get("items")
+        if isinstance(items, dict) and ("properties" in items or "items" in items):
+            return [
+                _reference_prune(v, items, (*path, i), unknown, False) for i, v in enumerate(value)
+            ]
+    return value
+
+
+def _schemas() -> list[tuple[str, Mapping[str, Any]]]:
+    out: list[tuple[str, Mapping[str, Any]]] = [
+        (f"{k}/{g}", builtin_schemas.top_level(k, g))
+        for k, g in [("Service", ""), ("Pod", ""), ("Namespace", ""), ("Event", "")]
+    ]
+    for crd in crds.render_all().values():
+        for v in crd["spec"]["versions"]:
+            out.append((f"{crd['metadata']['name']}/{v['name']}", v["schema"]["openAPIV3Schema"]))
+    return out
+
+
+@pytest.mark.parametrize(
+    ("name", "schema"), _schemas(), ids=lambda x: x if isinstance(x, str) else ""
+)
+def test_compiled_pruning_drops_and_reports_what_the_plain_walk_does(
+    name: str, schema: Mapping[str, Any]
+) -> None:
+    rng = random.Random(name)
+    dropped = 0
+    for _ in range(1500):
+        obj = _value(schema, rng)
+        if not isinstance(obj, dict):
+            continue
+        if rng.random() < 0.5:
+            obj["metadata"] = {"name": "x", "labels": {"a": "b"}}
+            if rng.random() < 0.3:
+                obj["metadata"]["bogus"] = 1
+        want_unknown: list[Any] = []
+        want = _reference_prune(obj, schema, (), want_unknown, True)
+        got_unknown: list[structural.Violation] = []
+        got = structural.prune(obj, schema, (), got_unknown, root=True)  # type: ignore[arg-type]
+        assert got == want
+        assert [v.path for v in got_unknown] == want_unknown
+        dropped += bool(want_unknown)
+        if not want_unknown:
+            assert got is obj  # nothing to drop: no copy
+    assert dropped > 50
