@@ -114,6 +114,18 @@ class Entry:
         if api_version is not None:
             self.raw["apiVersion"] = api_version
 
+    def keep_only(self, allowed: set[Path]) -> None:
+        """`set_fields(self.fields & allowed)`; an entry not decoded yet is looked up path by
+        path instead (another manager's entry, on most writes: decoding it costs more)."""
+        if self._fields is not None:
+            self.set_fields(self._fields & allowed)
+            return
+        fields = self.raw.get("fieldsV1")
+        kept = {p for p in allowed if fieldset.contains(fields, p)}
+        if fieldset.size(fields, len(kept) + 1) != len(kept):  # a subset, equal if as large
+            self._fields = kept
+            self.changed = True
+
 
 def read_entries(meta: JSON) -> list[Entry]:
     """The managedFields of an object; malformed entries are dropped."""
@@ -218,30 +230,78 @@ class Writer:
 def record_update(old: JSON | None, new: JSON, start: Any, writer: Writer) -> list[JSON]:
     """The managedFields after a non-apply write of `new` over `old` by `writer`: it owns what
     it changed, nobody keeps what it changed or removed."""
-    if old is not None and _without_fields(old) == _without_fields(new):
+    if old is None:
+        if not start:  # a create with no managedFields given: the writer owns every field
+            return _created(new, writer)
+    elif _equal_without_fields(old, new):
         return start if isinstance(start, list) else []  # a no-op write: the cheap common case
     entries = read_entries({"managedFields": start})
     keys = writer.tracked(new)
     old_flat = fieldset.flatten(old, writer.types, keys) if old is not None else {}
     new_flat = fieldset.flatten(new, writer.types, keys)
-    changed = {
-        p for p, v in new_flat.items() if p not in old_flat or not fieldset.same(old_flat[p], v)
-    }
-    removed = old_flat.keys() - new_flat.keys()
-    if not changed and not removed:
+    changed = set()
+    for p, v in new_flat.items():
+        was = old_flat.get(p, MISSING)
+        if was is MISSING or not ((type(was) is type(v) and was == v) or fieldset.same(was, v)):
+            changed.add(p)
+    if not changed and old_flat.keys() <= new_flat.keys():
         return write_entries(entries)
+    kept = new_flat.keys() - changed
     me = (writer.manager, "Update", writer.subresource)
     for e in entries:
         if e.ident != me:
-            e.set_fields({p for p in e.fields - changed if p in new_flat})
+            e.keep_only(kept)
     own = _find(entries, me, writer.api_version)
-    own.set_fields({p for p in own.fields | changed if p in new_flat}, writer.api_version)
+    own.set_fields({p for p in own.fields if p in kept} | changed, writer.api_version)
     return write_entries(entries)
+
+
+def _created(new: JSON, writer: Writer) -> list[JSON]:
+    """record_update of a create that starts from no entries, without the set arithmetic:
+    the one entry is the writer's, holding every field of `new`."""
+    fields = fieldset.fields_v1(new, writer.types, writer.tracked(new))
+    if not fields:
+        return []
+    raw: JSON = {
+        "manager": writer.manager,
+        "operation": "Update",
+        "apiVersion": writer.api_version,
+        "time": objects.now(),
+        "fieldsType": "FieldsV1",
+        "fieldsV1": fields,
+    }
+    if writer.subresource:
+        raw["subresource"] = writer.subresource
+    return [raw]
+
+
+def _equal_without_fields(a: JSON, b: JSON) -> bool:
+    """Whether the objects are equal but for metadata.managedFields (a missing or empty
+    metadata counting as `{}`), compared field by field instead of on copies."""
+    if len(a) - ("metadata" in a) != len(b) - ("metadata" in b):
+        return False
+    for k, v in a.items():
+        if k != "metadata" and (k not in b or not _eq(v, b[k])):
+            return False
+    ma, mb = a.get("metadata") or {}, b.get("metadata") or {}
+    if not isinstance(ma, dict) or not isinstance(mb, dict):
+        return _without_fields(a) == _without_fields(b)
+    if len(ma) - ("managedFields" in ma) != len(mb) - ("managedFields" in mb):
+        return False
+    for k, v in ma.items():
+        if k != "managedFields" and (k not in mb or not _eq(v, mb[k])):
+            return False
+    return True
 
 
 def _without_fields(obj: JSON) -> JSON:
     meta = obj.get("metadata") or {}
     return {**obj, "metadata": {k: v for k, v in meta.items() if k != "managedFields"}}
+
+
+def _eq(a: Any, b: Any) -> bool:
+    """`==` as a dict comparison applies it to its values (identity first)."""
+    return a is b or bool(a == b)
 
 
 # -- Apply ----------------------------------------------------------------------------------------

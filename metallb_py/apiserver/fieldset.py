@@ -15,7 +15,10 @@ custom resources; every other list is atomic, i.e. a single leaf.
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Iterable
+from functools import lru_cache
+from json.encoder import encode_basestring_ascii
 from typing import Any
 
 from metallb_py.apiserver import patch
@@ -64,10 +67,7 @@ class Types:
                 keys = node.get("x-kubernetes-list-map-keys") or []
                 return ("map", tuple(keys)) if keys else ATOMIC
             return ("set", ()) if kind == "set" else ATOMIC
-        key = patch.merge_key(names, self.kind)
-        if key is None:
-            return ATOMIC
-        return ("set", ()) if key == "" else ("map", (key,))
+        return _builtin_list_type(self.kind, names)
 
     @staticmethod
     def field(node: Any, key: str) -> Any:
@@ -88,22 +88,81 @@ class Types:
         return self.schema if self.custom else None
 
 
+@lru_cache(maxsize=1024)
+def _builtin_list_type(kind: str, names: tuple[str, ...]) -> ListType:
+    """The merge-key list type, cached: every write of a kind asks the same few paths."""
+    key = patch.merge_key(names, kind)
+    if key is None:
+        return ATOMIC
+    return ("set", ()) if key == "" else ("map", (key,))
+
+
+_SEP = (",", ":")
+# A prebuilt tuple: `isinstance(v, dict | list)` builds the union on every call.
+_CONTAINERS = (dict, list)
+
+
+def _scalar(value: Any) -> str:
+    """`json.dumps(value, separators=(",", ":"))`, without building an encoder for the common
+    scalars: each keyed item and set member is spelled this way on every write."""
+    t = type(value)
+    if t is str:
+        return encode_basestring_ascii(value)  # what json.dumps uses for a str (ensure_ascii)
+    if t is int:
+        return int.__repr__(value)
+    if value is None:
+        return "null"
+    if value is True:
+        return "true"
+    if value is False:
+        return "false"
+    return json.dumps(value, separators=_SEP)
+
+
+@lru_cache(maxsize=256)
+def _key_heads(keys: tuple[str, ...]) -> tuple[tuple[str, str], ...] | None:
+    """(field, its JSON spelling with the colon) per key field in sorted order, or None when
+    a field name is not a string (then item_key lets json.dumps decide)."""
+    if not all(type(k) is str for k in keys):
+        return None
+    return tuple((k, encode_basestring_ascii(k) + ":") for k in sorted(set(keys)))
+
+
 def item_key(item: Any, keys: tuple[str, ...]) -> str | None:
     """`k:{...}` for a keyed list item, or None if it lacks a key field (then the list is
     treated as atomic: its items cannot be told apart)."""
     if not isinstance(item, dict):
         return None
+    heads = _key_heads(keys)
+    if heads is None:
+        return _item_key_dumps(item, keys)
+    if len(heads) == 1:
+        k, head = heads[0]
+        v = item.get(k)
+        if v is None or isinstance(v, _CONTAINERS):
+            return None
+        return "k:{" + head + _scalar(v) + "}"
+    parts = []
+    for k, head in heads:
+        v = item.get(k)
+        if v is None or isinstance(v, _CONTAINERS):
+            return None
+        parts.append(head + _scalar(v))
+    return "k:{" + ",".join(parts) + "}"
+
+
+def _item_key_dumps(item: JSON, keys: tuple[str, ...]) -> str | None:
     ident: JSON = {}
     for k in sorted(keys):
         v = item.get(k)
-        if v is None or isinstance(v, dict | list):
+        if v is None or isinstance(v, _CONTAINERS):
             return None
         ident[k] = v
-    return "k:" + json.dumps(ident, separators=(",", ":"))
+    return "k:" + json.dumps(ident, separators=_SEP)
 
 
 def set_key(value: Any) -> str:
-    return "v:" + json.dumps(value, separators=(",", ":"))
+    return "v:" + _scalar(value)
 
 
 def effective_list_type(
@@ -111,25 +170,40 @@ def effective_list_type(
 ) -> ListType:
     """The declared list type, downgraded to atomic when the items do not fit it (an item
     without its key, duplicate keys, a set of non-scalars)."""
+    return _list_keys(types, names, node, items)[0]
+
+
+def _list_keys(
+    types: Types, names: tuple[str, ...], node: Any, items: list[Any]
+) -> tuple[ListType, list[str]]:
+    """effective_list_type, with the path element of every item (`k:` or `v:`) in list order
+    for a map or set, so they are spelled once per write."""
     lt = types.list_type(names, node)
     if lt[0] == "map":
-        seen = [item_key(i, lt[1]) for i in items]
-        if None in seen or len(set(seen)) != len(seen):
-            return ATOMIC
-    elif lt[0] == "set":
-        if any(isinstance(v, dict | list) for v in items):
-            return ATOMIC
-        if len({set_key(v) for v in items}) != len(items):
-            return ATOMIC
-    return lt
+        keys = lt[1]
+        seen = []
+        for i in items:
+            k = item_key(i, keys)
+            if k is None:
+                return ATOMIC, []
+            seen.append(k)
+        if len(set(seen)) != len(seen):
+            return ATOMIC, []
+        return lt, seen
+    if lt[0] == "set":
+        if any(isinstance(v, _CONTAINERS) for v in items):
+            return ATOMIC, []
+        seen = [set_key(v) for v in items]
+        if len(set(seen)) != len(seen):
+            return ATOMIC, []
+        return lt, seen
+    return lt, []
 
 
-def flatten(obj: JSON, types: Types, tracked: Iterable[str] | None = None) -> dict[Path, Any]:
-    """Every owned-able path of `obj` with its value (ITEM for keyed items). `tracked` limits
-    the top-level fields considered (the status subresource tracks only `status`)."""
-    out: dict[Path, Any] = {}
+def _top_level(obj: JSON, tracked: Iterable[str] | None) -> list[tuple[str, Any]]:
+    """The top-level fields a field set covers, metadata without the server's own fields."""
     keep = set(tracked) if tracked is not None else None
-    root = types.root()
+    out = []
     for key, value in obj.items():
         if key in ("apiVersion", "kind") or (keep is not None and key not in keep):
             continue
@@ -137,35 +211,110 @@ def flatten(obj: JSON, types: Types, tracked: Iterable[str] | None = None) -> di
             value = {k: v for k, v in value.items() if k not in IGNORED_META}
             if not value:
                 continue
-        _flatten(value, ("f:" + key,), (key,), Types.field(root, key), types, out)
+        out.append((key, value))
     return out
 
 
-def _flatten(
-    value: Any, path: Path, names: tuple[str, ...], node: Any, types: Types, out: dict[Path, Any]
+def flatten(obj: JSON, types: Types, tracked: Iterable[str] | None = None) -> dict[Path, Any]:
+    """Every owned-able path of `obj` with its value (ITEM for keyed items). `tracked` limits
+    the top-level fields considered (the status subresource tracks only `status`)."""
+    out: dict[Path, Any] = {}
+    root = types.root()
+    for key, value in _top_level(obj, tracked):
+        path = ("f:" + key,)
+        if isinstance(value, dict):
+            if value:
+                _flatten_map(value, path, (key,), Types.field(root, key), types, out)
+            else:
+                out[path] = {}
+        elif isinstance(value, list) and value:
+            _flatten_list(value, path, (key,), Types.field(root, key), types, out)
+        else:
+            out[path] = value
+    return out
+
+
+# The walks below build a field name's tuple of names and look up its schema only when they
+# descend into it (a map or a list): leaves, most of an object, need neither.
+
+
+def _flatten_map(
+    value: JSON, path: Path, names: tuple[str, ...], node: Any, types: Types, out: dict[Path, Any]
 ) -> None:
+    for k, v in value.items():
+        p = (*path, "f:" + k)
+        if isinstance(v, dict):
+            if v:
+                sub = Types.field(node, k) if node is not None else None
+                _flatten_map(v, p, (*names, k), sub, types, out)
+            else:
+                out[p] = {}
+        elif isinstance(v, list) and v:
+            sub = Types.field(node, k) if node is not None else None
+            _flatten_list(v, p, (*names, k), sub, types, out)
+        else:
+            out[p] = v
+
+
+def _flatten_list(
+    value: list[Any],
+    path: Path,
+    names: tuple[str, ...],
+    node: Any,
+    types: Types,
+    out: dict[Path, Any],
+) -> None:
+    lt, keys = _list_keys(types, names, node, value)
+    if lt[0] == "map":
+        sub = Types.items(node)
+        for item, key in zip(value, keys, strict=True):
+            ipath = (*path, key)
+            out[ipath] = ITEM
+            _flatten_map(item, ipath, names, sub, types, out)
+    elif lt[0] == "set":
+        for v, key in zip(value, keys, strict=True):
+            out[(*path, key)] = v
+    else:
+        out[path] = value
+
+
+def fields_v1(obj: JSON, types: Types, tracked: Iterable[str] | None = None) -> JSON:
+    """`encode(flatten(obj, types, tracked))` in one walk: what a create records, built
+    without the paths (every level's keys sorted as encode's sorted paths give them)."""
+    root = types.root()
+    out: JSON = {}
+    for key, value in sorted(_top_level(obj, tracked), key=_first):
+        out["f:" + key] = _tree(value, (key,), Types.field(root, key), types)
+    return out
+
+
+def _first(pair: tuple[str, Any]) -> str:
+    return pair[0]
+
+
+def _tree(value: Any, names: tuple[str, ...], node: Any, types: Types) -> JSON:
     if isinstance(value, dict):
-        if not value:
-            out[path] = {}
-            return
-        for k, v in value.items():
-            _flatten(v, (*path, "f:" + k), (*names, k), Types.field(node, k), types, out)
-        return
+        return _tree_map(value, names, node, types, {}) if value else {}
     if isinstance(value, list) and value:
-        lt = effective_list_type(types, names, node, value)
+        lt, keys = _list_keys(types, names, node, value)
         if lt[0] == "map":
             sub = Types.items(node)
-            for item in value:
-                ipath = (*path, str(item_key(item, lt[1])))
-                out[ipath] = ITEM
-                for k, v in item.items():
-                    _flatten(v, (*ipath, "f:" + k), (*names, k), Types.field(sub, k), types, out)
-            return
+            order = sorted(range(len(keys)), key=keys.__getitem__)
+            return {keys[i]: _tree_map(value[i], names, sub, types, {".": {}}) for i in order}
         if lt[0] == "set":
-            for v in value:
-                out[(*path, set_key(v))] = v
-            return
-    out[path] = value
+            return {key: {} for key in sorted(keys)}
+    return {}
+
+
+def _tree_map(value: JSON, names: tuple[str, ...], node: Any, types: Types, out: JSON) -> JSON:
+    for k in sorted(value):
+        v = value[k]
+        if isinstance(v, _CONTAINERS) and v:
+            sub = Types.field(node, k) if node is not None else None
+            out["f:" + k] = _tree(v, (*names, k), sub, types)
+        else:
+            out["f:" + k] = {}
+    return out
 
 
 def same(a: Any, b: Any) -> bool:
@@ -220,6 +369,40 @@ def decode(fields: Any) -> set[Path]:
     if isinstance(fields, dict):
         walk(fields, ())
     return out
+
+
+def contains(fields: Any, path: Path) -> bool:
+    """Whether `decode(fields)` holds `path`, looked up without decoding the whole set."""
+    if not isinstance(fields, dict) or "." in path:
+        return False
+    if not path:
+        return "." in fields
+    node: Any = fields
+    for pe in path[:-1]:
+        node = node.get(pe)
+        if not isinstance(node, dict) or not node:
+            return False
+    last = path[-1]
+    if last not in node:
+        return False
+    child = node[last]
+    return "." in child if isinstance(child, dict) and child else True
+
+
+def size(fields: Any, at_most: int = sys.maxsize) -> int:
+    """`min(len(decode(fields)), at_most)` for `at_most` >= 1, counted without building the
+    paths and stopping there (enough to tell whether a subset of the paths is all of them)."""
+    if not isinstance(fields, dict):
+        return 0
+    n = 0
+    for k, v in fields.items():
+        if k != "." and isinstance(v, dict) and v:
+            n += size(v, at_most - n)
+        else:
+            n += 1
+        if n >= at_most:
+            break
+    return n
 
 
 # -- reading and removing a path in an object ----------------------------------------------------
