@@ -121,11 +121,15 @@ def _scalar(value: Any) -> str:
 
 @lru_cache(maxsize=256)
 def _key_heads(keys: tuple[str, ...]) -> tuple[tuple[str, str], ...] | None:
-    """(field, its JSON spelling with the colon) per key field in sorted order, or None when
-    a field name is not a string (then item_key lets json.dumps decide)."""
+    """(field, the JSON text before its value) per key field in sorted order — `k:{"port":`,
+    then `,"name":` — or None when a field name is not a string (json.dumps decides then)."""
     if not all(type(k) is str for k in keys):
         return None
-    return tuple((k, encode_basestring_ascii(k) + ":") for k in sorted(set(keys)))
+    ordered = sorted(set(keys))
+    return tuple(
+        (k, ("k:{" if i == 0 else ",") + encode_basestring_ascii(k) + ":")
+        for i, k in enumerate(ordered)
+    )
 
 
 def item_key(item: Any, keys: tuple[str, ...]) -> str | None:
@@ -136,19 +140,19 @@ def item_key(item: Any, keys: tuple[str, ...]) -> str | None:
     heads = _key_heads(keys)
     if heads is None:
         return _item_key_dumps(item, keys)
-    if len(heads) == 1:
-        k, head = heads[0]
-        v = item.get(k)
-        if v is None or isinstance(v, _CONTAINERS):
-            return None
-        return "k:{" + head + _scalar(v) + "}"
-    parts = []
+    out = ""
     for k, head in heads:
         v = item.get(k)
         if v is None or isinstance(v, _CONTAINERS):
             return None
-        parts.append(head + _scalar(v))
-    return "k:{" + ",".join(parts) + "}"
+        t = type(v)
+        if t is str:
+            out += head + encode_basestring_ascii(v)
+        elif t is int:
+            out += head + int.__repr__(v)
+        else:
+            out += head + _scalar(v)
+    return out + "}"
 
 
 def _item_key_dumps(item: JSON, keys: tuple[str, ...]) -> str | None:
@@ -296,24 +300,32 @@ def _tree(value: Any, names: tuple[str, ...], node: Any, types: Types) -> JSON:
     if isinstance(value, dict):
         return _tree_map(value, names, node, types, {}) if value else {}
     if isinstance(value, list) and value:
-        lt, keys = _list_keys(types, names, node, value)
-        if lt[0] == "map":
-            sub = Types.items(node)
-            order = sorted(range(len(keys)), key=keys.__getitem__)
-            return {keys[i]: _tree_map(value[i], names, sub, types, {".": {}}) for i in order}
-        if lt[0] == "set":
-            return {key: {} for key in sorted(keys)}
+        return _tree_list(value, names, node, types)
+    return {}
+
+
+def _tree_list(value: list[Any], names: tuple[str, ...], node: Any, types: Types) -> JSON:
+    lt, keys = _list_keys(types, names, node, value)
+    if lt[0] == "map":
+        sub = Types.items(node)
+        order = sorted(range(len(keys)), key=keys.__getitem__)
+        return {keys[i]: _tree_map(value[i], names, sub, types, {".": {}}) for i in order}
+    if lt[0] == "set":
+        return {key: {} for key in sorted(keys)}
     return {}
 
 
 def _tree_map(value: JSON, names: tuple[str, ...], node: Any, types: Types, out: JSON) -> JSON:
     for k in sorted(value):
         v = value[k]
-        if isinstance(v, _CONTAINERS) and v:
-            sub = Types.field(node, k) if node is not None else None
-            out["f:" + k] = _tree(v, (*names, k), sub, types)
-        else:
+        if not v or not isinstance(v, _CONTAINERS):
             out["f:" + k] = {}
+            continue
+        sub = Types.field(node, k) if node is not None else None
+        if isinstance(v, dict):
+            out["f:" + k] = _tree_map(v, (*names, k), sub, types, {})
+        else:
+            out["f:" + k] = _tree_list(v, (*names, k), sub, types)
     return out
 
 
