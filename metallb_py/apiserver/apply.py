@@ -15,7 +15,7 @@ from __future__ import annotations
 import copy
 import json
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from metallb_py import yamlsafe
 from metallb_py.apiserver import fieldset, limits, objects
@@ -83,7 +83,7 @@ def _check_expanded_bytes(doc: Any) -> None:
 # -- managedFields entries -----------------------------------------------------------------------
 
 
-@dataclass
+@dataclass(slots=True)
 class Entry:
     """One managedFields entry; `raw` is kept as stored until the set changes."""
 
@@ -211,11 +211,11 @@ def tracked(obj: JSON, subresource: str, has_status: bool) -> list[str]:
 # -- Update ---------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Writer:
+class Writer(NamedTuple):
     """Who writes, and through what: the field manager, the apiVersion its managedFields entry
     records, the kind's list types, and the subresource written (with `has_status`, whether
-    the kind splits status off into one)."""
+    the kind splits status off into one). A NamedTuple: one is built per write, and it is the
+    cheapest immutable record to build."""
 
     manager: str
     api_version: str

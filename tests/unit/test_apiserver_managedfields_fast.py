@@ -350,7 +350,7 @@ def odd_entries(rng: random.Random) -> list[Any]:
     """Entries a client may send: malformed, without fields, with odd FieldsV1 trees."""
     out: list[Any] = []
     for _ in range(rng.randint(0, 2)):
-        tree = rng.choice(
+        tree: Any = rng.choice(
             [
                 None,
                 {},
@@ -486,7 +486,8 @@ def test_a_noop_write_returns_the_given_entries_themselves() -> None:
     assert apply.record_update(obj, same, start, w) is start
     # metadata missing, empty or null compare as {} (the copies the check used to make did)
     bare = {"apiVersion": "v1", "spec": {}}
-    for meta in ({}, None, {"managedFields": []}):
+    metas: list[Any] = [{}, None, {"managedFields": []}]
+    for meta in metas:
         assert apply.record_update(bare, {**bare, "metadata": meta}, start, w) is start
     assert apply.record_update(bare, {**bare, "metadata": {"a": 1}}, start, w) is not start
     assert apply.record_update(bare, {**bare, "other": 1}, start, w) is not start
@@ -495,7 +496,7 @@ def test_a_noop_write_returns_the_given_entries_themselves() -> None:
 def test_a_status_update_of_the_benchmarked_service(monkeypatch: pytest.MonkeyPatch) -> None:
     """The write the CPU figures measure: a create, then the controller's status update."""
     stamp(monkeypatch)
-    svc = {
+    svc: dict[str, Any] = {
         "apiVersion": "v1",
         "kind": "Service",
         "metadata": {"name": "s", "namespace": "default", "labels": {"app": "bench"}},
