@@ -4,10 +4,10 @@ per-kind strategies (what create resets, what the status subresource may change)
 from __future__ import annotations
 
 import base64
+import os
 import random
 import re
 import time
-import uuid
 from datetime import UTC, datetime
 
 from metallb_py.apiserver.errors import FieldError
@@ -50,7 +50,12 @@ def generate_suffix() -> str:
 
 
 def new_uid() -> str:
-    return str(uuid.uuid4())
+    """A random (version 4) UUID, formatted directly: uuid.UUID costs twice as much."""
+    b = bytearray(os.urandom(16))
+    b[6] = b[6] & 0x0F | 0x40  # version 4
+    b[8] = b[8] & 0x3F | 0x80  # the RFC 4122 variant
+    h = b.hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
 def check_name(res: Resource, name: str) -> list[FieldError]:

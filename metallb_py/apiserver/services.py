@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import ipaddress
 import random
+import socket
 
 from metallb_py.apiserver.errors import FieldError
 from metallb_py.objects import JSON
@@ -18,7 +19,11 @@ FAMILY = {4: "IPv4", 6: "IPv6"}
 
 class IPAllocator:
     """Hands out addresses from one CIDR; the first (.1) is skipped for the `kubernetes` service
-    only by being allocated first, as the real allocator reserves nothing else."""
+    only by being allocated first, as the real allocator reserves nothing else.
+
+    Addresses are parsed and (IPv4) printed with the C library, not `ipaddress`: every Service
+    write reserves, allocates or releases some, and `ipaddress` took most of that time. The
+    strings were validated before they get here (`_given_families`, or a stored object)."""
 
     def __init__(self, net: IPNet) -> None:
         self.net = net
@@ -26,27 +31,31 @@ class IPAllocator:
         self.base = int(net.network_address)
         self.size = min(net.num_addresses, 1 << 24)
         self.next = 1
+        self.af = socket.AF_INET if net.version == 4 else socket.AF_INET6
+        self.width = 4 if net.version == 4 else 16
 
     def family(self) -> str:
         return FAMILY[self.net.version]
 
+    def _offset(self, ip: str) -> int | None:
+        """`ip`'s place in the range, or None when it is not an address of the range."""
+        try:
+            n = int.from_bytes(socket.inet_pton(self.af, ip), "big") - self.base
+        except (OSError, TypeError, ValueError):
+            return None
+        return n if 0 <= n < self.net.num_addresses else None
+
     def reserve(self, ip: str) -> bool:
-        addr = ipaddress.ip_address(ip)
-        if addr not in self.net:
-            return False
-        n = int(addr) - self.base
-        if n in self.used:
+        n = self._offset(ip)
+        if n is None or n in self.used:
             return False
         self.used.add(n)
         return True
 
     def release(self, ip: str) -> None:
-        try:
-            addr = ipaddress.ip_address(ip)
-        except ValueError:
-            return
-        if addr in self.net:
-            self.used.discard(int(addr) - self.base)
+        n = self._offset(ip)
+        if n is not None:
+            self.used.discard(n)
 
     def allocate(self) -> str | None:
         # Skip network and (for IPv4) broadcast addresses.
@@ -56,6 +65,9 @@ class IPAllocator:
             self.next = self.next + 1 if self.next < last else 1
             if n not in self.used:
                 self.used.add(n)
+                if self.width == 4:
+                    return socket.inet_ntop(socket.AF_INET, (self.base + n).to_bytes(4, "big"))
+                # IPv6 text as the real server prints it (the C library differs for some).
                 return str(ipaddress.ip_address(self.base + n))
         return None
 

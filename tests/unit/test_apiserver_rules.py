@@ -199,6 +199,24 @@ def test_service_update_changes_families_only_by_policy() -> None:
     assert alloc.prepare(again, None) == [] and again["spec"]["ipFamilies"] == ["IPv6"]
 
 
+def test_allocated_addresses_are_written_and_read_as_ipaddress_does() -> None:
+    import ipaddress
+
+    from metallb_py.apiserver.services import IPAllocator
+
+    for cidr in ("10.96.0.0/22", "fd00:0:0:1::/118"):
+        net = ipaddress.ip_network(cidr)
+        a = IPAllocator(net)
+        got = [a.allocate() for _ in range(net.num_addresses - 2)]
+        assert got == [str(net.network_address + n) for n in range(1, net.num_addresses - 1)]
+        assert a.allocate() is None or net.version == 6  # IPv4: the range is full
+        for ip in got[:50]:
+            a.release(ip.upper())  # any spelling of the address frees it
+            assert a.reserve(str(ipaddress.ip_address(ip).exploded))
+        for bad in ("10.96.4.1", "fd00::1", "nope", "10.96.0.01", ""):
+            assert not a.reserve(bad)
+
+
 @pytest.mark.parametrize(
     ("spec", "field", "words"),
     [

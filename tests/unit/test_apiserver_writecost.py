@@ -204,3 +204,32 @@ def test_watches_leave_their_group_and_the_count_follows() -> None:
     store.unsubscribe("configmaps", b)
     store.unsubscribe("configmaps", filtered)
     assert not t.groups and store.watcher_count() == 0
+
+
+def test_new_uids_are_random_version_4_uuids() -> None:
+    import uuid
+
+    from metallb_py.apiserver import objects
+
+    uids = {objects.new_uid() for _ in range(2000)}
+    assert len(uids) == 2000
+    for u in list(uids)[:200]:
+        parsed = uuid.UUID(u)
+        assert str(parsed) == u and parsed.version == 4 and parsed.variant == uuid.RFC_4122
+
+
+@pytest.mark.parametrize("encoding", ["utf-8", "utf-8-sig", "utf-16", "utf-32"])
+def test_decode_json_reads_what_json_loads_reads(encoding: str) -> None:
+    text = '{"a":[1,2.5,"\u00e9"],"b":{"c":null}}'
+    body = text.encode(encoding)
+    assert limits.decode_json(body) == json.loads(body)
+
+
+async def test_decode_json_in_threads_and_the_loop_at_once() -> None:
+    bodies = [json.dumps({"n": i, "v": list(range(i % 50))}).encode() for i in range(400)]
+    results = await asyncio.gather(
+        *(asyncio.to_thread(limits.decode_json, b) for b in bodies),
+        *(asyncio.to_thread(lambda: [limits.decode_json(b) for b in bodies]) for _ in range(2)),
+    )
+    assert results[:400] == [json.loads(b) for b in bodies]
+    assert all(r == [json.loads(b) for b in bodies] for r in results[400:])
