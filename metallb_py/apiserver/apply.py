@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import copy
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -114,17 +115,28 @@ class Entry:
         if api_version is not None:
             self.raw["apiVersion"] = api_version
 
-    def keep_only(self, allowed: set[Path]) -> None:
-        """`set_fields(self.fields & allowed)`; an entry not decoded yet is looked up path by
-        path instead (another manager's entry, on most writes: decoding it costs more)."""
+    def keep_only(self, allowed: set[Path], covers: Callable[[str], bool]) -> None:
+        """Keep the paths a write left alone: those in `allowed`, and those under top-level
+        fields the write's endpoint does not cover (`covers("f:spec")` is False for a status
+        update). An entry not decoded yet is looked up path by path instead (another manager's
+        entry, on most writes: decoding it costs more)."""
         if self._fields is not None:
-            self.set_fields(self._fields & allowed)
+            self.set_fields({p for p in self._fields if p in allowed or not _covered(p, covers)})
             return
         fields = self.raw.get("fieldsV1")
-        kept = {p for p in allowed if fieldset.contains(fields, p)}
-        if fieldset.size(fields, len(kept) + 1) != len(kept):  # a subset, equal if as large
-            self._fields = kept
+        if not isinstance(fields, dict):
+            self.set_fields({p for p in self.fields if p in allowed})
+            return
+        inside = {k: v for k, v in fields.items() if k == "." or covers(k)}
+        kept = {p for p in allowed if fieldset.contains(inside, p)}
+        if fieldset.size(inside, len(kept) + 1) != len(kept):  # a subset, equal if as large
+            outside = {k: v for k, v in fields.items() if k != "." and not covers(k)}
+            self._fields = kept | fieldset.decode(outside)
             self.changed = True
+
+
+def _covered(path: Path, covers: Callable[[str], bool]) -> bool:
+    return not path or covers(path[0])
 
 
 def read_entries(meta: JSON) -> list[Entry]:
@@ -226,19 +238,27 @@ class Writer(NamedTuple):
     def tracked(self, obj: JSON) -> list[str]:
         return tracked(obj, self.subresource, self.has_status)
 
+    def covers(self, top: str) -> bool:
+        """Whether a write through this endpoint can change the top-level field `top`
+        ("f:spec"): a status update covers status only, the main endpoint all but a status
+        that has its own subresource. Fields outside stay with their managers."""
+        if self.subresource == "status":
+            return top == "f:status"
+        return not (self.has_status and top == "f:status")
+
 
 def record_update(old: JSON | None, new: JSON, start: Any, writer: Writer) -> list[JSON]:
     """The managedFields after a non-apply write of `new` over `old` by `writer`: it owns what
-    it changed, nobody keeps what it changed or removed."""
+    it changed, nobody keeps what it changed or removed, and what its endpoint cannot change
+    (spec, for a status update) stays with whoever owned it."""
     if old is None:
         if not start:  # a create with no managedFields given: the writer owns every field
             return _created(new, writer)
     elif _equal_without_fields(old, new):
         return start if isinstance(start, list) else []  # a no-op write: the cheap common case
     entries = read_entries({"managedFields": start})
-    keys = writer.tracked(new)
-    old_flat = fieldset.flatten(old, writer.types, keys) if old is not None else {}
-    new_flat = fieldset.flatten(new, writer.types, keys)
+    old_flat = fieldset.flatten(old, writer.types, writer.tracked(old)) if old is not None else {}
+    new_flat = fieldset.flatten(new, writer.types, writer.tracked(new))
     changed = set()
     for p, v in new_flat.items():
         was = old_flat.get(p, MISSING)
@@ -248,11 +268,15 @@ def record_update(old: JSON | None, new: JSON, start: Any, writer: Writer) -> li
         return write_entries(entries)
     kept = new_flat.keys() - changed
     me = (writer.manager, "Update", writer.subresource)
+    covers = writer.covers
     for e in entries:
         if e.ident != me:
-            e.keep_only(kept)
+            e.keep_only(kept, covers)
     own = _find(entries, me, writer.api_version)
-    own.set_fields({p for p in own.fields if p in kept} | changed, writer.api_version)
+    own.set_fields(
+        {p for p in own.fields if p in kept or not _covered(p, covers)} | changed,
+        writer.api_version,
+    )
     return write_entries(entries)
 
 

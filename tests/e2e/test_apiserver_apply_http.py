@@ -85,6 +85,40 @@ async def test_http_status_apply(http: Any) -> None:
     assert entry["fieldsV1"] == {"f:status": {"f:replicas": {}}}
 
 
+async def test_a_status_update_leaves_the_appliers_fields_so_a_later_apply_still_prunes(
+    http: Any,
+) -> None:
+    """kubectl apply --server-side, then a controller writes status, then the user drops a
+    field from the config: the field is removed, because the applier still owns it."""
+    code, _ = await send(http, "PATCH", URL, deployment(replicas=3), fieldManager="op")
+    assert code == 201
+    code, out = await send(
+        http,
+        "PATCH",
+        URL + "/status",
+        {"status": {"replicas": 3}},
+        "application/merge-patch+json",
+        fieldManager="ctl",
+    )
+    assert code == 200, out
+    assert ".spec.replicas" in owners(out)["op/Apply"]
+    assert owners(out)["ctl/Update"] == {".status.replicas"}
+    code, out = await send(http, "PATCH", URL, deployment(), fieldManager="op")
+    assert code == 200, out
+    assert "replicas" not in out["spec"]
+    assert out["status"] == {"replicas": 3}
+    # And a main-endpoint update leaves the controller's status fields with it.
+    code, out = await send(
+        http,
+        "PATCH",
+        URL,
+        {"metadata": {"labels": {"tier": "front"}}},
+        "application/merge-patch+json",
+    )
+    assert code == 200, out
+    assert owners(out)["ctl/Update"] == {".status.replicas"}
+
+
 @pytest.mark.parametrize(
     ("body", "params", "code", "text"),
     [

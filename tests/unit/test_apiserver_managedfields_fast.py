@@ -115,21 +115,31 @@ def ref_record_update(old: Any, new: Any, start: Any, writer: apply.Writer) -> A
     if old is not None and without(old) == without(new):
         return start if isinstance(start, list) else []
     entries = apply.read_entries({"managedFields": start})
-    keys = writer.tracked(new)
-    old_flat = ref_flatten(old, writer.types, keys) if old is not None else {}
-    new_flat = ref_flatten(new, writer.types, keys)
+    old_flat = ref_flatten(old, writer.types, writer.tracked(old)) if old is not None else {}
+    new_flat = ref_flatten(new, writer.types, writer.tracked(new))
     changed = {
         p for p, v in new_flat.items() if p not in old_flat or not fieldset.same(old_flat[p], v)
     }
     removed = old_flat.keys() - new_flat.keys()
     if not changed and not removed:
         return apply.write_entries(entries)
+
+    def stays(p: tuple[str, ...]) -> bool:
+        """Outside what the endpoint can write: a status update leaves spec alone."""
+        if not p:
+            return False
+        if writer.subresource == "status":
+            return p[0] != "f:status"
+        return writer.has_status and p[0] == "f:status"
+
     me = (writer.manager, "Update", writer.subresource)
     for e in entries:
         if e.ident != me:
-            e.set_fields({p for p in e.fields - changed if p in new_flat})
+            e.set_fields({p for p in e.fields - changed if p in new_flat or stays(p)})
     own = apply._find(entries, me, writer.api_version)
-    own.set_fields({p for p in own.fields | changed if p in new_flat}, writer.api_version)
+    own.set_fields(
+        {p for p in own.fields | changed if p in new_flat or stays(p)}, writer.api_version
+    )
     return apply.write_entries(entries)
 
 
@@ -524,4 +534,19 @@ def test_a_status_update_of_the_benchmarked_service(monkeypatch: pytest.MonkeyPa
     new = {**old, "status": {"loadBalancer": {"ingress": [{"ip": "198.51.100.1"}]}}}
     w = apply.Writer("bench", "v1", types, "status", True)
     want = ref_record_update(old, new, copy.deepcopy(created), w)
-    assert apply.record_update(old, new, copy.deepcopy(created), w) == want
+    got = apply.record_update(old, new, copy.deepcopy(created), w)
+    assert got == want
+    # The create's entry keeps its spec and labels: a status update cannot touch them.
+    assert got[0] == created[0]
+    assert got[1]["subresource"] == "status"
+    assert got[1]["fieldsV1"] == {"f:status": {"f:loadBalancer": {"f:ingress": {}}}}
+    # And a later main-endpoint write leaves the status entry alone, as it cannot write status.
+    later = {**new, "metadata": {**new["metadata"], "managedFields": got}}
+    relabelled = {**later, "metadata": {**later["metadata"], "labels": {"app": "other"}}}
+    main = apply.Writer("kubectl-edit", "v1", types, "", True)
+    after = apply.record_update(later, relabelled, copy.deepcopy(got), main)
+    assert after == ref_record_update(later, relabelled, copy.deepcopy(got), main)
+    by = {(e["manager"], e.get("subresource", "")): e["fieldsV1"] for e in after}
+    assert by[("bench", "status")] == got[1]["fieldsV1"]
+    assert by[("bench", "")] == {"f:spec": created[0]["fieldsV1"]["f:spec"]}  # lost the label
+    assert by[("kubectl-edit", "")] == {"f:metadata": {"f:labels": {"f:app": {}}}}
