@@ -233,3 +233,13 @@ async def test_decode_json_in_threads_and_the_loop_at_once() -> None:
     )
     assert results[:400] == [json.loads(b) for b in bodies]
     assert all(r == [json.loads(b) for b in bodies] for r in results[400:])
+
+
+def test_stored_bytes_are_json_dumps_bytes_and_a_cycle_is_an_error_not_a_hang() -> None:
+    from metallb_py.apiserver.store import dumps
+
+    obj: dict[str, Any] = {"a": ["é", 1, 2.5, None, True, {"b": {}}], "c": "\u2028"}
+    assert dumps(obj) == json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode()
+    obj["self"] = obj
+    with pytest.raises(RecursionError):
+        dumps(obj)
