@@ -758,12 +758,32 @@ class ApiServer:
             return (v.schema if v else None), True
         return builtin_schemas.top_level(res.kind, res.group), False
 
-    def _prune(self, c: Call, obj: JSON, warnings: list[str]) -> tuple[JSON, list[FieldError]]:
+    def _prune(
+        self, c: Call, obj: JSON, warnings: list[str], old: JSON | None = None
+    ) -> tuple[JSON, list[FieldError]]:
+        """Drop and report unknown fields; validate a custom resource against its schema. With
+        the stored `old`, a built-in kind's top-level fields equal to the stored ones are taken
+        as they are: they were pruned when stored (a status update prunes its status only)."""
         schema, validate = self._schema_for(c.res)
         if schema is None:
             return obj, []
         out = schemas.Outcome()
-        result = schemas.walk(obj, schema, out) if validate else schemas.prune(obj, schema, out)
+        if validate:
+            result = schemas.walk(obj, schema, out)
+        elif old is None:
+            result = schemas.prune(obj, schema, out)
+        else:
+            part = _changed_fields(obj, old)
+            pruned = schemas.prune(part, schema, out)
+            result = (
+                obj
+                if pruned is part
+                else {
+                    k: pruned[k] if k in part else v
+                    for k, v in obj.items()
+                    if k in pruned or k not in part
+                }
+            )
         mode = self._field_validation(c)
         if out.unknown:
             if mode == "Strict":
@@ -775,11 +795,13 @@ class ApiServer:
                 warnings.extend(f'unknown field "{u}"' for u in out.unknown)
         return result, out.errors
 
-    def _check_types(self, c: Call, obj: JSON) -> None:
+    def _check_types(self, c: Call, obj: JSON, old: JSON | None = None) -> None:
         """What the typed decoder refuses with a 400: metadata of the wrong JSON types, and for
-        built-in kinds every field their schema types (custom resources get their schema's 422)."""
+        built-in kinds every field their schema types (custom resources get their schema's 422).
+        With the stored `old`, only the top-level fields that differ from it are checked."""
         schema = None if c.res.is_custom else builtin_schemas.top_level(c.res.kind, c.res.group)
-        limits.check_types(c.res.kind, c.res.version, obj, schema)
+        part = obj if old is None or not isinstance(obj, dict) else _changed_fields(obj, old)
+        limits.check_types(c.res.kind, c.res.version, part, schema)
 
     def _check_envelope(self, c: Call, obj: Any) -> JSON:
         if not isinstance(obj, dict):
@@ -1136,9 +1158,9 @@ class ApiServer:
             new.setdefault("metadata", {})
             if not isinstance(new["metadata"], dict):
                 raise bad_request("metadata must be an object")
-            self._check_types(c, new)
+            self._check_types(c, new, old_view)
             new["apiVersion"], new["kind"] = c.res.api_version, c.res.kind
-            new, errs = self._prune(c, new, warnings)
+            new, errs = self._prune(c, new, warnings, old_view)
             meta = new["metadata"]
             sent_fields = meta.get("managedFields")
             given_rv = meta.get("resourceVersion")
@@ -1429,6 +1451,13 @@ class ApiServer:
             },
             201,
         )
+
+
+def _changed_fields(obj: JSON, old: JSON) -> JSON:
+    """The top-level fields of `obj` that the stored `old` does not hold as they are. A stored
+    object passed the typed-decoder check and pruning when it was written, so what is unchanged
+    needs neither again (as Kubernetes ratchets validation of unchanged fields)."""
+    return {k: v for k, v in obj.items() if k not in old or (v is not old[k] and v != old[k])}
 
 
 def _single_name(selector: str) -> str | None:

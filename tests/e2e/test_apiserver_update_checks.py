@@ -1,0 +1,104 @@
+"""Updates check only what they change, and still check all of it: a status patch is refused
+for a wrong type in status and warned (or, with Strict, refused) for an unknown status field; a
+patch of the main endpoint likewise for spec and for new top-level fields; fields a write leaves
+as stored are neither refused nor pruned again."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+import aiohttp
+import pytest
+from aiohttp.test_utils import TestServer
+
+from tests.lab.apiserver import in_process_apiserver
+
+BASE = "/api/v1/namespaces/default/services"
+MERGE = "application/merge-patch+json"
+
+
+@pytest.fixture
+async def http() -> AsyncIterator[tuple[TestServer, aiohttp.ClientSession]]:
+    server = TestServer(in_process_apiserver().app())
+    await server.start_server()
+    async with aiohttp.ClientSession() as session:
+        yield server, session
+    await server.close()
+
+
+async def send(
+    http: tuple[TestServer, aiohttp.ClientSession],
+    method: str,
+    path: str,
+    body: Any,
+    ctype: str = MERGE,
+    **params: str,
+) -> tuple[int, dict[str, Any], list[str]]:
+    server, session = http
+    async with session.request(
+        method,
+        server.make_url(path),
+        data=json.dumps(body).encode(),
+        params=params,
+        headers={"Content-Type": ctype},
+    ) as resp:
+        return resp.status, await resp.json(), resp.headers.getall("Warning", [])
+
+
+SERVICE = {
+    "apiVersion": "v1",
+    "kind": "Service",
+    "metadata": {"name": "web", "labels": {"app": "web"}},
+    "spec": {"type": "LoadBalancer", "ports": [{"name": "http", "port": 80}]},
+}
+
+
+async def test_status_updates_check_the_status_they_change(http: Any) -> None:
+    code, _, _ = await send(http, "POST", BASE, SERVICE, "application/json")
+    assert code == 201
+    status = BASE + "/web/status"
+    code, out, _ = await send(
+        http, "PATCH", status, {"status": {"loadBalancer": {"ingress": [{"ip": 5}]}}}
+    )
+    assert code == 400
+    assert (
+        "cannot unmarshal number into Go struct field .status.loadBalancer.ingress.ip"
+        in (out["message"])
+    )
+    bogus = {"status": {"loadBalancer": {"ingress": [{"ip": "198.51.100.1", "bogus": 1}]}}}
+    code, out, _ = await send(http, "PATCH", status, bogus, fieldValidation="Strict")
+    assert code == 400
+    assert 'unknown field "status.loadBalancer.ingress[0].bogus"' in out["message"]
+    code, out, warnings = await send(http, "PATCH", status, bogus)
+    assert code == 200
+    assert out["status"]["loadBalancer"]["ingress"] == [{"ip": "198.51.100.1"}]
+    assert any("status.loadBalancer.ingress[0].bogus" in w for w in warnings), warnings
+    # A spec change sent to /status is checked too (then dropped: status endpoints write
+    # status only).
+    code, out, _ = await send(http, "PATCH", status, {"spec": {"ports": "80"}})
+    assert code == 400 and "cannot unmarshal string" in out["message"]
+
+
+async def test_main_endpoint_updates_check_what_they_change_only(http: Any) -> None:
+    code, created, _ = await send(http, "POST", BASE, SERVICE, "application/json")
+    assert code == 201
+    svc = BASE + "/web"
+    code, out, _ = await send(http, "PATCH", svc, {"spec": {"bogus": 1}}, fieldValidation="Strict")
+    assert code == 400 and 'unknown field "spec.bogus"' in out["message"]
+    code, out, _ = await send(http, "PATCH", svc, {"metadata": {"labels": {"app": 7}}})
+    assert code == 400 and "ObjectMeta.metadata.labels" in out["message"]
+    code, out, warnings = await send(http, "PATCH", svc, {"metadata": {"labels": {"tier": "a"}}})
+    assert code == 200 and warnings == []
+    assert out["spec"] == created["spec"]
+    # A whole-object PUT with one new top-level field: that field is reported and dropped.
+    out["extra"] = {"x": 1}
+    code, put, warnings = await send(http, "PUT", svc, out, "application/json")
+    assert code == 200 and "extra" not in put
+    assert warnings == ['299 - "unknown field \\"extra\\""'], warnings
+    out.pop("extra")
+    out["metadata"].pop("resourceVersion")
+    out["spec"]["ports"][0]["port"] = "80"
+    code, err, _ = await send(http, "PUT", svc, out, "application/json")
+    assert code == 400 and "cannot unmarshal string" in err["message"]
