@@ -11,7 +11,7 @@ import aiohttp
 import pytest
 from aiohttp.test_utils import TestServer
 
-from tests.lab.apiserver import in_process_apiserver
+from tests.lab.apiserver import served_in_process
 from tests.unit.test_apiserver_apply import BOMB, deployment, owners
 
 URL = "/apis/apps/v1/namespaces/default/deployments/web"
@@ -20,11 +20,8 @@ YAML = "application/apply-patch+yaml"
 
 @pytest.fixture
 async def http() -> AsyncIterator[tuple[TestServer, aiohttp.ClientSession]]:
-    server = TestServer(in_process_apiserver().app())
-    await server.start_server()
-    async with aiohttp.ClientSession() as session:
-        yield server, session
-    await server.close()
+    async with served_in_process() as pair:
+        yield pair
 
 
 async def send(

@@ -13,7 +13,7 @@ import aiohttp
 import pytest
 from aiohttp.test_utils import TestServer
 
-from tests.lab.apiserver import in_process_apiserver
+from tests.lab.apiserver import served_in_process
 
 BASE = "/api/v1/namespaces/default/services"
 MERGE = "application/merge-patch+json"
@@ -21,11 +21,8 @@ MERGE = "application/merge-patch+json"
 
 @pytest.fixture
 async def http() -> AsyncIterator[tuple[TestServer, aiohttp.ClientSession]]:
-    server = TestServer(in_process_apiserver().app())
-    await server.start_server()
-    async with aiohttp.ClientSession() as session:
-        yield server, session
-    await server.close()
+    async with served_in_process() as pair:
+        yield pair
 
 
 async def send(

@@ -350,3 +350,19 @@ def in_process_apiserver(start_rv: int = 1000, history: int = 10_000) -> Any:
     )
     server.bootstrap()
     return server
+
+
+@contextlib.asynccontextmanager
+async def served_in_process(server: Any = None) -> AsyncIterator[tuple[Any, Any]]:
+    """`server` (a new `in_process_apiserver()` by default) on a loopback port with aiohttp's
+    TestServer, and a client session for it; both closed on exit."""
+    import aiohttp
+    from aiohttp.test_utils import TestServer
+
+    http = TestServer((server or in_process_apiserver()).app())
+    await http.start_server()
+    try:
+        async with aiohttp.ClientSession() as session:
+            yield http, session
+    finally:
+        await http.close()

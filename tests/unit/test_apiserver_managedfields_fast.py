@@ -36,15 +36,9 @@ def ref_set_key(value: Any) -> str:
 
 
 def ref_declared(types: Types, names: tuple[str, ...], node: Any) -> ListType:
-    """Types.list_type without its cache."""
+    """Types.list_type without its cache (which serves built-in kinds only)."""
     if types.custom and names[:1] != ("metadata",):
-        if not isinstance(node, dict):
-            return ATOMIC
-        kind = node.get("x-kubernetes-list-type")
-        if kind == "map":
-            keys = node.get("x-kubernetes-list-map-keys") or []
-            return ("map", tuple(keys)) if keys else ATOMIC
-        return ("set", ()) if kind == "set" else ATOMIC
+        return types.list_type(names, node)
     key = patch.merge_key(names, types.kind)
     if key is None:
         return ATOMIC
