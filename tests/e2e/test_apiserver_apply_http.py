@@ -3,7 +3,6 @@ PATCH endpoint's status codes, refusals and managedFields as a client sees them.
 
 from __future__ import annotations
 
-import json
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -11,7 +10,7 @@ import aiohttp
 import pytest
 from aiohttp.test_utils import TestServer
 
-from tests.lab.apiserver import served_in_process
+from tests.lab.apiserver import request_json, served_in_process
 from tests.unit.test_apiserver_apply import BOMB, deployment, owners
 
 URL = "/apis/apps/v1/namespaces/default/deployments/web"
@@ -32,16 +31,10 @@ async def send(
     ctype: str = YAML,
     **params: str,
 ) -> tuple[int, dict[str, Any]]:
-    server, session = http
-    data = body if isinstance(body, bytes) else json.dumps(body).encode()
-    async with session.request(
-        method,
-        server.make_url(url),
-        data=data if body is not None else None,
-        params=params,
-        headers={"Content-Type": ctype, "User-Agent": "kubectl-edit/v1.31.0 (linux/amd64)"},
-    ) as resp:
-        return resp.status, await resp.json()
+    reply = await request_json(
+        http, method, url, body, ctype, agent="kubectl-edit/v1.31.0 (linux/amd64)", **params
+    )
+    return reply.status, reply.body
 
 
 async def test_http_apply_create_reapply_conflict(http: Any) -> None:

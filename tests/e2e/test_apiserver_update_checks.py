@@ -5,7 +5,6 @@ as stored are neither refused nor pruned again."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -13,7 +12,7 @@ import aiohttp
 import pytest
 from aiohttp.test_utils import TestServer
 
-from tests.lab.apiserver import served_in_process
+from tests.lab.apiserver import Reply, request_json, served_in_process
 
 BASE = "/api/v1/namespaces/default/services"
 MERGE = "application/merge-patch+json"
@@ -32,16 +31,8 @@ async def send(
     body: Any,
     ctype: str = MERGE,
     **params: str,
-) -> tuple[int, dict[str, Any], list[str]]:
-    server, session = http
-    async with session.request(
-        method,
-        server.make_url(path),
-        data=json.dumps(body).encode(),
-        params=params,
-        headers={"Content-Type": ctype},
-    ) as resp:
-        return resp.status, await resp.json(), resp.headers.getall("Warning", [])
+) -> Reply:
+    return await request_json(http, method, path, body, ctype, **params)
 
 
 SERVICE = {

@@ -19,6 +19,7 @@ no extra flag. Raw HTTP clients in tests trust that CA through `apiserver.ssl_co
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 import signal
@@ -30,7 +31,7 @@ import time
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import pytest
 import yaml
@@ -366,3 +367,30 @@ async def served_in_process(server: Any = None) -> AsyncIterator[tuple[Any, Any]
             yield http, session
     finally:
         await http.close()
+
+
+class Reply(NamedTuple):
+    status: int
+    body: Any
+    warnings: list[str]  # the Warning headers, as sent
+
+
+async def request_json(
+    http: tuple[Any, Any],
+    method: str,
+    path: str,
+    body: Any = None,
+    ctype: str = "application/json",
+    *,
+    agent: str = "",
+    **params: str,
+) -> Reply:
+    """One request to a `served_in_process` server: `body` sent as JSON (bytes as they are),
+    the reply decoded as JSON."""
+    server, session = http
+    data = body if isinstance(body, bytes) or body is None else json.dumps(body).encode()
+    headers = {"Content-Type": ctype, **({"User-Agent": agent} if agent else {})}
+    async with session.request(
+        method, server.make_url(path), data=data, params=params, headers=headers
+    ) as resp:
+        return Reply(resp.status, await resp.json(), resp.headers.getall("Warning", []))
