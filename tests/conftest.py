@@ -4,7 +4,8 @@ that lacks them, but fail in CI (CI=true), where skipping would hide a broken la
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
 
 import pytest
 
@@ -41,3 +42,13 @@ def lab() -> Iterator[Lab]:
 def lan(lab: Lab) -> Lan:
     """Switch + router + client + two nodes, IPv4 and IPv6 (see tests/lab/topology.py)."""
     return build_lan(lab, nodes=2)
+
+
+@pytest.fixture
+async def apiserver_http() -> AsyncIterator[tuple[Any, Any]]:
+    """An in-process API server on a loopback port and a client session for it
+    (tests.lab.apiserver.request_json sends to it)."""
+    from tests.lab.apiserver import served_in_process
+
+    async with served_in_process() as pair:
+        yield pair

@@ -3,14 +3,13 @@ PATCH endpoint's status codes, refusals and managedFields as a client sees them.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
 import pytest
 from aiohttp.test_utils import TestServer
 
-from tests.lab.apiserver import request_json, served_in_process
+from tests.lab.apiserver import request_json
 from tests.unit.test_apiserver_apply import BOMB, deployment, owners
 
 URL = "/apis/apps/v1/namespaces/default/deployments/web"
@@ -18,9 +17,8 @@ YAML = "application/apply-patch+yaml"
 
 
 @pytest.fixture
-async def http() -> AsyncIterator[tuple[TestServer, aiohttp.ClientSession]]:
-    async with served_in_process() as pair:
-        yield pair
+def http(apiserver_http: tuple[TestServer, aiohttp.ClientSession]) -> Any:
+    return apiserver_http
 
 
 async def send(

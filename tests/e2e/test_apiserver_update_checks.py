@@ -5,34 +5,16 @@ as stored are neither refused nor pruned again."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
 
-import aiohttp
-import pytest
-from aiohttp.test_utils import TestServer
-
-from tests.lab.apiserver import Reply, request_json, served_in_process
+from tests.lab.apiserver import Reply, request_json
 
 BASE = "/api/v1/namespaces/default/services"
 MERGE = "application/merge-patch+json"
 
 
-@pytest.fixture
-async def http() -> AsyncIterator[tuple[TestServer, aiohttp.ClientSession]]:
-    async with served_in_process() as pair:
-        yield pair
-
-
-async def send(
-    http: tuple[TestServer, aiohttp.ClientSession],
-    method: str,
-    path: str,
-    body: Any,
-    ctype: str = MERGE,
-    **params: str,
-) -> Reply:
-    return await request_json(http, method, path, body, ctype, **params)
+async def merge_patch(http: Any, path: str, body: Any, **params: str) -> Reply:
+    return await request_json(http, "PATCH", path, body, MERGE, **params)
 
 
 SERVICE = {
@@ -43,12 +25,13 @@ SERVICE = {
 }
 
 
-async def test_status_updates_check_the_status_they_change(http: Any) -> None:
-    code, _, _ = await send(http, "POST", BASE, SERVICE, "application/json")
+async def test_status_updates_check_the_status_they_change(apiserver_http: Any) -> None:
+    http = apiserver_http
+    code, _, _ = await request_json(http, "POST", BASE, SERVICE)
     assert code == 201
     status = BASE + "/web/status"
-    code, out, _ = await send(
-        http, "PATCH", status, {"status": {"loadBalancer": {"ingress": [{"ip": 5}]}}}
+    code, out, _ = await merge_patch(
+        http, status, {"status": {"loadBalancer": {"ingress": [{"ip": 5}]}}}
     )
     assert code == 400
     assert (
@@ -56,37 +39,38 @@ async def test_status_updates_check_the_status_they_change(http: Any) -> None:
         in (out["message"])
     )
     bogus = {"status": {"loadBalancer": {"ingress": [{"ip": "198.51.100.1", "bogus": 1}]}}}
-    code, out, _ = await send(http, "PATCH", status, bogus, fieldValidation="Strict")
+    code, out, _ = await merge_patch(http, status, bogus, fieldValidation="Strict")
     assert code == 400
     assert 'unknown field "status.loadBalancer.ingress[0].bogus"' in out["message"]
-    code, out, warnings = await send(http, "PATCH", status, bogus)
+    code, out, warnings = await merge_patch(http, status, bogus)
     assert code == 200
     assert out["status"]["loadBalancer"]["ingress"] == [{"ip": "198.51.100.1"}]
     assert any("status.loadBalancer.ingress[0].bogus" in w for w in warnings), warnings
     # A spec change sent to /status is checked too (then dropped: status endpoints write
     # status only).
-    code, out, _ = await send(http, "PATCH", status, {"spec": {"ports": "80"}})
+    code, out, _ = await merge_patch(http, status, {"spec": {"ports": "80"}})
     assert code == 400 and "cannot unmarshal string" in out["message"]
 
 
-async def test_main_endpoint_updates_check_what_they_change_only(http: Any) -> None:
-    code, created, _ = await send(http, "POST", BASE, SERVICE, "application/json")
+async def test_main_endpoint_updates_check_what_they_change_only(apiserver_http: Any) -> None:
+    http = apiserver_http
+    code, created, _ = await request_json(http, "POST", BASE, SERVICE)
     assert code == 201
     svc = BASE + "/web"
-    code, out, _ = await send(http, "PATCH", svc, {"spec": {"bogus": 1}}, fieldValidation="Strict")
+    code, out, _ = await merge_patch(http, svc, {"spec": {"bogus": 1}}, fieldValidation="Strict")
     assert code == 400 and 'unknown field "spec.bogus"' in out["message"]
-    code, out, _ = await send(http, "PATCH", svc, {"metadata": {"labels": {"app": 7}}})
+    code, out, _ = await merge_patch(http, svc, {"metadata": {"labels": {"app": 7}}})
     assert code == 400 and "ObjectMeta.metadata.labels" in out["message"]
-    code, out, warnings = await send(http, "PATCH", svc, {"metadata": {"labels": {"tier": "a"}}})
+    code, out, warnings = await merge_patch(http, svc, {"metadata": {"labels": {"tier": "a"}}})
     assert code == 200 and warnings == []
     assert out["spec"] == created["spec"]
     # A whole-object PUT with one new top-level field: that field is reported and dropped.
     out["extra"] = {"x": 1}
-    code, put, warnings = await send(http, "PUT", svc, out, "application/json")
+    code, put, warnings = await request_json(http, "PUT", svc, out)
     assert code == 200 and "extra" not in put
     assert warnings == ['299 - "unknown field \\"extra\\""'], warnings
     out.pop("extra")
     out["metadata"].pop("resourceVersion")
     out["spec"]["ports"][0]["port"] = "80"
-    code, err, _ = await send(http, "PUT", svc, out, "application/json")
+    code, err, _ = await request_json(http, "PUT", svc, out)
     assert code == 400 and "cannot unmarshal string" in err["message"]
