@@ -8,12 +8,12 @@ the explanation then says less, but never lies.
 from __future__ import annotations
 
 import asyncio
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from metallb_py.kube.k8s import ApiClient, Configuration, kube_config
+from metallb_py.kube.client import ClientConfigError, load_configuration
+from metallb_py.kube.k8s import ApiClient
 from metallb_py.kube.rest import (
     ADDRESSPOOLS,
     BFDPROFILES,
@@ -53,8 +53,8 @@ SPEAKER_SELECTOR = "component=speaker"  # the speaker DaemonSet's Pods (manifest
 PAGE = 500  # items per list request
 
 
-class ConnectError(Exception):
-    """No usable API server: the message says which source was tried."""
+# The one way a client finds its API server (kube/client.py); its error names the source tried.
+ConnectError = ClientConfigError
 
 
 @dataclass
@@ -66,49 +66,13 @@ class Target:
     context: str | None = None
 
 
-def kubeconfig_path(target: Target) -> str:
-    """The kubeconfig to use, "" for none (then the in-cluster configuration)."""
-    path = target.kubeconfig or os.environ.get("KUBECONFIG") or ""
-    default = os.path.expanduser("~/.kube/config")
-    if not path and os.path.exists(default):
-        path = default
-    if path and os.pathsep not in path and not os.path.exists(path):
-        raise ConnectError(f"kubeconfig {path} does not exist")
-    return path
-
-
 async def connect(target: Target) -> tuple[Rest, str]:
-    """A read client and the context's default namespace ("default" if it names none).
-
-    As kubectl: `--kubeconfig`, else `$KUBECONFIG`, else ~/.kube/config when it exists, else
-    the in-cluster configuration."""
-    path = kubeconfig_path(target)
-    configuration = Configuration()
-    namespace = "default"
-    if path:
-        try:
-            loader = await kube_config.load_kube_config(
-                config_file=path,
-                context=target.context,
-                client_configuration=configuration,
-                persist_config=False,
-            )
-        except Exception as exc:
-            raise ConnectError(f"cannot use kubeconfig {path}: {exc}") from None
-        context = getattr(loader, "current_context", None) or {}
-        try:
-            namespace = str(context["context"].get("namespace") or "default")
-        except (KeyError, TypeError, AttributeError):
-            namespace = "default"
-    elif os.environ.get("KUBERNETES_SERVICE_HOST"):
-        try:
-            kube_config.load_incluster_config(client_configuration=configuration)
-        except Exception as exc:
-            raise ConnectError(f"cannot use the in-cluster configuration: {exc}") from None
-    else:
-        raise ConnectError(
-            "no API server configured: pass --kubeconfig, set KUBECONFIG, or run in a cluster"
-        )
+    """A read client and the context's default namespace ("default" if it names none), found
+    as kubectl finds them: `--kubeconfig`, else `$KUBECONFIG`, else ~/.kube/config, else the
+    in-cluster configuration."""
+    configuration, namespace = await load_configuration(
+        target.kubeconfig, context=target.context, kubectl_order=True
+    )
     return Rest(ApiClient(configuration)), namespace
 
 

@@ -1,5 +1,6 @@
 """Build an API client: `--kubeconfig` if given, else in-cluster service account, else the
-default kubeconfig (`$KUBECONFIG`, `~/.kube/config`)."""
+default kubeconfig (`$KUBECONFIG`, `~/.kube/config`); commands a person runs look in kubectl's
+order instead (`choose_source`)."""
 
 from __future__ import annotations
 
@@ -17,43 +18,71 @@ class ClientConfigError(Exception):
     """No usable way to reach an API server; the message says what was tried."""
 
 
-def choose_source(kubeconfig: str | None) -> tuple[str, str]:
-    """("kubeconfig", path) or ("incluster", ""), in the order a user expects."""
+def choose_source(kubeconfig: str | None, *, kubectl_order: bool = False) -> tuple[str, str]:
+    """("kubeconfig", path) or ("incluster", ""), in the order its user expects. A component
+    (the default) runs in a pod: `--kubeconfig`, else its service account, else `$KUBECONFIG`
+    or ~/.kube/config. A command a person runs (`kubectl_order`) looks where kubectl does:
+    `--kubeconfig`, `$KUBECONFIG`, ~/.kube/config, and only then the service account.
+    `$KUBECONFIG` may list several files, as for kubectl."""
     if kubeconfig:
-        if not os.path.exists(kubeconfig):
+        if not _exists(kubeconfig):
             raise ClientConfigError(f"kubeconfig {kubeconfig} does not exist")
         return "kubeconfig", kubeconfig
-    if os.environ.get("KUBERNETES_SERVICE_HOST"):
+    in_cluster = bool(os.environ.get("KUBERNETES_SERVICE_HOST"))
+    if in_cluster and not kubectl_order:
         return "incluster", ""
     default = os.path.expanduser(os.environ.get("KUBECONFIG") or "~/.kube/config")
-    if not os.path.exists(default):
+    if _exists(default):
+        return "kubeconfig", default
+    if in_cluster:
+        return "incluster", ""
+    if kubectl_order:
         raise ClientConfigError(
-            f"no API server configured: pass --kubeconfig, run in a cluster, or create {default}"
+            "no API server configured: pass --kubeconfig, set KUBECONFIG, or run in a cluster"
         )
-    return "kubeconfig", default
+    raise ClientConfigError(
+        f"no API server configured: pass --kubeconfig, run in a cluster, or create {default}"
+    )
 
 
-async def load_configuration(kubeconfig: str | None = None) -> Configuration:
+def _exists(path: str) -> bool:
+    """A kubeconfig path, or a `$KUBECONFIG` list of which at least one file exists."""
+    return any(os.path.exists(p) for p in path.split(os.pathsep) if p)
+
+
+async def load_configuration(
+    kubeconfig: str | None = None, *, context: str | None = None, kubectl_order: bool = False
+) -> tuple[Configuration, str]:
+    """The client configuration (see `choose_source` for where it comes from) and the default
+    namespace of the kubeconfig context ("default" if it names none, or in a cluster)."""
     configuration = Configuration()
-    source, path = choose_source(kubeconfig)
+    source, path = choose_source(kubeconfig, kubectl_order=kubectl_order)
     if source == "incluster":
         try:
             kube_config.load_incluster_config(client_configuration=configuration)
         except Exception as exc:
             raise ClientConfigError(f"cannot use the in-cluster configuration: {exc}") from None
-        return configuration
+        return configuration, "default"
     try:
-        await kube_config.load_kube_config(
-            config_file=path, client_configuration=configuration, persist_config=False
+        loader = await kube_config.load_kube_config(
+            config_file=path,
+            context=context,
+            client_configuration=configuration,
+            persist_config=False,
         )
     except Exception as exc:
         raise ClientConfigError(f"cannot use kubeconfig {path}: {exc}") from None
-    return configuration
+    current = getattr(loader, "current_context", None) or {}
+    try:
+        namespace = str(current["context"].get("namespace") or "default")
+    except (KeyError, TypeError, AttributeError):
+        namespace = "default"
+    return configuration, namespace
 
 
 async def connect(kubeconfig: str | None = None, pool_size: int = 16) -> Rest:
     """A Rest client on a fresh ApiClient; close it with `await rest.close()`."""
-    configuration = await load_configuration(kubeconfig)
+    configuration, _ = await load_configuration(kubeconfig)
     configuration.connection_pool_maxsize = pool_size
     api = ApiClient(configuration)
     _read_environment_once(api, configuration)

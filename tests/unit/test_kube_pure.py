@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import random
 from pathlib import Path
 
@@ -160,3 +161,23 @@ def test_client_source_order(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
         choose_source(None)
     with pytest.raises(ClientConfigError, match="does not exist"):
         choose_source(str(tmp_path / "nope"))
+
+
+def test_commands_look_for_a_kubeconfig_where_kubectl_does(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    kc = tmp_path / "kc"
+    kc.write_text("apiVersion: v1\nkind: Config\n")
+    monkeypatch.setenv("HOME", str(tmp_path))  # no ~/.kube/config
+    monkeypatch.setenv("KUBERNETES_SERVICE_HOST", "10.96.0.1")
+    listed = f"{tmp_path / 'missing'}{os.pathsep}{kc}"  # a list: one missing file is fine
+    monkeypatch.setenv("KUBECONFIG", listed)
+    assert choose_source(None, kubectl_order=True) == ("kubeconfig", listed)
+    assert choose_source(None) == ("incluster", "")  # a component prefers its pod's account
+    monkeypatch.delenv("KUBERNETES_SERVICE_HOST")
+    assert choose_source(None) == ("kubeconfig", listed)
+    monkeypatch.setenv("KUBECONFIG", str(tmp_path / "missing"))
+    with pytest.raises(ClientConfigError, match="set KUBECONFIG, or run in a cluster"):
+        choose_source(None, kubectl_order=True)
+    monkeypatch.setenv("KUBERNETES_SERVICE_HOST", "10.96.0.1")
+    assert choose_source(None, kubectl_order=True) == ("incluster", "")
