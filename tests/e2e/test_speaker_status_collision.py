@@ -65,8 +65,13 @@ async def test_a_taken_generated_name_is_retried_and_deletes_nothing(
             return sorted(o["metadata"]["name"] for o in items) == ["bgp-fresh", "bgp-taken"]
 
         await wait_for(ours, 10, "the retried create")
-        mine = await rest.get(SERVICEBGPSTATUSES.path(NS, "bgp-fresh"))
-        assert mine["status"]["peers"] == ["peer1"]
+
+        async def with_status() -> bool:
+            # The object is created first and its status written right after (a subresource).
+            mine = await rest.get(SERVICEBGPSTATUSES.path(NS, "bgp-fresh"))
+            return (mine.get("status") or {}).get("peers") == ["peer1"]
+
+        await wait_for(with_status, 10, "the retried create's status")
     finally:
         stop.set()
         for t in tasks:
