@@ -762,8 +762,9 @@ class ApiServer:
         self, c: Call, obj: JSON, warnings: list[str], old: JSON | None = None
     ) -> tuple[JSON, list[FieldError]]:
         """Drop and report unknown fields; validate a custom resource against its schema. With
-        the stored `old`, a built-in kind's top-level fields equal to the stored ones are taken
-        as they are: they were pruned when stored (a status update prunes its status only)."""
+        `old`, the top-level values decoded from the stored object, a built-in kind's fields
+        the write left alone are taken as they are: they were pruned when stored (a status
+        update prunes its status only)."""
         schema, validate = self._schema_for(c.res)
         if schema is None:
             return obj, []
@@ -798,7 +799,7 @@ class ApiServer:
     def _check_types(self, c: Call, obj: JSON, old: JSON | None = None) -> None:
         """What the typed decoder refuses with a 400: metadata of the wrong JSON types, and for
         built-in kinds every field their schema types (custom resources get their schema's 422).
-        With the stored `old`, only the top-level fields that differ from it are checked."""
+        With `old` (see `_prune`), only the top-level fields the write changed are checked."""
         schema = None if c.res.is_custom else builtin_schemas.top_level(c.res.kind, c.res.group)
         part = obj if old is None or not isinstance(obj, dict) else _changed_fields(obj, old)
         limits.check_types(c.res.kind, c.res.version, part, schema)
@@ -1151,6 +1152,10 @@ class ApiServer:
                 view = (await self.from_storage(c.res, [view]))[0]
             # Stored objects are never mutated, so the current one serves as "old" as is.
             old_view = copy.deepcopy(view) if self.needs_conversion(c.res) else current.obj
+            # The top-level values as decoded from the stored bytes: a field the write leaves
+            # alone is still this very object afterwards (patches build new containers along
+            # what they change and never modify the target), so it needs no check again.
+            pristine = dict(view)
             new = make(view)
             if not isinstance(new, dict):
                 raise bad_request("the result must be an object")
@@ -1158,9 +1163,9 @@ class ApiServer:
             new.setdefault("metadata", {})
             if not isinstance(new["metadata"], dict):
                 raise bad_request("metadata must be an object")
-            self._check_types(c, new, old_view)
+            self._check_types(c, new, pristine)
             new["apiVersion"], new["kind"] = c.res.api_version, c.res.kind
-            new, errs = self._prune(c, new, warnings, old_view)
+            new, errs = self._prune(c, new, warnings, pristine)
             meta = new["metadata"]
             sent_fields = meta.get("managedFields")
             given_rv = meta.get("resourceVersion")
@@ -1453,11 +1458,16 @@ class ApiServer:
         )
 
 
-def _changed_fields(obj: JSON, old: JSON) -> JSON:
-    """The top-level fields of `obj` that the stored `old` does not hold as they are. A stored
-    object passed the typed-decoder check and pruning when it was written, so what is unchanged
-    needs neither again (as Kubernetes ratchets validation of unchanged fields)."""
-    return {k: v for k, v in obj.items() if k not in old or (v is not old[k] and v != old[k])}
+_ABSENT = object()
+
+
+def _changed_fields(obj: JSON, pristine: JSON) -> JSON:
+    """The top-level fields of `obj` that are not the very values decoded from the stored
+    object (`pristine`). A stored object passed the typed-decoder check and pruning when it was
+    written, so what a write leaves alone needs neither again, as Kubernetes ratchets
+    validation of unchanged fields. Identity, not equality: 80.0 == 80 and True == 1 in Python,
+    not to a typed client."""
+    return {k: v for k, v in obj.items() if pristine.get(k, _ABSENT) is not v}
 
 
 def _single_name(selector: str) -> str | None:

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from tests.lab.apiserver import Reply, request_json
 
 BASE = "/api/v1/namespaces/default/services"
@@ -74,3 +76,20 @@ async def test_main_endpoint_updates_check_what_they_change_only(apiserver_http:
     out["spec"]["ports"][0]["port"] = "80"
     code, err, _ = await request_json(http, "PUT", svc, out)
     assert code == 400 and "cannot unmarshal string" in err["message"]
+
+
+@pytest.mark.parametrize(("stored", "sent", "word"), [(80, 80.0, "number"), (1, True, "bool")])
+async def test_a_value_equal_in_python_but_of_another_json_type_is_still_refused(
+    apiserver_http: Any, stored: int, sent: Any, word: str
+) -> None:
+    """80.0 == 80 and True == 1 in Python; to a typed client they are not the same field, so a
+    patch that leaves a field equal to the stored one in Python's eyes is still checked."""
+    http = apiserver_http
+    svc = {**SERVICE, "spec": {**SERVICE["spec"], "ports": [{"name": "http", "port": stored}]}}
+    code, created, _ = await request_json(http, "POST", BASE, svc)
+    assert code == 201
+    ports = [{**p, "port": sent} for p in created["spec"]["ports"]]  # every default included
+    assert ports == created["spec"]["ports"]
+    code, out, _ = await merge_patch(http, BASE + "/web", {"spec": {"ports": ports}})
+    assert code == 400, out
+    assert f"cannot unmarshal {word} into Go struct field .spec.ports.port" in out["message"]
