@@ -309,7 +309,7 @@ def _equal_without_fields(a: JSON, b: JSON) -> bool:
             return False
     ma, mb = a.get("metadata") or {}, b.get("metadata") or {}
     if not isinstance(ma, dict) or not isinstance(mb, dict):
-        return _without_fields(a) == _without_fields(b)
+        return objects.same_json(_without_fields(a), _without_fields(b))
     if len(ma) - ("managedFields" in ma) != len(mb) - ("managedFields" in mb):
         return False
     for k, v in ma.items():
@@ -324,8 +324,9 @@ def _without_fields(obj: JSON) -> JSON:
 
 
 def _eq(a: Any, b: Any) -> bool:
-    """`==` as a dict comparison applies it to its values (identity first)."""
-    return a is b or bool(a == b)
+    """Equal as JSON (identity first, then `==`, which is quick to say no, then the types `==`
+    overlooks: 1, 1.0 and True)."""
+    return a is b or (bool(a == b) and objects.same_json(a, b))
 
 
 # -- Apply ----------------------------------------------------------------------------------------

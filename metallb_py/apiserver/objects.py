@@ -9,6 +9,7 @@ import random
 import re
 import time
 from datetime import UTC, datetime
+from typing import Any
 
 from metallb_py.apiserver.errors import FieldError
 from metallb_py.apiserver.resources import Resource
@@ -291,4 +292,19 @@ def check_kind(res: Resource, obj: JSON, old: JSON | None) -> list[FieldError]:
 def spec_changed(a: JSON, b: JSON) -> bool:
     """Whether anything but metadata and status differs (what bumps metadata.generation)."""
     keys = (set(a) | set(b)) - {"metadata", "status", "apiVersion", "kind"}
-    return any(a.get(k) != b.get(k) for k in keys)
+    return any(not same_json(a.get(k), b.get(k)) for k in keys)
+
+
+def same_json(a: Any, b: Any) -> bool:
+    """Equal as JSON documents: Python's `==` takes 1 for 1.0 and for True, a client decoding
+    the JSON does not (so such a change is a change: it is stored and bumps the generation).
+    Key order does not matter, as for any JSON object."""
+    if a is b:
+        return True
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, dict):
+        return a.keys() == b.keys() and all(same_json(v, b[k]) for k, v in a.items())
+    if isinstance(a, list):
+        return len(a) == len(b) and all(same_json(x, y) for x, y in zip(a, b, strict=True))
+    return bool(a == b)

@@ -1208,7 +1208,7 @@ class ApiServer:
                 self._track(c, old_view, new, sent_fields)
             if c.sub == "" and c.res.plural == "secrets":
                 objects.apply_kind_defaults(c.res, new)
-            if new == old_view:
+            if new == old_view and objects.same_json(new, old_view):
                 return await self._respond(c, current, 200, warnings)
             if c.sub == "" or c.sub == "status":
                 errs += self._cr_checks(c.res, new, old_view)

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from tests.lab.apiserver import Reply, request_json
+from tests.unit.test_apiserver_apply import deployment
 
 BASE = "/api/v1/namespaces/default/services"
 MERGE = "application/merge-patch+json"
@@ -19,7 +20,7 @@ async def merge_patch(http: Any, path: str, body: Any, **params: str) -> Reply:
     return await request_json(http, "PATCH", path, body, MERGE, **params)
 
 
-SERVICE = {
+SERVICE: dict[str, Any] = {
     "apiVersion": "v1",
     "kind": "Service",
     "metadata": {"name": "web", "labels": {"app": "web"}},
@@ -93,3 +94,34 @@ async def test_a_value_equal_in_python_but_of_another_json_type_is_still_refused
     code, out, _ = await merge_patch(http, BASE + "/web", {"spec": {"ports": ports}})
     assert code == 400, out
     assert f"cannot unmarshal {word} into Go struct field .spec.ports.port" in out["message"]
+
+
+async def test_a_change_of_json_type_alone_is_a_change(apiserver_http: Any) -> None:
+    """1 -> true in a field no schema types (here a Deployment's spec, which this server keeps
+    as sent; a custom resource's x-kubernetes-preserve-unknown-fields alike) is stored,
+    bumps the generation and is recorded in managedFields, as the real server does: it compares
+    the JSON, where Python's == would call the write a no-op."""
+    http = apiserver_http
+    url = "/apis/apps/v1/namespaces/default/deployments"
+    body = deployment(paused=1)
+    body["metadata"] = {"name": "d"}
+    code, created, _ = await request_json(http, "POST", url, body)
+    assert code == 201, created
+    code, out, _ = await merge_patch(http, url + "/d", {"spec": {"paused": True}})
+    assert code == 200, out
+    assert out["spec"]["paused"] is True
+    assert int(out["metadata"]["resourceVersion"]) > int(created["metadata"]["resourceVersion"])
+    assert out["metadata"]["generation"] == 2
+    code, same, _ = await merge_patch(http, url + "/d", {"spec": {"paused": True}})
+    assert same["metadata"]["resourceVersion"] == out["metadata"]["resourceVersion"]  # no-op
+
+
+def test_same_json_tells_apart_what_python_equality_does_not() -> None:
+    from metallb_py.apiserver.objects import same_json
+
+    assert same_json({"a": [1, {"b": "x"}]}, {"a": [1, {"b": "x"}]})
+    assert same_json({"a": 1, "b": 2}, {"b": 2, "a": 1})  # key order is no difference
+    for a, b in [(1, True), (1, 1.0), (0, False), ({"a": [1]}, {"a": [True]}), ([1], (1,))]:
+        assert a == b or isinstance(b, tuple)
+        assert not same_json(a, b)
+    assert not same_json({"a": None}, {})
