@@ -300,33 +300,30 @@ def _created(new: JSON, writer: Writer) -> list[JSON]:
 
 
 def _equal_without_fields(a: JSON, b: JSON) -> bool:
-    """Whether the objects are equal but for metadata.managedFields (a missing or empty
-    metadata counting as `{}`), compared field by field instead of on copies."""
+    """Whether the objects are equal as JSON but for metadata.managedFields (a missing or empty
+    metadata counting as `{}`), compared field by field instead of on copies: first with `==`,
+    which is quick to say no (most writes change something), then for the types `==`
+    overlooks (1, 1.0 and True)."""
     if len(a) - ("metadata" in a) != len(b) - ("metadata" in b):
         return False
-    for k, v in a.items():
-        if k != "metadata" and (k not in b or not _eq(v, b[k])):
-            return False
     ma, mb = a.get("metadata") or {}, b.get("metadata") or {}
     if not isinstance(ma, dict) or not isinstance(mb, dict):
         return objects.same_json(_without_fields(a), _without_fields(b))
     if len(ma) - ("managedFields" in ma) != len(mb) - ("managedFields" in mb):
         return False
-    for k, v in ma.items():
-        if k != "managedFields" and (k not in mb or not _eq(v, mb[k])):
-            return False
-    return True
+    pairs = [(v, b.get(k, _ABSENT)) for k, v in a.items() if k != "metadata"]
+    pairs += [(v, mb.get(k, _ABSENT)) for k, v in ma.items() if k != "managedFields"]
+    if not all(x is y or x == y for x, y in pairs):
+        return False
+    return all(objects.same_json(x, y) for x, y in pairs)
+
+
+_ABSENT = object()
 
 
 def _without_fields(obj: JSON) -> JSON:
     meta = obj.get("metadata") or {}
     return {**obj, "metadata": {k: v for k, v in meta.items() if k != "managedFields"}}
-
-
-def _eq(a: Any, b: Any) -> bool:
-    """Equal as JSON (identity first, then `==`, which is quick to say no, then the types `==`
-    overlooks: 1, 1.0 and True)."""
-    return a is b or (bool(a == b) and objects.same_json(a, b))
 
 
 # -- Apply ----------------------------------------------------------------------------------------
