@@ -7,8 +7,6 @@ import base64
 from collections.abc import AsyncIterator
 
 import pytest
-from aiohttp.test_utils import TestServer
-from kubernetes_asyncio.client import ApiClient, Configuration
 
 from metallb_py.controller.memberlist_secret import (
     DEPLOYMENTS,
@@ -18,24 +16,18 @@ from metallb_py.controller.memberlist_secret import (
 )
 from metallb_py.kube.rest import NAMESPACES, SECRETS, Rest
 from metallb_py.membership.crypto import key_from_secret
-from tests.lab.apiserver import in_process_apiserver
+from tests.lab.apiserver import rest_in_process
 
 NS = "metallb-system"
 
 
 @pytest.fixture
 async def rest() -> AsyncIterator[Rest]:
-    http = TestServer(in_process_apiserver().app())
-    await http.start_server()
-    client = Rest(ApiClient(Configuration(host=str(http.make_url("")).rstrip("/"))))
-    try:
+    async with rest_in_process() as client:
         await client.create(
             NAMESPACES.path(), {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NS}}
         )
         yield client
-    finally:
-        await client.close()
-        await http.close()
 
 
 def test_the_value_has_metallbs_shape_and_gives_a_full_key() -> None:

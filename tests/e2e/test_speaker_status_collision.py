@@ -5,30 +5,20 @@ Runs the real HTTP server in-process so its name generator can be made to collid
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-
 import pytest
-from aiohttp.test_utils import TestServer
-from kubernetes_asyncio.client import ApiClient, Configuration
 
 from metallb_py.apiserver import objects
-from metallb_py.kube.rest import SERVICEBGPSTATUSES, Rest
+from metallb_py.kube.rest import SERVICEBGPSTATUSES
 from metallb_py.speaker.resources import LABEL_NODE
 from metallb_py.speaker.status import StatusObjects
-from tests.lab.apiserver import in_process_apiserver
+from tests.lab.apiserver import rest_in_process, running_tasks
 from tests.lab.controller_lab import NS, install_crds, wait_for
 
 
 async def test_a_taken_generated_name_is_retried_and_deletes_nothing(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    http = TestServer(in_process_apiserver().app())
-    await http.start_server()
-    rest = Rest(ApiClient(Configuration(host=str(http.make_url("")).rstrip("/"))))
-    stop = asyncio.Event()
-    tasks: list[asyncio.Task[None]] = []
-    try:
+    async with rest_in_process() as rest, running_tasks() as (stop, start):
         await install_crds(rest)
         other = {
             "apiVersion": SERVICEBGPSTATUSES.api_version,
@@ -45,8 +35,9 @@ async def test_a_taken_generated_name_is_retried_and_deletes_nothing(
         monkeypatch.setattr(objects, "generate_suffix", taken)
 
         status = StatusObjects(rest, NS, "node1")
-        tasks = [asyncio.create_task(i.run(stop)) for i in status.informers]
-        tasks.append(asyncio.create_task(status.run(stop)))
+        for informer in status.informers:
+            start(informer.run(stop))
+        start(status.run(stop))
         status.set_services({}, {"web/a": ("peer1",)})
 
         async def refused_twice() -> bool:
@@ -72,11 +63,3 @@ async def test_a_taken_generated_name_is_retried_and_deletes_nothing(
             return (mine.get("status") or {}).get("peers") == ["peer1"]
 
         await wait_for(with_status, 10, "the retried create's status")
-    finally:
-        stop.set()
-        for t in tasks:
-            t.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await t
-        await rest.close()
-        await http.close()

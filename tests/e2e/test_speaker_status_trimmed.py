@@ -8,12 +8,7 @@ server prunes it)."""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 from typing import Any
-
-from aiohttp.test_utils import TestServer
-from kubernetes_asyncio.client import ApiClient, Configuration
 
 from metallb_py.kube.rest import (
     BGPSESSIONSTATES,
@@ -25,7 +20,7 @@ from metallb_py.kube.rest import (
 )
 from metallb_py.speaker.resources import LABEL_NODE
 from metallb_py.speaker.status import Owner, StatusObjects
-from tests.lab.apiserver import in_process_apiserver
+from tests.lab.apiserver import rest_in_process, running_tasks
 from tests.lab.controller_lab import NS, install_crds, wait_for
 
 KINDS = (SERVICEL2STATUSES, SERVICEBGPSTATUSES, BGPSESSIONSTATES)
@@ -54,18 +49,14 @@ async def _statuses(rest: Rest) -> list[dict[str, Any]]:
 
 
 async def test_others_metadata_survives_and_status_is_the_speakers() -> None:
-    http = TestServer(in_process_apiserver().app())
-    await http.start_server()
-    rest = Rest(ApiClient(Configuration(host=str(http.make_url("")).rstrip("/"))))
-    stop = asyncio.Event()
-    tasks: list[asyncio.Task[None]] = []
-    try:
+    async with rest_in_process() as rest, running_tasks() as (stop, start):
         await install_crds(rest)
         node1, node2 = await _node(rest, "node1"), await _node(rest, "node2")
         status = StatusObjects(rest, NS, "node1")
         status.owner = Owner("Node", "node1", node1["metadata"]["uid"])
-        tasks = [asyncio.create_task(i.run(stop)) for i in status.informers]
-        tasks.append(asyncio.create_task(status.run(stop)))
+        for informer in status.informers:
+            start(informer.run(stop))
+        start(status.run(stop))
         status.set_services({"web/a": ()}, {"web/a": ("peer1",)})
         status.set_sessions({"peer1": {"state": "Active", "bfdState": "Disabled"}})
 
@@ -147,14 +138,6 @@ async def test_others_metadata_survives_and_status_is_the_speakers() -> None:
                 {"uid": ref["uid"]} for ref in now["ownerReferences"]
             ]
         assert status.errors == 0
-    finally:
-        stop.set()
-        for t in tasks:
-            t.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await t
-        await rest.close()
-        await http.close()
 
 
 def _kind_name(resource: Resource) -> str:

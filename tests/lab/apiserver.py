@@ -18,6 +18,7 @@ no extra flag. Raw HTTP clients in tests trust that CA through `apiserver.ssl_co
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import os
@@ -394,3 +395,34 @@ async def request_json(
         method, server.make_url(path), data=data, params=params, headers=headers
     ) as resp:
         return Reply(resp.status, await resp.json(), resp.headers.getall("Warning", []))
+
+
+@contextlib.asynccontextmanager
+async def rest_in_process(server: Any = None) -> AsyncIterator[Any]:
+    """The product's kube `Rest` client (on the real kubernetes_asyncio ApiClient) talking HTTP
+    to `server` (a new `in_process_apiserver()` by default); both closed on exit."""
+    from metallb_py.kube.k8s import ApiClient, Configuration
+    from metallb_py.kube.rest import Rest
+
+    async with served_in_process(server) as (http, _session):
+        rest = Rest(ApiClient(Configuration(host=str(http.make_url("")).rstrip("/"))))
+        try:
+            yield rest
+        finally:
+            await rest.close()
+
+
+@contextlib.asynccontextmanager
+async def running_tasks() -> AsyncIterator[tuple[asyncio.Event, Callable[[Any], None]]]:
+    """(stop, start): `start(coro)` runs it as a task; on exit `stop` is set and every task is
+    cancelled and awaited, pass or fail."""
+    stop = asyncio.Event()
+    tasks: list[asyncio.Task[Any]] = []
+    try:
+        yield stop, lambda coro: tasks.append(asyncio.create_task(coro))
+    finally:
+        stop.set()
+        for t in tasks:
+            t.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await t
