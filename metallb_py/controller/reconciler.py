@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import enum
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -62,6 +63,12 @@ from metallb_py.objects import JSON
 log = get_logger("controller")
 
 COMPONENT = "metallb-controller"
+
+
+# An allocation failure is reported (Warning event, log line, status) only once it has lasted
+# this long: the pool that serves a new service may arrive on its own watch a moment after the
+# service, as when both are applied from one file.
+FAILURE_GRACE_S = 1.0
 
 
 class Next(enum.Enum):
@@ -137,6 +144,8 @@ class ServiceController:
         self.allocator: Allocator | None = None
         self.queue: WorkQueue | None = None
         self.pending: set[str] = set()
+        # When each service's allocation first failed (see FAILURE_GRACE_S).
+        self.failing_since: dict[str, float] = {}
         self.writer = StatusWriter(rest, can_write=may_write)
         self.events = EventRecorder(rest, COMPONENT, can_write=may_write)
         self.config_dirty = asyncio.Event()
@@ -419,6 +428,7 @@ class ServiceController:
         self.reconciles += 1
         svc = self.services.cache.get(key)
         if svc is None:
+            self.failing_since.pop(key, None)
             self.pending.discard(key)
             if alloc.release(key):
                 log.info("serviceDeleted", service=key)
@@ -443,6 +453,8 @@ class ServiceController:
 
         req = request_from_service(svc, self._namespace_labels(svc))
         result = alloc.assign(req, current_ips(svc))
+        if result.outcome is not Outcome.FAILED:
+            self.failing_since.pop(key, None)
         if result.cleared_ips:
             self._report_clear(
                 svc, key, result.cleared_ips, result.clear_reason, result.clear_detail
@@ -491,6 +503,16 @@ class ServiceController:
             return Next.DONE
         else:  # FAILED
             self.pending.add(key)
+            now = time.monotonic()
+            waited = now - self.failing_since.setdefault(key, now)
+            if waited < FAILURE_GRACE_S or self.config_dirty.is_set():
+                # The pool that serves it may be a moment behind on its own watch, or in a
+                # configuration still settling (a pool and a service applied from one file):
+                # look again before reporting a failure that would fix itself.
+                log.debug("allocationDeferred", service=key, error=result.error)
+                if self.queue is not None:
+                    self.queue.add_after(key, max(FAILURE_GRACE_S - waited, 0.05))
+                return Next.DONE
             log.error("allocateIPs", service=key, error=result.error, msg="IP allocation failed")
             self.events.warning(
                 svc, "AllocationFailed", f"Failed to allocate IP for {key!r}: {result.error}"

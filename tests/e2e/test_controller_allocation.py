@@ -4,6 +4,7 @@ and configuration changes never renumber a service behind the user's back."""
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Awaitable, Iterator
 from pathlib import Path
 from typing import Any
@@ -102,8 +103,10 @@ async def test_services_get_ips_like_metallb(apiserver: ApiServer, controller: C
         await wait_for(lambda: _truthy(_ips(rest, "fill7")), 20, "the pending service's IP")
 
 
-async def _has_event(rest: Rest, name: str, reason: str, message: str | None = None) -> bool:
-    for e in await events_for(rest, name):
+async def _has_event(
+    rest: Rest, name: str, reason: str, message: str | None = None, ns: str = "default"
+) -> bool:
+    for e in await events_for(rest, name, ns):
         if e["reason"] == reason and (message is None or e["message"] == message):
             return True
     return False
@@ -262,3 +265,40 @@ async def test_dual_stack_and_sharing(dual_apiserver: ApiServer, tmp_path: Path)
             assert got["dns-a"] == got["dns-b"] == ["198.51.100.1"]
     finally:
         ctl.stop()
+
+
+async def test_a_pool_and_a_service_applied_together_log_no_failure_first(
+    apiserver: ApiServer, controller: Controller
+) -> None:
+    """`kubectl apply -f` of a file holding a new pool and a service: the pool may reach the
+    controller a moment after the service, on its own watch. The service gets its IP with no
+    AllocationFailed event first; a failure that lasts is still reported."""
+    async with client(apiserver) as rest:
+        await install_crds(rest)
+        # A configuration in force whose only pool serves another namespace.
+        only_other = {"namespaces": ["other"]}
+        await create_pool(rest, "elsewhere", ["198.51.100.0/30"], serviceAllocation=only_other)
+        loaded = "metallb_k8s_client_config_loaded_bool 1.0"
+        await wait_for(lambda: _metric(controller, loaded), 20, "the first configuration")
+        for i in range(5):  # the race depends on timing: several chances to lose it
+            mine = {"namespaces": ["default"]}
+            await create_pool(rest, f"mine-{i}", [f"192.0.2.{8 * i}/29"], serviceAllocation=mine)
+            name = f"web-{i}"
+            await create_service(rest, name, port=80 + i)
+            await wait_for(functools.partial(_has_ip, rest, name), 30, "the new service's IP")
+            assert not await _has_event(rest, name, "AllocationFailed")
+        # A failure that lasts is reported: no pool serves this namespace.
+        await create_service(rest, "stranded", namespace="kube-public", port=90)
+        await wait_for(
+            lambda: _has_event(rest, "stranded", "AllocationFailed", ns="kube-public"),
+            20,
+            "the lasting failure's event",
+        )
+
+
+async def _has_ip(rest: Rest, name: str) -> bool:
+    return bool(await _ips(rest, name))
+
+
+async def _metric(controller: Controller, line: str) -> bool:
+    return line in controller.metrics()
