@@ -17,9 +17,10 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 Schema = dict[str, Any]
+T = TypeVar("T")
 # A field's place in an object: keys and list indexes from the root; () is the root itself.
 Path = tuple[Any, ...]
 
@@ -235,19 +236,35 @@ def _prune_metadata(meta: Any, unknown: list[Violation]) -> Any:
     return result
 
 
-# Compiled nodes by schema identity; each entry keeps its schema alive, so ids are not reused.
-_pruners: dict[int, tuple[Schema, _Pruner]] = {}
-_PRUNERS_LIMIT = 10_000  # schema nodes; the built-in kinds together have a few hundred
+class SchemaCache(Generic[T]):
+    """What was compiled from each schema node, by the node's identity (schemas are shared,
+    never-modified dicts). Each entry keeps its schema alive, so an id is never reused; past
+    `limit` entries (schemas built per call would otherwise pile up) it starts over. A compiler
+    `put`s a node before compiling its children, so a schema may refer to itself."""
+
+    def __init__(self, limit: int = 10_000) -> None:  # the built-in kinds have a few hundred
+        self.limit = limit
+        self._nodes: dict[int, tuple[Any, T]] = {}
+
+    def get(self, schema: Any) -> T | None:
+        hit = self._nodes.get(id(schema))
+        return hit[1] if hit is not None and hit[0] is schema else None
+
+    def put(self, schema: Any, node: T) -> None:
+        if len(self._nodes) > self.limit:
+            self._nodes.clear()
+        self._nodes[id(schema)] = (schema, node)
+
+
+_pruners: SchemaCache[_Pruner] = SchemaCache()
 
 
 def _pruner(schema: Schema) -> _Pruner:
-    hit = _pruners.get(id(schema))
-    if hit is not None and hit[0] is schema:
-        return hit[1]
-    if len(_pruners) > _PRUNERS_LIMIT:
-        _pruners.clear()
+    node = _pruners.get(schema)
+    if node is not None:
+        return node
     node = _Pruner(schema)
-    _pruners[id(schema)] = (schema, node)  # before the children: a schema may refer to itself
+    _pruners.put(schema, node)
     props = schema.get("properties")
     addl = schema.get("additionalProperties")
     if isinstance(props, dict):

@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from metallb_py.apiserver.errors import ApiError, FieldError, bad_request, invalid
+from metallb_py.schema import SchemaCache
 
 # kube-apiserver's --max-request-body-bytes default (MaxRequestBodyBytes).
 MAX_REQUEST_BYTES = 3 * 1024 * 1024
@@ -345,19 +346,15 @@ class _Typed:
                 check(v)
 
 
-# Compiled nodes by schema identity; each entry keeps its schema alive, so ids are not reused.
-_compiled: dict[int, tuple[Mapping[str, Any], _Typed]] = {}
-_COMPILED_LIMIT = 10_000  # schema nodes; the built-in kinds together have a few hundred
+_compiled: SchemaCache[_Typed] = SchemaCache()
 
 
 def _typed(schema: Mapping[str, Any]) -> _Typed:
-    hit = _compiled.get(id(schema))
-    if hit is not None and hit[0] is schema:
-        return hit[1]
-    if len(_compiled) > _COMPILED_LIMIT:  # schemas built per call would otherwise pile up
-        _compiled.clear()
+    node = _compiled.get(schema)
+    if node is not None:
+        return node
     node = _Typed(schema)
-    _compiled[id(schema)] = (schema, node)  # before the children: a schema may refer to itself
+    _compiled.put(schema, node)
     props = schema.get("properties")
     if isinstance(props, Mapping):
         node.props = {k: _typed(v) for k, v in props.items() if isinstance(v, Mapping)}

@@ -759,10 +759,10 @@ class ApiServer:
         return builtin_schemas.top_level(res.kind, res.group), False
 
     def _prune(
-        self, c: Call, obj: JSON, warnings: list[str], old: JSON | None = None
+        self, c: Call, obj: JSON, warnings: list[str], pristine: JSON | None = None
     ) -> tuple[JSON, list[FieldError]]:
         """Drop and report unknown fields; validate a custom resource against its schema. With
-        `old`, the top-level values decoded from the stored object, a built-in kind's fields
+        `pristine`, the top-level values decoded from the stored object, a built-in kind's fields
         the write left alone are taken as they are: they were pruned when stored (a status
         update prunes its status only)."""
         schema, validate = self._schema_for(c.res)
@@ -771,10 +771,10 @@ class ApiServer:
         out = schemas.Outcome()
         if validate:
             result = schemas.walk(obj, schema, out)
-        elif old is None:
+        elif pristine is None:
             result = schemas.prune(obj, schema, out)
         else:
-            part = _changed_fields(obj, old)
+            part = _changed_fields(obj, pristine)
             pruned = schemas.prune(part, schema, out)
             result = (
                 obj
@@ -796,12 +796,14 @@ class ApiServer:
                 warnings.extend(f'unknown field "{u}"' for u in out.unknown)
         return result, out.errors
 
-    def _check_types(self, c: Call, obj: JSON, old: JSON | None = None) -> None:
+    def _check_types(self, c: Call, obj: JSON, pristine: JSON | None = None) -> None:
         """What the typed decoder refuses with a 400: metadata of the wrong JSON types, and for
         built-in kinds every field their schema types (custom resources get their schema's 422).
-        With `old` (see `_prune`), only the top-level fields the write changed are checked."""
+        With `pristine` (see `_prune`), only the top-level fields the write changed are checked."""
         schema = None if c.res.is_custom else builtin_schemas.top_level(c.res.kind, c.res.group)
-        part = obj if old is None or not isinstance(obj, dict) else _changed_fields(obj, old)
+        part = (
+            obj if pristine is None or not isinstance(obj, dict) else _changed_fields(obj, pristine)
+        )
         limits.check_types(c.res.kind, c.res.version, part, schema)
 
     def _check_envelope(self, c: Call, obj: Any) -> JSON:

@@ -420,6 +420,11 @@ class ServiceController:
         for key in sorted(self.pending):
             self.queue.add(key)
 
+    def _not_failing(self, key: str) -> None:
+        """The service no longer waits for an IP (it has one, needs none, or is gone)."""
+        self.pending.discard(key)
+        self.failing_since.pop(key, None)
+
     async def reconcile(self, key: str) -> Next:
         """Converge one Service and say what the queue does with its key next."""
         alloc = self.allocator
@@ -428,20 +433,19 @@ class ServiceController:
         self.reconciles += 1
         svc = self.services.cache.get(key)
         if svc is None:
-            self.failing_since.pop(key, None)
-            self.pending.discard(key)
+            self._not_failing(key)
             if alloc.release(key):
                 log.info("serviceDeleted", service=key)
                 self._wake_pending()
             return Next.DONE
         if not self._handles(svc):
-            self.pending.discard(key)
+            self._not_failing(key)
             if alloc.release(key):
                 self._wake_pending()
             return Next.DONE
         spec = svc.get("spec") or {}
         if spec.get("type") != "LoadBalancer":
-            self.pending.discard(key)
+            self._not_failing(key)
             released = alloc.release(key)
             if released:
                 log.info(
@@ -453,8 +457,6 @@ class ServiceController:
 
         req = request_from_service(svc, self._namespace_labels(svc))
         result = alloc.assign(req, current_ips(svc))
-        if result.outcome is not Outcome.FAILED:
-            self.failing_since.pop(key, None)
         if result.cleared_ips:
             self._report_clear(
                 svc, key, result.cleared_ips, result.clear_reason, result.clear_detail
@@ -464,7 +466,7 @@ class ServiceController:
         orphan_reason: str | None = None
         pool: Any = result.pool
         if result.outcome is Outcome.ALLOCATED:
-            self.pending.discard(key)
+            self._not_failing(key)
             log.info(
                 "ipAllocated",
                 ip=list(result.ips),
@@ -474,7 +476,7 @@ class ServiceController:
             )
             self.events.normal(svc, "IPAllocated", f"Assigned IP {quote_ips(result.ips)}")
         elif result.outcome is Outcome.KEPT:
-            self.pending.discard(key)
+            self._not_failing(key)
             for ip in result.added_ips:
                 log.info(
                     "ipAllocated",
@@ -484,7 +486,7 @@ class ServiceController:
                 )
                 self.events.normal(svc, "IPAllocated", f"Assigned additional IP {ip!r}")
         elif result.outcome is Outcome.ORPHANED:
-            self.pending.discard(key)
+            self._not_failing(key)
             orphan_reason = result.error
             pool = _KEEP_POOL
             if orphan_condition(svc) is None:
@@ -497,6 +499,7 @@ class ServiceController:
                     "reallocation",
                 )
         elif result.outcome is Outcome.INVALID_REQUEST:
+            self.failing_since.pop(key, None)
             self.events.warning(
                 svc, "LoadBalancerFailed", f"invalid requested loadbalancer IPs: {result.error}"
             )
